@@ -1,0 +1,27 @@
+"""Checks: what the wizard detects, one module per subject.
+
+Importing this package registers every check in `REGISTRY`, in display order.
+"""
+
+from checks import build, cuda, gpu, gtest, limits, mpi, nccl, python, rdma, system, torch
+from checks.base import REGISTRY, Check, Context, Finding, Fix, Status
+
+__all__ = [
+    "REGISTRY",
+    "Check",
+    "Context",
+    "Finding",
+    "Fix",
+    "Status",
+    "build",
+    "cuda",
+    "gpu",
+    "gtest",
+    "limits",
+    "mpi",
+    "nccl",
+    "python",
+    "rdma",
+    "system",
+    "torch",
+]

@@ -1,0 +1,129 @@
+"""What a check is and what it returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from wizard.host import Host
+
+Scalar = str | int | float | bool | None
+
+
+class Status(str, Enum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass
+class Fix:
+    """A titled list of exact commands that would resolve a finding.
+
+    `manual` fixes cannot be applied from here (a container's flags are set where it is
+    started); they are shown as advice.
+    """
+
+    title: str
+    commands: list[str]
+    needs_root: bool = False
+    changes: str = ""
+    manual: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "commands": list(self.commands),
+            "needs_root": self.needs_root,
+            "changes": self.changes,
+            "manual": self.manual,
+        }
+
+
+@dataclass
+class Finding:
+    id: str
+    title: str
+    status: Status
+    summary: str
+    details: list[str] = field(default_factory=list)
+    facts: dict[str, Scalar] = field(default_factory=dict)
+    fixes: list[Fix] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "status": self.status.value,
+            "summary": self.summary,
+            "details": list(self.details),
+            "facts": dict(self.facts),
+            "fixes": [fix.to_dict() for fix in self.fixes],
+        }
+
+
+@dataclass
+class Context:
+    """What a check gets: the host, the target's vendor, and its dependencies' findings."""
+
+    host: Host
+    check_id: str
+    title: str
+    vendor_of: Callable[[], str] = lambda: "nvidia"
+    deep: bool = False
+    findings: dict[str, Finding] = field(default_factory=dict)
+
+    @property
+    def vendor(self) -> str:
+        """The target's vendor key. Asked lazily: resolving the default target waits on the
+        GPU probes, and only the checks that need it should wait."""
+        return self.vendor_of()
+
+    def finding(self, status: Status, summary: str, **kwargs: Any) -> Finding:
+        return Finding(self.check_id, self.title, status, summary, **kwargs)
+
+    def ok(self, summary: str, **kwargs: Any) -> Finding:
+        return self.finding(Status.OK, summary, **kwargs)
+
+    def warn(self, summary: str, **kwargs: Any) -> Finding:
+        return self.finding(Status.WARN, summary, **kwargs)
+
+    def fail(self, summary: str, **kwargs: Any) -> Finding:
+        return self.finding(Status.FAIL, summary, **kwargs)
+
+    def skip(self, summary: str, **kwargs: Any) -> Finding:
+        return self.finding(Status.SKIP, summary, **kwargs)
+
+    def fact(self, name: str, default: Any = None) -> Any:
+        for finding in self.findings.values():
+            if name in finding.facts:
+                return finding.facts[name]
+        return default
+
+
+CheckFunc = Callable[[Context], Finding]
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    title: str
+    func: CheckFunc
+    after: tuple[str, ...] = ()
+
+
+REGISTRY: dict[str, Check] = {}
+
+
+def check(id: str, title: str, after: tuple[str, ...] = ()) -> Callable[[CheckFunc], Check]:
+    """Register a check. `after` names the checks whose findings it reads."""
+
+    def register(func: CheckFunc) -> Check:
+        entry = Check(id, title, func, after)
+        REGISTRY[id] = entry
+        return entry
+
+    return register

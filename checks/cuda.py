@@ -1,0 +1,159 @@
+"""The CUDA toolkit: every install, the one the build will use, and whether the driver runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+
+from checks import versions
+from checks.base import Context, Finding, Fix, check
+from checks.distro import Distro
+from wizard.host import Host
+
+_NVCC_RELEASE = re.compile(r"release (\d+\.\d+)(?:, V(\d+\.\d+\.\d+))?")
+
+
+@dataclass(frozen=True)
+class Toolkit:
+    home: str
+    version: str | None
+    source: str  # how it was found: CUDA_HOME, PATH, /usr/local/cuda*
+
+
+def toolkit_version(host: Host, home: str) -> str | None:
+    """From version.json (CUDA 11.1+), else from `nvcc --version`."""
+    text = host.read_text(f"{home}/version.json")
+    if text:
+        try:
+            return json.loads(text)["cuda"]["version"]
+        except (ValueError, KeyError, TypeError):
+            pass
+    return nvcc_version(host, f"{home}/bin/nvcc")
+
+
+def nvcc_version(host: Host, nvcc: str) -> str | None:
+    result = host.run([nvcc, "--version"], timeout=10)
+    match = _NVCC_RELEASE.search(result.stdout) if result.ok else None
+    return (match.group(2) or match.group(1)) if match else None
+
+
+def is_toolkit(host: Host, home: str) -> bool:
+    return host.is_file(f"{home}/bin/nvcc") and host.is_file(f"{home}/include/cuda_runtime.h")
+
+
+def find_toolkits(host: Host) -> tuple[list[Toolkit], str | None]:
+    """Every toolkit found, in order of preference, and the nvcc on PATH (if any)."""
+    candidates: list[tuple[str, str]] = []
+    for env in ("CUDA_HOME", "CUDA_PATH"):
+        if value := host.getenv(env):
+            candidates.append((value.rstrip("/") or "/", env))
+    nvcc = host.which("nvcc")
+    if nvcc:
+        candidates.append((os.path.dirname(os.path.dirname(host.realpath(nvcc))), "PATH"))
+    candidates.append(("/usr/local/cuda", "/usr/local/cuda"))
+    for path in reversed(host.glob("/usr/local/cuda-*")):
+        candidates.append((path, "/usr/local/cuda-*"))
+    candidates.append(("/opt/cuda", "/opt/cuda"))
+    toolkits, seen = [], set()
+    for home, source in candidates:
+        real = host.realpath(home)
+        if real in seen or not is_toolkit(host, home):
+            continue
+        seen.add(real)
+        toolkits.append(Toolkit(home, toolkit_version(host, home), source))
+    return toolkits, nvcc
+
+
+@check("cuda.toolkit", "CUDA toolkit", after=("os", "gpu.nvidia"))
+def cuda_toolkit(ctx: Context) -> Finding:
+    host = ctx.host
+    if ctx.vendor != "nvidia":
+        return ctx.skip("not needed for this target")
+    toolkits, nvcc = find_toolkits(host)
+    driver_cuda = ctx.fact("driver.cuda")
+    if not toolkits:
+        details = [f"nvcc on PATH: {nvcc}, but no CUDA headers next to it"] if nvcc else []
+        return ctx.fail(
+            "no CUDA toolkit found (nvcc, CUDA_HOME, /usr/local/cuda*)",
+            details=details,
+            fixes=_install_fixes(ctx, driver_cuda),
+        )
+    chosen = toolkits[0]
+    listing = ", ".join(f"{t.home} ({t.version or '?'})" for t in toolkits)
+    facts = {
+        "cuda.home": chosen.home,
+        "cuda.version": chosen.version or "",
+        "cuda.nvcc": f"{chosen.home}/bin/nvcc",
+        "cuda.installs": listing,
+    }
+    details = [
+        f"{t.home}: CUDA {t.version or 'unknown version'} (found through {t.source})"
+        for t in toolkits
+    ]
+    summary = f"CUDA {chosen.version} at {chosen.home}"
+    if len(toolkits) > 1:
+        summary += f" ({len(toolkits)} installs)"
+
+    if versions.newer(chosen.version, driver_cuda):
+        va, vd = versions.major_minor(chosen.version), versions.major_minor(driver_cuda)
+        assert va and vd
+        if va[0] > vd[0]:
+            return ctx.fail(
+                f"CUDA {chosen.version} is newer than the driver supports (CUDA ≤ {driver_cuda})",
+                details=details,
+                facts=facts,
+                fixes=_install_fixes(ctx, driver_cuda),
+            )
+        details.append(
+            f"CUDA {chosen.version} is newer than the driver's {driver_cuda}: it runs through "
+            "minor-version compatibility, but PTX JIT and some newer APIs will fail"
+        )
+        return ctx.warn(
+            f"{summary}; the driver supports CUDA ≤ {driver_cuda}",
+            details=details,
+            facts=facts,
+            fixes=_install_fixes(ctx, driver_cuda),
+        )
+
+    mismatch = _path_mismatch(ctx, chosen, nvcc)
+    if mismatch:
+        details.append(mismatch)
+        fix = Fix(
+            f"Use {chosen.home} everywhere",
+            [
+                f"export CUDA_HOME={chosen.home}",
+                "export PATH=$CUDA_HOME/bin:$PATH",
+                "export LD_LIBRARY_PATH=$CUDA_HOME/lib64:$LD_LIBRARY_PATH",
+            ],
+            changes="this shell's environment (add the lines to ~/.bashrc to keep them)",
+        )
+        return ctx.warn(f"{summary}; {mismatch}", details=details, facts=facts, fixes=[fix])
+    return ctx.ok(summary, details=details, facts=facts)
+
+
+def _path_mismatch(ctx: Context, chosen: Toolkit, nvcc: str | None) -> str | None:
+    host = ctx.host
+    root = host.realpath(chosen.home)
+    if nvcc:
+        nvcc_root = os.path.dirname(os.path.dirname(host.realpath(nvcc)))
+        if is_toolkit(host, nvcc_root) and host.realpath(nvcc_root) != root:
+            return f"nvcc on PATH is {nvcc}, from another install than {chosen.home}"
+    for entry in (host.getenv("LD_LIBRARY_PATH") or "").split(":"):
+        match = re.match(r"(.*/cuda[^/]*)/(?:lib64|lib|targets)", entry)
+        if match and host.is_dir(match.group(1)) and host.realpath(match.group(1)) != root:
+            return f"LD_LIBRARY_PATH has {entry}, from another install than {chosen.home}"
+    return None
+
+
+def _install_fixes(ctx: Context, driver_cuda: str | None) -> list[Fix]:
+    distro = Distro.of(ctx)
+    mm = versions.major_minor(driver_cuda)
+    package = f"cuda-toolkit-{mm[0]}-{mm[1]}" if mm else "cuda-toolkit"
+    why = f"the CUDA the driver supports ({driver_cuda})" if mm else "the latest CUDA"
+    return distro.nvidia_packages_fix(
+        f"Install {package} from NVIDIA's repository",
+        {"debian": [package], "rhel": [package], "suse": [package]},
+        f"adds NVIDIA's repository and installs {why} under /usr/local/cuda-X.Y",
+    )

@@ -1,0 +1,84 @@
+"""googletest: headers and a built library, or sources that still need building."""
+
+from __future__ import annotations
+
+import shlex
+
+from checks.base import Context, Finding, Fix, check
+from checks.distro import Distro
+from checks.nccl import MULTIARCH
+
+SOURCE_DIR = "/usr/src/googletest"
+
+
+def prefixes(ctx: Context) -> list[str]:
+    found = [p.rstrip("/") for env in ("GTEST_ROOT", "GTEST_HOME") if (p := ctx.host.getenv(env))]
+    home = ctx.host.getenv("HOME")
+    return [*found, "/usr", "/usr/local", *([f"{home}/.local"] if home else [])]
+
+
+def library_dirs(ctx: Context, prefix: str) -> list[str]:
+    multiarch = MULTIARCH.get(ctx.fact("os.arch") or "", "x86_64-linux-gnu")
+    return [f"{prefix}/lib/{multiarch}", f"{prefix}/lib", f"{prefix}/lib64"]
+
+
+def build_fix(ctx: Context, source: str) -> Fix:
+    distro = Distro.of(ctx)
+    build = "/tmp/googletest-build"
+    q = shlex.quote
+    return Fix(
+        f"Build googletest from {source} and install it into /usr/local",
+        [
+            f"cmake -S {q(source)} -B {build} -DCMAKE_BUILD_TYPE=Release "
+            "-DCMAKE_POSITION_INDEPENDENT_CODE=ON",
+            f"cmake --build {build} -j",
+            distro.sudo(f"cmake --install {build} --prefix /usr/local"),
+        ],
+        needs_root=not distro.root,
+        changes="installs gtest/gmock headers and static libraries under /usr/local",
+    )
+
+
+@check("gtest", "googletest", after=("os",))
+def gtest(ctx: Context) -> Finding:
+    host = ctx.host
+    distro = Distro.of(ctx)
+    header_prefix = next(
+        (p for p in prefixes(ctx) if host.is_file(f"{p}/include/gtest/gtest.h")), None
+    )
+    libraries = [
+        path
+        for prefix in prefixes(ctx)
+        for folder in library_dirs(ctx, prefix)
+        for path in host.glob(f"{folder}/libgtest.*")
+        if path.endswith((".a", ".so"))
+    ]
+    source = SOURCE_DIR if host.is_file(f"{SOURCE_DIR}/CMakeLists.txt") else None
+    install = distro.install_fix(
+        "Install googletest from the distro",
+        {"debian": ["libgtest-dev"], "rhel": ["gtest-devel"], "suse": ["gtest"], "arch": ["gtest"]},
+        "installs gtest headers and libraries under /usr",
+    )
+    if header_prefix and libraries:
+        library = libraries[0]
+        facts = {
+            "gtest.root": header_prefix,
+            "gtest.include": f"{header_prefix}/include",
+            "gtest.lib": library.rsplit("/", 1)[0],
+        }
+        return ctx.ok(
+            f"headers in {header_prefix}/include, {library}", details=libraries, facts=facts
+        )
+    if source:
+        what = "headers but no built library" if header_prefix else "sources only"
+        return ctx.warn(
+            f"googletest {what}: {SOURCE_DIR} is not built",
+            details=["FlagCX's unit tests link libgtest; the perf tests do not need it"],
+            fixes=[build_fix(ctx, SOURCE_DIR)],
+        )
+    if header_prefix:
+        return ctx.warn(f"gtest headers in {header_prefix}/include but no libgtest", fixes=install)
+    return ctx.warn(
+        "googletest not found: FlagCX's unit tests need it (the library and perf tests do not)",
+        fixes=install,
+    )

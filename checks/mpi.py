@@ -1,0 +1,110 @@
+"""MPI: which implementation, mpi.h, and the MPI_HOME that FlagCX's test/perf Makefile needs."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from checks import versions
+from checks.base import Context, Finding, check
+from checks.distro import Distro
+
+
+def flavor(version_text: str) -> tuple[str, str | None]:
+    """('Open MPI', '4.1.6'), ('MPICH', '4.0'), ('Intel MPI', '2021.10') or ('unknown', None)."""
+    patterns = (
+        ("Open MPI", r"\(Open MPI\) (\S+)|Open MPI v?(\d\S*)"),
+        ("Intel MPI", r"Intel\(R\) MPI Library (?:for Linux\* OS, )?Version (\S+)"),
+        ("MPICH", r"HYDRA build details:[\s\S]*?Version:\s+(\S+)|MPICH Version:\s+(\S+)"),
+    )
+    for name, pattern in patterns:
+        match = re.search(pattern, version_text)
+        if match:
+            return name, next(g for g in match.groups() if g)
+    return "unknown", None
+
+
+def include_dirs(ctx: Context, mpicc: str, kind: str) -> list[str]:
+    host = ctx.host
+    if kind == "Open MPI":
+        result = host.run([mpicc, "-showme:incdirs"], timeout=10)
+        return result.stdout.split() if result.ok else []
+    result = host.run([mpicc, "-show"], timeout=10)
+    return re.findall(r"-I(\S+)", result.stdout) if result.ok else []
+
+
+def derive_home(ctx: Context, incdirs: list[str]) -> str | None:
+    """The prefix P with P/include/mpi.h and libmpi in P/lib, as FlagCX's Makefile expects."""
+    host = ctx.host
+    for incdir in incdirs:
+        if not host.is_file(f"{incdir}/mpi.h"):
+            continue
+        prefix = os.path.dirname(incdir.rstrip("/"))
+        if host.glob(f"{prefix}/lib/libmpi.so*"):
+            return prefix
+    return None
+
+
+@check("mpi", "MPI", after=("os",))
+def mpi(ctx: Context) -> Finding:
+    host = ctx.host
+    distro = Distro.of(ctx)
+    install = distro.install_fix(
+        "Install Open MPI from the distro",
+        {
+            "debian": ["openmpi-bin", "libopenmpi-dev"],
+            "rhel": ["openmpi", "openmpi-devel"],
+            "suse": ["openmpi4", "openmpi4-devel"],
+            "arch": ["openmpi"],
+        },
+        "installs mpirun, mpicc and mpi.h",
+    )
+    mpirun = host.which("mpirun")
+    if not mpirun:
+        return ctx.fail("mpirun not found: FlagCX's perf tests run under MPI", fixes=install)
+    result = host.run([mpirun, "--version"], timeout=10)
+    kind, version = flavor(result.output)
+    facts: dict[str, str | bool] = {
+        "mpi.flavor": kind,
+        "mpi.version": version or "",
+        "mpi.mpirun": mpirun,
+    }
+    flags = []
+    if kind == "Open MPI" and ctx.fact("os.root"):
+        flags.append("--allow-run-as-root")
+    mpicc = host.which("mpicc")
+    if not mpicc:
+        facts["mpi.run_flags"] = " ".join(flags)
+        return ctx.fail(
+            f"{kind} {version} has mpirun but no mpicc/mpi.h (headers missing)",
+            facts=facts,
+            fixes=install,
+        )
+    incdirs = include_dirs(ctx, mpicc, kind)
+    home = derive_home(ctx, incdirs)
+    if (
+        kind == "Open MPI"
+        and versions.major_minor(version)
+        and versions.major_minor(version) < (5, 0)
+    ):
+        libdir = f"{home}/lib" if home else ""
+        if libdir and host.glob(f"{libdir}/openmpi*/mca_btl_openib.so"):
+            flags += ["--mca", "btl", "^openib"]
+    facts["mpi.run_flags"] = " ".join(flags)
+    details = [f"mpirun: {mpirun}", f"mpicc include dirs: {' '.join(incdirs) or 'none'}"]
+    if flags:
+        details.append(f"mpirun needs: {' '.join(flags)}")
+    env_home = host.getenv("MPI_HOME")
+    if env_home and not host.is_file(f"{env_home}/include/mpi.h"):
+        details.append(f"MPI_HOME={env_home} has no include/mpi.h: it is ignored")
+    if home is None:
+        return ctx.warn(
+            f"{kind} {version}: no single prefix has include/mpi.h and lib/libmpi.so",
+            details=[*details, "FlagCX's test/perf Makefile takes only MPI_HOME"],
+            facts=facts,
+        )
+    facts["mpi.home"] = home
+    summary = f"{kind} {version}, MPI_HOME={home}"
+    if flags:
+        summary += f"; runs with {' '.join(flags)}"
+    return ctx.ok(summary, details=details, facts=facts)

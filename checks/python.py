@@ -1,0 +1,111 @@
+"""The active Python: interpreter, environment, pip, and what PyTorch and NCCL wheels it holds.
+
+One probe runs in the user's `python3` (the one on PATH, so an activated venv or conda env
+counts) and reads installed metadata only: importing torch costs seconds, reading it costs
+milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from checks.base import Context, Finding, check
+from checks.distro import Distro
+from wizard.host import Host
+
+PROBE_KEY = "python3 <wizard python probe v1>"
+
+PROBE = r"""
+import glob, json, os, re, sys, sysconfig
+from importlib import metadata, util
+
+def version(name):
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+paths = sysconfig.get_paths()
+sites = sorted({paths["purelib"], paths["platlib"]})
+out = {
+    "executable": sys.executable,
+    "version": "%d.%d.%d" % sys.version_info[:3],
+    "venv": sys.prefix != sys.base_prefix,
+    "prefix": sys.prefix,
+    "sites": sites,
+    "pip": version("pip"),
+    "torch": version("torch"),
+    "nccl_wheels": {},
+    "nccl_dirs": [],
+}
+for site in sites:
+    for info in glob.glob(os.path.join(site, "nvidia_nccl_cu*.dist-info")):
+        name, _, ver = os.path.basename(info)[: -len(".dist-info")].partition("-")
+        out["nccl_wheels"][name.replace("_", "-")] = ver
+    nccl = os.path.join(site, "nvidia", "nccl")
+    if os.path.isdir(nccl):
+        out["nccl_dirs"].append(nccl)
+if out["torch"]:
+    spec = util.find_spec("torch")
+    folder = os.path.dirname(spec.origin) if spec and spec.origin else None
+    out["torch_dir"] = folder
+    try:
+        text = open(os.path.join(folder, "version.py")).read()
+        cuda = re.search(r"^cuda[^=]*=\s*'([^']*)'", text, re.M)
+        out["torch_cuda"] = cuda.group(1) if cuda else None
+    except (OSError, TypeError):
+        out["torch_cuda"] = None
+    requires = metadata.requires("torch") or []
+    out["torch_requires_nccl"] = [r for r in requires if r.startswith("nvidia-nccl")]
+print(json.dumps(out))
+"""
+
+
+def probe(host: Host) -> dict[str, Any] | None:
+    """The probe's answer, or None when there is no python3 or it failed."""
+    python = host.which("python3")
+    if not python:
+        return None
+    result = host.run([python, "-c", PROBE], timeout=20, key=PROBE_KEY)
+    if not result.ok:
+        return None
+    try:
+        return json.loads(result.stdout)
+    except ValueError:
+        return None
+
+
+@check("python.env", "Python", after=("os",))
+def python_env(ctx: Context) -> Finding:
+    info = probe(ctx.host)
+    if info is None:
+        python = ctx.host.which("python3")
+        why = "python3 is not on PATH" if not python else f"{python} failed to run the probe"
+        return ctx.warn(
+            f"{why}; the torch plugin needs Python 3",
+            fixes=Distro.of(ctx).install_fix(
+                "Install Python 3 with pip and venv",
+                {
+                    "debian": ["python3", "python3-pip", "python3-venv"],
+                    "rhel": ["python3", "python3-pip"],
+                },
+                "installs the distro's Python 3",
+            ),
+        )
+    conda = ctx.host.getenv("CONDA_PREFIX")
+    kind = (
+        "conda env" if conda and info["prefix"] == conda else "venv" if info["venv"] else "system"
+    )
+    facts = {
+        "python.executable": info["executable"],
+        "python.version": info["version"],
+        "python.env": kind,
+        "python.pip": info["pip"] or "",
+    }
+    summary = f"Python {info['version']} ({kind}) at {info['executable']}"
+    details = [f"site-packages: {', '.join(info['sites'])}"]
+    if not info["pip"]:
+        return ctx.warn(summary + "; pip is missing", details=details, facts=facts)
+    details.append(f"pip {info['pip']}")
+    return ctx.ok(summary + f", pip {info['pip']}", details=details, facts=facts)

@@ -1,0 +1,154 @@
+"""Command line: `wizard doctor`, `wizard snapshot`.
+
+Kept light at import time so `wizard --help` answers at once: the engine and checks are
+imported by the command that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from wizard import __version__
+
+EXIT_OK, EXIT_BLOCKED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked; printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wizard",
+        description="Take a GPU machine to a built and tested FlagCX stack: detect, explain, "
+        "propose fixes, build, test.",
+        epilog="Exit codes: 0 nothing blocks, 1 a finding blocks the target, 2 usage error.",
+    )
+    parser.add_argument("--version", action="version", version=f"wizard {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check this machine and show what blocks the target, with fixes",
+        description="Check this machine (or a recorded snapshot) and show every finding, "
+        "what blocks the target, and the exact commands that would fix it. Nothing is changed.",
+    )
+    _target_options(doctor)
+    doctor.add_argument("--json", action="store_true", help="print one JSON object (see README)")
+    doctor.add_argument(
+        "-v", "--verbose", action="store_true", help="show details and the facts learned"
+    )
+    doctor.add_argument(
+        "--snapshot",
+        metavar="FILE",
+        help="replay a snapshot recorded by `wizard snapshot` instead of this host",
+    )
+
+    snapshot = commands.add_parser(
+        "snapshot",
+        help="record what the checks observe on this host, for replay or a bug report",
+        description="Run the checks on this host and record every observation (commands and "
+        "their output, files read, paths, environment variables, NVML answers) into a YAML "
+        "file. Variables whose names suggest a secret are never recorded.",
+    )
+    snapshot.add_argument(
+        "-o", "--output", metavar="FILE", required=True, help="where to write the snapshot"
+    )
+    snapshot.add_argument("--note", default="", help="a line describing the machine")
+    _target_options(snapshot)
+    return parser
+
+
+def _target_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target",
+        metavar="TARGET",
+        help="what to check for, e.g. flagcx-nvidia (default: the vendor found)",
+    )
+    parser.add_argument(
+        "--deep",
+        action="store_true",
+        help="also import PyTorch to confirm CUDA works (takes seconds)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        print("\nThe guided app is not built yet; start with `wizard doctor`.")
+        return EXIT_OK
+    try:
+        if args.command == "doctor":
+            return doctor(args)
+        return snapshot(args)
+    except UsageError as exc:
+        print(f"wizard: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\nwizard: interrupted; nothing was changed.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _check_target(target: str | None) -> None:
+    from wizard.engine.targets import TARGETS
+
+    if target is not None and target not in TARGETS:
+        raise UsageError(f"unknown target {target!r}; choose one of: {', '.join(TARGETS)}")
+
+
+def doctor(args: argparse.Namespace) -> int:
+    from wizard.engine.doctor import run_doctor
+    from wizard.host import LocalHost, SnapshotError, load_snapshot
+    from wizard.report import TextRenderer, to_json
+
+    _check_target(args.target)
+    if args.snapshot:
+        try:
+            host = load_snapshot(args.snapshot)
+        except SnapshotError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        host = LocalHost()
+    report = run_doctor(host, args.target, deep=args.deep)
+    if args.json:
+        slowest = host.slowest()
+        timing = (
+            {
+                "slowest_probe": {
+                    "probe": f"{slowest.kind}: {slowest.key}",
+                    "seconds": round(slowest.seconds, 4),
+                }
+            }
+            if slowest
+            else {}
+        )
+        print(to_json(report, timing))
+    else:
+        TextRenderer(sys.stdout, verbose=args.verbose).render(report)
+    return report.exit_code
+
+
+def snapshot(args: argparse.Namespace) -> int:
+    from wizard.engine.doctor import run_doctor
+    from wizard.host import LocalHost, load_snapshot, write_snapshot
+
+    _check_target(args.target)
+    host = LocalHost()
+    report = run_doctor(host, args.target, deep=args.deep)
+    try:
+        path = write_snapshot(host, args.output, note=args.note)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    replay = run_doctor(load_snapshot(path), args.target, deep=args.deep)
+    same = [f.to_dict() for f in replay.findings] == [f.to_dict() for f in report.findings]
+    counts = ", ".join(f"{len(v)} {k}" for k, v in host.observations.items() if v)
+    print(f"Recorded {counts} from {host.name} to {path}.")
+    print(
+        f"Replay gives {'the same' if same else 'DIFFERENT'} findings: "
+        f"wizard doctor --snapshot {path}"
+    )
+    return EXIT_OK if same else EXIT_BLOCKED

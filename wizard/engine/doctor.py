@@ -1,0 +1,113 @@
+"""Run every check concurrently on a host and decide what blocks the target.
+
+Each check runs in its own thread as soon as the checks it reads have finished, so a doctor
+run costs about its slowest chain of probes. A check that raises becomes a failed finding
+(as flutter doctor's "crash" result) and the others still run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import checks
+from checks.base import Check, Context, Finding, Status
+from checks.vendors import default_vendor
+from wizard.engine.targets import TARGETS, Target, for_vendor
+from wizard.host import Host
+
+ORDER = (
+    "os",
+    "gpu.nvidia",
+    "gpu.others",
+    "cuda.toolkit",
+    "nccl.header",
+    "nccl.library",
+    "mpi",
+    "gtest",
+    "build.tools",
+    "python.env",
+    "torch",
+    "limits",
+    "rdma",
+)
+
+
+@dataclass
+class Report:
+    host: str
+    target: Target
+    findings: list[Finding]
+    durations: dict[str, float] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    def is_blocking(self, finding: Finding) -> bool:
+        return finding.status is Status.FAIL and finding.id in self.target.requires
+
+    @property
+    def blocking(self) -> list[Finding]:
+        return [f for f in self.findings if self.is_blocking(f)]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.blocking else 0
+
+    def facts(self) -> dict[str, object]:
+        return {k: v for f in self.findings for k, v in f.facts.items()}
+
+
+def ordered_checks(only: Iterable[str] | None = None) -> list[Check]:
+    registry = checks.REGISTRY
+    ids = [i for i in ORDER if i in registry] + [i for i in registry if i not in ORDER]
+    wanted = set(only) if only is not None else None
+    return [registry[i] for i in ids if wanted is None or i in wanted]
+
+
+def run_doctor(
+    host: Host,
+    target_id: str | None = None,
+    *,
+    deep: bool = False,
+    on_finding: Callable[[Finding], None] | None = None,
+) -> Report:
+    """Run all checks. `target_id` None means: the target of the vendor found on the host."""
+    started = time.perf_counter()
+    resolved: list[Target] = []
+    lock = threading.Lock()
+
+    def target() -> Target:
+        with lock:
+            if not resolved:
+                resolved.append(
+                    TARGETS[target_id] if target_id else for_vendor(default_vendor(host))
+                )
+            return resolved[0]
+
+    all_checks = ordered_checks()
+    futures: dict[str, Future[Finding]] = {c.id: Future() for c in all_checks}
+    durations: dict[str, float] = {}
+
+    def run_one(entry: Check) -> None:
+        deps = {d: futures[d].result() for d in entry.after if d in futures}
+        ctx = Context(host, entry.id, entry.title, lambda: target().vendor.key, deep, deps)
+        begun = time.perf_counter()
+        try:
+            finding = entry.func(ctx)
+        except Exception as exc:  # a bug in one check must not take the doctor down
+            finding = ctx.fail(
+                f"the check crashed: {type(exc).__name__}: {exc}",
+                details=["this is a bug in the wizard; please report it with `wizard snapshot`"],
+            )
+        durations[entry.id] = time.perf_counter() - begun
+        futures[entry.id].set_result(finding)
+        if on_finding:
+            on_finding(finding)
+
+    threads = [threading.Thread(target=run_one, args=(c,), daemon=True) for c in all_checks]
+    for thread in threads:
+        thread.start()
+    findings = [futures[c.id].result() for c in all_checks]
+    return Report(host.name, target(), findings, durations, time.perf_counter() - started)

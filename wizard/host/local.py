@@ -1,0 +1,103 @@
+"""LocalHost: the machine the wizard runs on."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+from typing import Any
+
+from wizard.host.base import CommandResult, Host
+
+
+class LocalHost(Host):
+    def __init__(self) -> None:
+        super().__init__(socket.gethostname())
+
+    def _command(self, argv: list[str], timeout: float, name: str) -> dict[str, Any]:
+        return self._run(argv, timeout).to_record()
+
+    def _run(self, argv: list[str], timeout: float) -> CommandResult:
+        program = shutil.which(argv[0])
+        if program is None:
+            return CommandResult(tuple(argv), None, error=f"{argv[0]}: command not found")
+        # C locale: tools print the messages the parsers expect, whatever the user's language.
+        env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+        try:
+            proc = subprocess.Popen(
+                [program, *argv[1:]],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return CommandResult(tuple(argv), None, error=f"{argv[0]}: {exc.strerror or exc}")
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            out, err = proc.communicate()
+            return CommandResult(
+                tuple(argv),
+                None,
+                _decode(out),
+                _decode(err),
+                error=f"{argv[0]} did not answer within {timeout:g} s",
+            )
+        return CommandResult(tuple(argv), proc.returncode, _decode(out), _decode(err))
+
+    def _read_text(self, path: str, max_bytes: int) -> str | None:
+        try:
+            with open(path, "rb") as f:
+                return _decode(f.read(max_bytes))
+        except OSError:
+            return None
+
+    def _path_kind(self, path: str) -> str | None:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            return None
+        if stat.S_ISDIR(mode):
+            return "dir"
+        return "file" if stat.S_ISREG(mode) else "other"
+
+    def _glob(self, pattern: str) -> list[str]:
+        return glob.glob(pattern)
+
+    def _realpath(self, path: str) -> str:
+        return os.path.realpath(path)
+
+    def _getenv(self, name: str) -> str | None:
+        return os.environ.get(name)
+
+    def _which(self, program: str) -> str | None:
+        return shutil.which(program)
+
+    def _statvfs(self, path: str) -> dict[str, int] | None:
+        try:
+            st = os.statvfs(path)
+        except OSError:
+            return None
+        return {"total": st.f_blocks * st.f_frsize, "free": st.f_bavail * st.f_frsize}
+
+    def _nvml(self) -> dict[str, Any]:
+        from wizard.host.nvml import query
+
+        return query()
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,122 @@
+"""Render a doctor report as text for people or JSON for programs."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, TextIO
+
+from checks.base import Finding, Status
+from wizard.engine.doctor import Report
+
+SCHEMA = 1
+_MARKS = {Status.OK: "✓", Status.WARN: "!", Status.FAIL: "✗", Status.SKIP: "-"}
+_ASCII = {Status.OK: "+", Status.WARN: "!", Status.FAIL: "x", Status.SKIP: "-"}
+_COLORS = {Status.OK: "32", Status.WARN: "33", Status.FAIL: "31", Status.SKIP: "2"}
+
+
+def use_color(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (no-color.org)."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def make_vars(report: Report) -> dict[str, str]:
+    """The make variables FlagCX's build needs, from what the doctor learned."""
+    facts = report.facts()
+    variables = {report.target.vendor.make_flag: "1"}
+    for name, fact in (
+        ("DEVICE_HOME", "cuda.home"),
+        ("CCL_HOME", "nccl.home"),
+        ("MPI_HOME", "mpi.home"),
+    ):
+        if facts.get(fact):
+            variables[name] = str(facts[fact])
+    return variables
+
+
+def to_json(report: Report, host_timing: dict[str, Any] | None = None) -> str:
+    data: dict[str, Any] = {
+        "schema": SCHEMA,
+        "host": report.host,
+        "target": report.target.id,
+        "ok": not report.blocking,
+        "blocking": [f.id for f in report.blocking],
+        "make_vars": make_vars(report),
+        "findings": [
+            {
+                **f.to_dict(),
+                "blocking": report.is_blocking(f),
+                "duration_s": round(report.durations.get(f.id, 0.0), 4),
+            }
+            for f in report.findings
+        ],
+        "timing": {"wall_s": round(report.wall_s, 4), **(host_timing or {})},
+    }
+    return json.dumps(data, indent=2)
+
+
+class TextRenderer:
+    def __init__(
+        self, stream: TextIO = sys.stdout, *, verbose: bool = False, color: bool | None = None
+    ) -> None:
+        self.stream = stream
+        self.verbose = verbose
+        self.color = use_color(stream) if color is None else color
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        self.marks = _MARKS if encoding in ("utf8", "") else _ASCII
+
+    def paint(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.color else text
+
+    def write(self, line: str = "") -> None:
+        self.stream.write(line + "\n")
+
+    def render(self, report: Report) -> None:
+        target = report.target
+        self.write(f"wizard doctor on {report.host}, target {target.id} ({target.title})")
+        self.write()
+        width = max(len(f.title) for f in report.findings)
+        for finding in report.findings:
+            self.finding(finding, width, report.is_blocking(finding))
+        self.write()
+        self.summary(report)
+
+    def finding(self, finding: Finding, width: int, blocking: bool) -> None:
+        mark = self.paint(self.marks[finding.status], _COLORS[finding.status])
+        title = finding.title.ljust(width)
+        self.write(f" {mark} {self.paint(title, '1') if blocking else title}  {finding.summary}")
+        indent = " " * 5
+        if self.verbose:
+            for line in finding.details:
+                self.write(f"{indent}{self.paint(line, '2')}")
+            for key, value in finding.facts.items():
+                self.write(f"{indent}{self.paint(f'{key} = {value}', '36')}")
+        if finding.status in (Status.FAIL, Status.WARN):
+            for fix in finding.fixes:
+                tags = [
+                    t for t, on in (("needs root", fix.needs_root), ("manual", fix.manual)) if on
+                ]
+                suffix = f" ({', '.join(tags)})" if tags else ""
+                self.write(f"{indent}{self.paint('fix:', '36')} {fix.title}{suffix}")
+                for command in fix.commands:
+                    self.write(f"{indent}    $ {command}")
+                if fix.changes and self.verbose:
+                    self.write(f"{indent}    {self.paint('changes: ' + fix.changes, '2')}")
+
+    def summary(self, report: Report) -> None:
+        counts = {s: sum(f.status is s for f in report.findings) for s in Status}
+        tally = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
+        variables = " ".join(f"{k}={v}" for k, v in make_vars(report).items())
+        if report.blocking:
+            ids = ", ".join(f.id for f in report.blocking)
+            noun = "problem blocks" if len(report.blocking) == 1 else "problems block"
+            self.write(self.paint(f"{len(report.blocking)} {noun} {report.target.id}: {ids}", "31"))
+        else:
+            self.write(self.paint(f"Nothing blocks {report.target.id}.", "32"))
+        self.write(f"{tally}; checked in {report.wall_s:.2f} s. Fixes are shown, not run.")
+        self.write(f"FlagCX make variables: {variables}")
+        if not self.verbose:
+            self.write("Run `wizard doctor -v` for details and the facts learned.")
