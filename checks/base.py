@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -74,7 +75,7 @@ class Context:
     title: str
     vendor_of: Callable[[], str] = lambda: "nvidia"
     deep: bool = False
-    findings: dict[str, Finding] = field(default_factory=dict)
+    deps: dict[str, Future[Finding]] = field(default_factory=dict)
 
     @property
     def vendor(self) -> str:
@@ -98,7 +99,12 @@ class Context:
         return self.finding(Status.SKIP, summary, **kwargs)
 
     def fact(self, name: str, default: Any = None) -> Any:
-        for finding in self.findings.values():
+        """A fact learned by one of the checks this one runs after.
+
+        Waits for those checks only now, so a check probes in parallel with its
+        dependencies and blocks only when it needs what they learned."""
+        for future in self.deps.values():
+            finding = future.result()
             if name in finding.facts:
                 return finding.facts[name]
         return default

@@ -69,9 +69,9 @@ def find_toolkits(host: Host) -> tuple[list[Toolkit], str | None]:
 @check("cuda.toolkit", "CUDA toolkit", after=("os", "gpu.nvidia"))
 def cuda_toolkit(ctx: Context) -> Finding:
     host = ctx.host
+    toolkits, nvcc = find_toolkits(host)  # first: it need not wait for the GPU probe
     if ctx.vendor != "nvidia":
         return ctx.skip("not needed for this target")
-    toolkits, nvcc = find_toolkits(host)
     driver_cuda = ctx.fact("driver.cuda")
     if not toolkits:
         details = [f"nvcc on PATH: {nvcc}, but no CUDA headers next to it"] if nvcc else []
@@ -95,6 +95,12 @@ def cuda_toolkit(ctx: Context) -> Finding:
     summary = f"CUDA {chosen.version} at {chosen.home}"
     if len(toolkits) > 1:
         summary += f" ({len(toolkits)} installs)"
+    if chosen.version is None:
+        probe = host.run([f"{chosen.home}/bin/nvcc", "--version"], timeout=10)
+        why = probe.error or f"nvcc --version exited with {probe.returncode}"
+        return ctx.warn(
+            f"CUDA at {chosen.home}, version unknown: {why}", details=details, facts=facts
+        )
 
     if versions.newer(chosen.version, driver_cuda):
         va, vd = versions.major_minor(chosen.version), versions.major_minor(driver_cuda)

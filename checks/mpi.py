@@ -63,6 +63,8 @@ def mpi(ctx: Context) -> Finding:
     if not mpirun:
         return ctx.fail("mpirun not found: FlagCX's perf tests run under MPI", fixes=install)
     result = host.run([mpirun, "--version"], timeout=10)
+    if result.error:
+        return ctx.fail(f"{mpirun} --version failed: {result.error}", fixes=install)
     kind, version = flavor(result.output)
     facts: dict[str, str | bool] = {
         "mpi.flavor": kind,

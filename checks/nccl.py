@@ -7,7 +7,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from checks import python, versions
+from checks import cuda, python, versions
 from checks.base import Context, Finding, Fix, check
 from checks.distro import Distro
 from wizard.host import Host
@@ -40,8 +40,9 @@ def find_headers(ctx: Context) -> list[Header]:
         ("/usr/local", "/usr/local"),
         ("/usr/local/nccl/build", "FlagCX's default CCL_HOME"),
     ]
-    if cuda_home := ctx.fact("cuda.home"):
-        candidates.append((cuda_home, "CUDA toolkit"))
+    toolkits, _ = cuda.find_toolkits(host)  # memoised probes: shared with cuda.toolkit
+    if toolkits:
+        candidates.append((toolkits[0].home, "CUDA toolkit"))
     info = python.probe(host) or {}
     candidates += [(folder, "PyPI wheel") for folder in info.get("nccl_dirs", [])]
     headers, seen = [], set()
@@ -54,11 +55,11 @@ def find_headers(ctx: Context) -> list[Header]:
     return headers
 
 
-@check("nccl.header", "NCCL header", after=("os", "cuda.toolkit", "python.env"))
+@check("nccl.header", "NCCL header", after=("os", "gpu.nvidia"))
 def nccl_header(ctx: Context) -> Finding:
+    headers = find_headers(ctx)
     if ctx.vendor != "nvidia":
         return ctx.skip("not needed for this target")
-    headers = find_headers(ctx)
     torch_nccl = _torch_nccl(ctx.host)
     details = [f"{h.prefix}/include/nccl.h: NCCL {h.version or '?'} ({h.source})" for h in headers]
     if torch_nccl:
@@ -92,8 +93,9 @@ def _torch_nccl(host: Host) -> str | None:
 def header_fixes(ctx: Context) -> list[Fix]:
     """Least change first: a wheel (no root), then NVIDIA's packages."""
     distro = Distro.of(ctx)
-    cuda = versions.major_minor(ctx.fact("cuda.version") or ctx.fact("driver.cuda"))
-    major = cuda[0] if cuda else 12
+    toolkits, _ = cuda.find_toolkits(ctx.host)
+    version = versions.major_minor(toolkits[0].version if toolkits else ctx.fact("driver.cuda"))
+    major = version[0] if version else 12
     home = (ctx.host.getenv("HOME") or "~") + "/.local/nccl"
     wheel = Fix(
         f"Install NCCL from the nvidia-nccl-cu{major} wheel, without root",
@@ -162,7 +164,7 @@ def nccl_library(ctx: Context) -> Finding:
                 link_commands(f"{prefix}/include", f"{folder}/libnccl.so.2", home),
                 changes=f"creates {home} (symbolic links only); use CCL_HOME={home}",
             )
-            return ctx.warn(
+            return ctx.fail(
                 f"only libnccl.so.2 in {folder}: `-lnccl` needs a libnccl.so link",
                 details=details,
                 facts=facts,

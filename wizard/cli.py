@@ -114,6 +114,13 @@ def doctor(args: argparse.Namespace) -> int:
     else:
         host = LocalHost()
     report = run_doctor(host, args.target, deep=args.deep)
+    misses = getattr(host, "misses", [])
+    if misses:
+        print(
+            f"wizard: warning: {len(misses)} observations are not in {args.snapshot} "
+            "(recorded by another wizard version?); they count as absent",
+            file=sys.stderr,
+        )
     if args.json:
         slowest = host.slowest()
         timing = (

@@ -91,7 +91,7 @@ def run_doctor(
     durations: dict[str, float] = {}
 
     def run_one(entry: Check) -> None:
-        deps = {d: futures[d].result() for d in entry.after if d in futures}
+        deps = {d: futures[d] for d in entry.after if d in futures}
         ctx = Context(host, entry.id, entry.title, lambda: target().vendor.key, deep, deps)
         begun = time.perf_counter()
         try:

@@ -114,6 +114,7 @@ def write_snapshot(host: Host, path: str | os.PathLike[str], *, note: str = "") 
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             yaml.dump(data, f, Dumper=_dumper(), sort_keys=False, allow_unicode=True, width=100)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a snapshot holds no secrets
         os.replace(tmp, target)
     except BaseException:
         os.unlink(tmp)

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.treehost import TreeHost, recorded_output
+
+UBUNTU_2404 = """PRETTY_NAME="Ubuntu 24.04.3 LTS"
+NAME="Ubuntu"
+VERSION_ID="24.04"
+VERSION="24.04.3 LTS (Noble Numbat)"
+VERSION_CODENAME=noble
+ID=ubuntu
+ID_LIKE=debian
+"""
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> TreeHost:
+    """An empty Ubuntu 24.04 tree (os-release only), run as root, with no GPU driver."""
+    host = TreeHost(tmp_path)
+    host.write("/etc/os-release", UBUNTU_2404)
+    host.program("/usr/bin/uname", recorded_output("uname -srm"))
+    host.program("/usr/bin/id", recorded_output("id -u"))
+    return host

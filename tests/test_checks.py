@@ -1,0 +1,263 @@
+"""Checks against small trees, for cases the recorded machines do not show."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import checks
+from checks.base import Check, Status
+from checks.distro import Distro
+from checks.limits import parse_limits
+from checks.mpi import flavor
+from wizard.engine.doctor import Report, run_doctor
+from tests.treehost import TreeHost, recorded_nvml, recorded_output
+
+NVCC_13_0 = recorded_output("/usr/local/cuda/bin/nvcc --version")
+
+
+def doctor(host: TreeHost, target: str | None = None) -> tuple[Report, dict]:
+    report = run_doctor(host, target)
+    return report, {f.id: f for f in report.findings}
+
+
+def toolkit(tree: TreeHost, home: str, version: str) -> None:
+    """A toolkit laid out as NVIDIA installs it: bin/nvcc, include/, version.json."""
+    tree.write(f"{home}/include/cuda_runtime.h", "/* cuda runtime */")
+    tree.write(f"{home}/version.json", json.dumps({"cuda": {"name": "CUDA SDK", "version": version}}))
+    tree.program(f"{home}/bin/nvcc", NVCC_13_0 if version.startswith("13.0") else "", rc=0)
+
+
+# -- CUDA ------------------------------------------------------------------------------------
+
+
+def test_toolkit_newer_major_than_driver_fails_with_matching_toolkit_fix(tree: TreeHost) -> None:
+    tree.nvml_answer = recorded_nvml(cuda_driver_version="12.4")
+    toolkit(tree, "/usr/local/cuda-13.0", "13.0.2")
+    tree.symlink("/usr/local/cuda", "cuda-13.0")
+    _, f = doctor(tree)
+    cuda = f["cuda.toolkit"]
+    assert cuda.status is Status.FAIL
+    assert "CUDA 13.0.2 is newer than the driver supports (CUDA ≤ 12.4)" in cuda.summary
+    commands = cuda.fixes[0].commands
+    assert commands[0].endswith("/repos/ubuntu2404/x86_64/cuda-keyring_1.1-1_all.deb")
+    assert commands[-1] == "apt-get install -y cuda-toolkit-12-4"  # root: no sudo
+
+
+def test_toolkit_newer_minor_than_driver_warns(tree: TreeHost) -> None:
+    tree.nvml_answer = recorded_nvml(cuda_driver_version="13.0")
+    toolkit(tree, "/usr/local/cuda-13.1", "13.1.0")
+    _, f = doctor(tree)
+    assert f["cuda.toolkit"].status is Status.WARN
+    assert any("minor-version compatibility" in d for d in f["cuda.toolkit"].details)
+
+
+def test_path_and_cuda_home_pointing_at_different_installs_warns(tree: TreeHost) -> None:
+    tree.nvml_answer = recorded_nvml()
+    toolkit(tree, "/usr/local/cuda-13.0", "13.0.2")
+    toolkit(tree, "/usr/local/cuda-12.4", "12.4.1")
+    tree.env.update(CUDA_HOME="/usr/local/cuda-13.0", PATH="/usr/local/cuda-12.4/bin:/usr/bin")
+    _, f = doctor(tree)
+    cuda = f["cuda.toolkit"]
+    assert cuda.status is Status.WARN
+    assert "nvcc on PATH is /usr/local/cuda-12.4/bin/nvcc" in cuda.summary
+    assert cuda.facts["cuda.home"] == "/usr/local/cuda-13.0"
+    assert "export CUDA_HOME=/usr/local/cuda-13.0" in cuda.fixes[0].commands
+    assert "2 installs" in cuda.summary
+
+
+def test_ld_library_path_from_another_install_warns(tree: TreeHost) -> None:
+    tree.nvml_answer = recorded_nvml()
+    toolkit(tree, "/usr/local/cuda-13.0", "13.0.2")
+    toolkit(tree, "/usr/local/cuda-12.4", "12.4.1")
+    tree.env.update(CUDA_HOME="/usr/local/cuda-13.0", LD_LIBRARY_PATH="/usr/local/cuda-12.4/lib64")
+    _, f = doctor(tree)
+    assert "LD_LIBRARY_PATH has /usr/local/cuda-12.4/lib64" in f["cuda.toolkit"].summary
+
+
+def test_no_toolkit_proposes_the_one_the_driver_supports(tree: TreeHost) -> None:
+    tree.nvml_answer = recorded_nvml()
+    _, f = doctor(tree)
+    assert f["cuda.toolkit"].status is Status.FAIL
+    assert f["cuda.toolkit"].fixes[0].commands[-1] == "apt-get install -y cuda-toolkit-13-0"
+
+
+def test_a_hung_nvcc_is_reported_not_waited_for(tmp_path: Path) -> None:
+    tree = TreeHost(tmp_path, nvml=recorded_nvml(), timeout_cap=0.5)
+    tree.write("/usr/local/cuda/include/cuda_runtime.h")
+    tree.program("/usr/local/cuda/bin/nvcc", NVCC_13_0, sleep=30)
+    report, f = doctor(tree)
+    assert report.wall_s < 10
+    assert f["cuda.toolkit"].status is Status.WARN
+    assert "nvcc did not answer within 0.5 s" in f["cuda.toolkit"].summary
+
+
+# -- NCCL ------------------------------------------------------------------------------------
+
+NCCL_H = "#ifndef NCCL_H_\n#define NCCL_H_\n#define NCCL_MAJOR 2\n#define NCCL_MINOR 21\n#define NCCL_PATCH 5\n"
+
+
+def nccl_tree(tree: TreeHost, lib_version: str | None = "2.21.5") -> None:
+    tree.nvml_answer = recorded_nvml()
+    tree.env["NCCL_HOME"] = "/opt/nccl"
+    tree.write("/opt/nccl/include/nccl.h", NCCL_H)
+    if lib_version:
+        tree.write(f"/opt/nccl/lib/libnccl.so.{lib_version}", "\x7fELF")
+        tree.symlink("/opt/nccl/lib/libnccl.so.2", f"libnccl.so.{lib_version}")
+        tree.symlink("/opt/nccl/lib/libnccl.so", "libnccl.so.2")
+
+
+def test_nccl_home_header_and_library(tree: TreeHost) -> None:
+    nccl_tree(tree)
+    report, f = doctor(tree)
+    assert f["nccl.header"].facts["nccl.home"] == "/opt/nccl"
+    assert f["nccl.header"].facts["nccl.version"] == "2.21.5"
+    assert f["nccl.library"].status is Status.OK
+    assert f["nccl.library"].facts["nccl.lib_version"] == "2.21.5"
+
+
+def test_nccl_header_and_library_of_different_versions_warn(tree: TreeHost) -> None:
+    nccl_tree(tree, lib_version="2.19.3")
+    _, f = doctor(tree)
+    assert f["nccl.library"].status is Status.WARN
+    assert "libnccl 2.19.3 in /opt/nccl/lib does not match nccl.h 2.21.5" in f["nccl.library"].summary
+
+
+def test_nccl_header_without_library_fails(tree: TreeHost) -> None:
+    nccl_tree(tree, lib_version=None)
+    report, f = doctor(tree)
+    assert f["nccl.library"].status is Status.FAIL
+    assert "nccl.library" in [b.id for b in report.blocking]
+
+
+# -- googletest ------------------------------------------------------------------------------
+
+
+def test_gtest_sources_only_warns_with_a_cmake_build(tree: TreeHost) -> None:
+    tree.write("/usr/src/googletest/CMakeLists.txt", "project(googletest-distribution)")
+    _, f = doctor(tree)
+    gtest = f["gtest"]
+    assert gtest.status is Status.WARN and "/usr/src/googletest is not built" in gtest.summary
+    assert gtest.fixes[0].commands[0].startswith("cmake -S /usr/src/googletest -B ")
+
+
+def test_gtest_absent_proposes_the_distro_package(tree: TreeHost) -> None:
+    _, f = doctor(tree)
+    assert f["gtest"].status is Status.WARN
+    assert f["gtest"].fixes[0].commands == ["apt-get update", "apt-get install -y libgtest-dev"]
+
+
+def test_gtest_in_a_user_prefix(tree: TreeHost) -> None:
+    tree.env["HOME"] = "/home/ada"
+    tree.write("/home/ada/.local/include/gtest/gtest.h")
+    tree.write("/home/ada/.local/lib/libgtest.a")
+    _, f = doctor(tree)
+    assert f["gtest"].status is Status.OK
+    assert f["gtest"].facts["gtest.root"] == "/home/ada/.local"
+
+
+# -- MPI -------------------------------------------------------------------------------------
+
+
+def test_open_mpi_version_from_real_output() -> None:
+    assert flavor(recorded_output("/usr/bin/mpirun --version")) == ("Open MPI", "4.1.6")
+
+
+def test_no_mpirun_fails_with_the_distro_packages(tree: TreeHost) -> None:
+    report, f = doctor(tree)
+    assert f["mpi"].status is Status.FAIL
+    assert f["mpi"].fixes[0].commands[-1] == "apt-get install -y openmpi-bin libopenmpi-dev"
+    assert "mpi" in [b.id for b in report.blocking]
+
+
+# -- RDMA, limits ----------------------------------------------------------------------------
+
+
+def port(tree: TreeHost, device: str, number: int, state: str) -> None:
+    base = f"/sys/class/infiniband/{device}/ports/{number}"
+    tree.write(f"{base}/state", state + "\n")
+    tree.write(f"{base}/link_layer", "InfiniBand\n")
+
+
+def test_rdma_ports(tree: TreeHost) -> None:
+    port(tree, "mlx5_0", 1, "4: ACTIVE")
+    port(tree, "mlx5_1", 1, "1: DOWN")
+    _, f = doctor(tree)
+    assert f["rdma"].status is Status.OK
+    assert f["rdma"].facts["rdma.hca"] == "mlx5_0"
+    assert "mlx5_1 port 1: 1: DOWN (InfiniBand)" in f["rdma"].details
+
+
+def test_rdma_with_no_active_port_warns(tree: TreeHost) -> None:
+    port(tree, "mlx5_0", 1, "1: DOWN")
+    _, f = doctor(tree)
+    assert f["rdma"].status is Status.WARN
+
+
+def test_parse_real_proc_limits() -> None:
+    limits = parse_limits(Path("/proc/self/limits").read_text())
+    assert set(limits) >= {"Max locked memory", "Max open files"}
+    assert limits["Max open files"].isdigit() or limits["Max open files"] == "unlimited"
+
+
+def test_small_shm_in_a_container_names_the_docker_flags(tree: TreeHost) -> None:
+    tree.write("/.dockerenv")
+    tree.write("/proc/self/limits", "Limit  Soft Limit  Hard Limit  Units\n"
+               "Max locked memory         65536                65536                bytes\n")
+    _, f = doctor(tree)  # /dev/shm does not exist in the tree: size 0
+    limits = f["limits"]
+    assert limits.status is Status.WARN
+    assert limits.fixes[0].manual
+    assert "--shm-size 64G --ulimit memlock=-1" in limits.fixes[0].commands[0]
+
+
+# -- distros, vendors, the engine ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("distro", "repo", "first"),
+    [
+        (Distro("ubuntu", "22.04", ("debian",)), "ubuntu2204", "wget -q"),
+        (Distro("debian", "12"), "debian12", "wget -q"),
+        (Distro("rocky", "9.3", ("rhel", "centos", "fedora")), "rhel9", "sudo dnf config-manager"),
+        (Distro("fedora", "41"), "fedora41", "sudo dnf config-manager"),
+        (Distro("ubuntu", "24.04", ("debian",), arch="aarch64"), "ubuntu2404", "wget -q"),
+    ],
+)
+def test_nvidia_repository_for_each_distro(distro: Distro, repo: str, first: str) -> None:
+    commands = distro.nvidia_repo()
+    assert commands and commands[0].startswith(first)
+    arch = "sbsa" if distro.arch == "aarch64" else "x86_64"
+    assert f"/compute/cuda/repos/{repo}/{arch}/" in commands[0]
+    assert not any("apt-key" in c for c in commands)
+    if distro.family == "debian":
+        assert commands[1] == "sudo dpkg -i cuda-keyring_1.1-1_all.deb"
+
+
+def test_unknown_distro_gets_no_made_up_commands() -> None:
+    assert Distro("gentoo", "2.15").nvidia_repo() is None
+    assert Distro("gentoo", "2.15").install({"debian": ["x"]}) is None
+
+
+def test_metax_host_defaults_to_the_metax_target(tree: TreeHost) -> None:
+    tree.program("/usr/bin/mx-smi", "")
+    tree.mkdir("/opt/maca")
+    report, f = doctor(tree)
+    assert report.target.id == "flagcx-metax"
+    assert f["gpu.others"].status is Status.OK and "MetaX" in f["gpu.others"].summary
+    assert f["gpu.nvidia"].status is Status.SKIP
+    assert f["cuda.toolkit"].status is Status.SKIP
+
+
+def test_a_crashing_check_becomes_a_finding(tree: TreeHost, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(ctx):  # type: ignore[no-untyped-def]
+        raise KeyError("driver_version")
+
+    monkeypatch.setitem(checks.REGISTRY, "gpu.nvidia", Check("gpu.nvidia", "NVIDIA GPUs", broken))
+    report, f = doctor(tree)
+    assert f["gpu.nvidia"].status is Status.FAIL
+    assert "the check crashed: KeyError" in f["gpu.nvidia"].summary
+    assert f["os"].status is Status.OK  # the others still ran
+    assert len(report.findings) == len(checks.REGISTRY)

@@ -1,0 +1,107 @@
+"""The `wizard` command as a user runs it: output, JSON, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SNAPSHOTS = Path(__file__).resolve().parent.parent / "snapshots"
+H100 = str(SNAPSHOTS / "h100-ubuntu2404.yaml")
+CI = str(SNAPSHOTS / "ci-debian12.yaml")
+
+
+def wizard(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wizard", *args], capture_output=True,
+                          text=True, timeout=60, env=env, check=False)
+
+
+def test_doctor_text_on_a_gpu_machine() -> None:
+    done = wizard("doctor", "--snapshot", H100)
+    assert done.returncode == 0, done.stderr
+    assert "✓ NVIDIA GPUs" in done.stdout and "1 × NVIDIA H100 80GB HBM3" in done.stdout
+    assert "Nothing blocks flagcx-nvidia." in done.stdout
+    assert "CCL_HOME=/usr MPI_HOME=/usr/lib/x86_64-linux-gnu/openmpi" in done.stdout
+    assert "\033[" not in done.stdout  # not a terminal: no colour
+
+
+def test_doctor_verbose_shows_facts_and_details() -> None:
+    done = wizard("doctor", "-v", "--snapshot", H100)
+    assert "driver.cuda = 13.0" in done.stdout
+    assert "/opt/torch/.venv/lib/python3.12/site-packages/nvidia/nccl/include/nccl.h" in done.stdout
+
+
+def test_doctor_json_schema() -> None:
+    done = wizard("doctor", "--json", "--snapshot", CI)
+    assert done.returncode == 1
+    data = json.loads(done.stdout)
+    assert {"host", "target", "findings", "ok", "blocking"} <= set(data)
+    assert data["target"] == "flagcx-nvidia" and data["ok"] is False
+    assert data["blocking"] == ["gpu.nvidia", "nccl.header"]
+    for finding in data["findings"]:
+        assert finding["status"] in {"ok", "warn", "fail", "skip"}
+        assert isinstance(finding["summary"], str) and isinstance(finding["facts"], dict)
+        assert all(isinstance(v, (str, int, float, bool)) or v is None
+                   for v in finding["facts"].values())
+        for fix in finding["fixes"]:
+            assert isinstance(fix["commands"], list) and isinstance(fix["needs_root"], bool)
+    ids = [f["id"] for f in data["findings"]]
+    assert ids[:3] == ["os", "gpu.nvidia", "gpu.others"]
+
+
+def test_doctor_blocking_text_and_fix_commands() -> None:
+    done = wizard("doctor", "--snapshot", CI)
+    assert done.returncode == 1
+    assert "2 problems block flagcx-nvidia: gpu.nvidia, nccl.header" in done.stdout
+    assert "$ python3 -m pip install nvidia-nccl-cu13" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["doctor", "--target", "flagcx-bogus"], "unknown target 'flagcx-bogus'"),
+        (["doctor", "--snapshot", "/nonexistent.yaml"], "no snapshot at /nonexistent.yaml"),
+        (["doctor", "--frobnicate"], "unrecognized arguments"),
+        (["snapshot"], "the following arguments are required: -o/--output"),
+    ],
+)
+def test_usage_errors_exit_2_without_traceback(args: list[str], message: str) -> None:
+    done = wizard(*args)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_corrupt_snapshot_is_a_usage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"\xff\xfe not yaml {")
+    done = wizard("doctor", "--snapshot", str(bad))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_snapshot_then_replay_gives_the_same_findings(tmp_path: Path) -> None:
+    out = tmp_path / "here.yaml"
+    done = wizard("snapshot", "-o", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Replay gives the same findings" in done.stdout
+    live = json.loads(wizard("doctor", "--json").stdout)
+    replayed = json.loads(wizard("doctor", "--json", "--snapshot", str(out)).stdout)
+    strip = lambda d: [{k: v for k, v in f.items() if k != "duration_s"} for f in d["findings"]]  # noqa: E731
+    assert strip(live) == strip(replayed)
+
+
+def test_snapshot_to_an_unwritable_place(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    done = wizard("snapshot", "-o", str(blocker / "x.yaml"))
+    assert done.returncode == 2 and "cannot write" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_help_lists_the_commands() -> None:
+    done = wizard("--help")
+    assert done.returncode == 0
+    assert "doctor" in done.stdout and "snapshot" in done.stdout and "Exit codes" in done.stdout

@@ -1,0 +1,104 @@
+"""Replays of machines recorded with `wizard snapshot`: the GPU hardware CI lacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from checks.base import Status
+from wizard.engine.doctor import Report, run_doctor
+from wizard.host import load_snapshot
+from wizard.report import make_vars
+
+SNAPSHOTS = Path(__file__).resolve().parent.parent / "snapshots"
+
+
+def replay(name: str, target: str | None = None) -> Report:
+    host = load_snapshot(SNAPSHOTS / name)
+    report = run_doctor(host, target)
+    assert host.misses == [], f"{name} lacks observations the checks now make: {host.misses}"
+    return report
+
+
+def by_id(report: Report) -> dict:
+    return {f.id: f for f in report.findings}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SNAPSHOTS.glob("*.yaml")))
+def test_every_snapshot_replays_completely(name: str) -> None:
+    report = replay(name)
+    assert {f.id for f in report.findings} >= {
+        "os",
+        "gpu.nvidia",
+        "cuda.toolkit",
+        "nccl.header",
+        "mpi",
+        "gtest",
+        "torch",
+        "limits",
+        "rdma",
+    }
+
+
+def test_h100_machine() -> None:
+    report = replay("h100-ubuntu2404.yaml")
+    f = by_id(report)
+    assert report.exit_code == 0 and report.target.id == "flagcx-nvidia"
+    assert f["os"].facts["os.id"] == "ubuntu" and f["os"].facts["os.container"] == "docker"
+    gpu = f["gpu.nvidia"]
+    assert gpu.status is Status.OK
+    assert gpu.facts["gpu.count"] == 1 and gpu.facts["gpu.model"] == "NVIDIA H100 80GB HBM3"
+    assert gpu.facts["driver.version"].startswith("580.") and gpu.facts["driver.cuda"] == "13.0"
+    assert f["cuda.toolkit"].facts["cuda.version"] == "13.0.88"
+    # The system's NCCL and PyTorch's pip NCCL differ; the build uses the system's.
+    assert f["nccl.header"].facts["nccl.version"] == "2.28.3"
+    assert f["nccl.header"].facts["nccl.torch_version"] == "2.28.9"
+    assert "PyTorch uses 2.28.9" in f["nccl.header"].summary
+    assert f["nccl.library"].facts["nccl.lib_version"] == "2.28.3"
+    assert f["mpi"].facts["mpi.flavor"] == "Open MPI" and f["mpi"].facts["mpi.version"] == "4.1.6"
+    assert "--allow-run-as-root" in f["mpi"].facts["mpi.run_flags"]
+    assert f["gtest"].status is Status.OK
+    assert f["torch"].facts["torch.cuda"] == "13.0" and f["torch"].status is Status.OK
+    assert f["limits"].status is Status.OK
+    assert f["rdma"].status is Status.SKIP
+    assert make_vars(report) == {
+        "USE_NVIDIA": "1",
+        "DEVICE_HOME": "/usr/local/cuda",
+        "CCL_HOME": "/usr",
+        "MPI_HOME": "/usr/lib/x86_64-linux-gnu/openmpi",
+    }
+
+
+def test_h100_with_only_the_wheel_nccl() -> None:
+    report = replay("h100-wheel-nccl.yaml")
+    f = by_id(report)
+    wheel = "/opt/torch/.venv/lib/python3.12/site-packages/nvidia/nccl"
+    assert f["nccl.header"].facts["nccl.home"] == wheel
+    library = f["nccl.library"]
+    assert library.status is Status.FAIL and "needs a libnccl.so link" in library.summary
+    commands = library.fixes[0].commands
+    assert f"ln -sf {wheel}/lib/libnccl.so.2 /root/.local/nccl/lib/libnccl.so" in commands
+    assert not library.fixes[0].needs_root
+    assert report.exit_code == 1 and [b.id for b in report.blocking] == ["nccl.library"]
+
+
+def test_ci_machine_without_gpu() -> None:
+    report = replay("ci-debian12.yaml")
+    f = by_id(report)
+    assert f["gpu.nvidia"].status is Status.FAIL
+    assert "libnvidia-ml.so.1 not found" in f["gpu.nvidia"].summary
+    assert f["nccl.header"].status is Status.FAIL
+    fixes = f["nccl.header"].fixes
+    assert fixes[0].commands[0] == "python3 -m pip install nvidia-nccl-cu13"  # rootless first
+    assert any("debian12/x86_64/cuda-keyring_1.1-1_all.deb" in c for c in fixes[1].commands)
+    assert not any("apt-key" in c for fix in fixes for c in fix.commands)
+    assert report.exit_code == 1
+
+
+def test_non_nvidia_target_on_a_gpu_machine_blocks_on_the_missing_vendor() -> None:
+    report = replay("h100-ubuntu2404.yaml", "flagcx-metax")
+    f = by_id(report)
+    assert f["gpu.others"].status is Status.FAIL and "MetaX" in f["gpu.others"].summary
+    assert f["cuda.toolkit"].status is Status.SKIP
+    assert [b.id for b in report.blocking] == ["gpu.others"]
