@@ -12,8 +12,8 @@ from checks.base import Check, Status
 from checks.distro import Distro
 from checks.limits import parse_limits
 from checks.mpi import flavor
-from wizard.engine.doctor import Report, run_doctor
 from tests.treehost import TreeHost, recorded_nvml, recorded_output
+from wizard.engine.doctor import Report, run_doctor
 
 NVCC_13_0 = recorded_output("/usr/local/cuda/bin/nvcc --version")
 
@@ -26,7 +26,9 @@ def doctor(host: TreeHost, target: str | None = None) -> tuple[Report, dict]:
 def toolkit(tree: TreeHost, home: str, version: str) -> None:
     """A toolkit laid out as NVIDIA installs it: bin/nvcc, include/, version.json."""
     tree.write(f"{home}/include/cuda_runtime.h", "/* cuda runtime */")
-    tree.write(f"{home}/version.json", json.dumps({"cuda": {"name": "CUDA SDK", "version": version}}))
+    tree.write(
+        f"{home}/version.json", json.dumps({"cuda": {"name": "CUDA SDK", "version": version}})
+    )
     tree.program(f"{home}/bin/nvcc", NVCC_13_0 if version.startswith("13.0") else "", rc=0)
 
 
@@ -96,7 +98,12 @@ def test_a_hung_nvcc_is_reported_not_waited_for(tmp_path: Path) -> None:
 
 # -- NCCL ------------------------------------------------------------------------------------
 
-NCCL_H = "#ifndef NCCL_H_\n#define NCCL_H_\n#define NCCL_MAJOR 2\n#define NCCL_MINOR 21\n#define NCCL_PATCH 5\n"
+NCCL_H = """#ifndef NCCL_H_
+#define NCCL_H_
+#define NCCL_MAJOR 2
+#define NCCL_MINOR 21
+#define NCCL_PATCH 5
+"""
 
 
 def nccl_tree(tree: TreeHost, lib_version: str | None = "2.21.5") -> None:
@@ -111,7 +118,7 @@ def nccl_tree(tree: TreeHost, lib_version: str | None = "2.21.5") -> None:
 
 def test_nccl_home_header_and_library(tree: TreeHost) -> None:
     nccl_tree(tree)
-    report, f = doctor(tree)
+    _report, f = doctor(tree)
     assert f["nccl.header"].facts["nccl.home"] == "/opt/nccl"
     assert f["nccl.header"].facts["nccl.version"] == "2.21.5"
     assert f["nccl.library"].status is Status.OK
@@ -122,7 +129,9 @@ def test_nccl_header_and_library_of_different_versions_warn(tree: TreeHost) -> N
     nccl_tree(tree, lib_version="2.19.3")
     _, f = doctor(tree)
     assert f["nccl.library"].status is Status.WARN
-    assert "libnccl 2.19.3 in /opt/nccl/lib does not match nccl.h 2.21.5" in f["nccl.library"].summary
+    assert (
+        "libnccl 2.19.3 in /opt/nccl/lib does not match nccl.h 2.21.5" in f["nccl.library"].summary
+    )
 
 
 def test_nccl_header_without_library_fails(tree: TreeHost) -> None:
@@ -204,8 +213,11 @@ def test_parse_real_proc_limits() -> None:
 
 def test_small_shm_in_a_container_names_the_docker_flags(tree: TreeHost) -> None:
     tree.write("/.dockerenv")
-    tree.write("/proc/self/limits", "Limit  Soft Limit  Hard Limit  Units\n"
-               "Max locked memory         65536                65536                bytes\n")
+    tree.write(
+        "/proc/self/limits",
+        "Limit  Soft Limit  Hard Limit  Units\n"
+        "Max locked memory         65536                65536                bytes\n",
+    )
     _, f = doctor(tree)  # /dev/shm does not exist in the tree: size 0
     limits = f["limits"]
     assert limits.status is Status.WARN
@@ -251,7 +263,9 @@ def test_metax_host_defaults_to_the_metax_target(tree: TreeHost) -> None:
     assert f["cuda.toolkit"].status is Status.SKIP
 
 
-def test_a_crashing_check_becomes_a_finding(tree: TreeHost, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crashing_check_becomes_a_finding(
+    tree: TreeHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(ctx):  # type: ignore[no-untyped-def]
         raise KeyError("driver_version")
 

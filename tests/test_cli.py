@@ -15,8 +15,14 @@ CI = str(SNAPSHOTS / "ci-debian12.yaml")
 
 
 def wizard(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "wizard", *args], capture_output=True,
-                          text=True, timeout=60, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "wizard", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
 
 
 def test_doctor_text_on_a_gpu_machine() -> None:
@@ -44,8 +50,9 @@ def test_doctor_json_schema() -> None:
     for finding in data["findings"]:
         assert finding["status"] in {"ok", "warn", "fail", "skip"}
         assert isinstance(finding["summary"], str) and isinstance(finding["facts"], dict)
-        assert all(isinstance(v, (str, int, float, bool)) or v is None
-                   for v in finding["facts"].values())
+        assert all(
+            isinstance(v, (str, int, float, bool)) or v is None for v in finding["facts"].values()
+        )
         for fix in finding["fixes"]:
             assert isinstance(fix["commands"], list) and isinstance(fix["needs_root"], bool)
     ids = [f["id"] for f in data["findings"]]

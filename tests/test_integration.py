@@ -46,8 +46,15 @@ def facts() -> dict:
 
 
 def run(argv: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **env}, check=False)
+    done = subprocess.run(
+        argv,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        check=False,
+    )
     assert done.returncode == 0, f"{shlex.join(argv)}:\n{done.stdout}\n{done.stderr}"
     return done
 
@@ -60,8 +67,11 @@ def test_found_mpi_home_compiles_and_runs_with_two_ranks(facts: dict, tmp_path: 
     # Exactly what FlagCX's test/perf Makefile does with MPI_HOME.
     run(["gcc", "hello.c", "-o", "hello", f"-I{home}/include", f"-L{home}/lib", "-lmpi"], tmp_path)
     flags = shlex.split(mpi.facts["mpi.run_flags"])
-    done = run(["mpirun", *flags, "--oversubscribe", "-np", "2", "./hello"], tmp_path,
-               LD_LIBRARY_PATH=f"{home}/lib")
+    done = run(
+        ["mpirun", *flags, "--oversubscribe", "-np", "2", "./hello"],
+        tmp_path,
+        LD_LIBRARY_PATH=f"{home}/lib",
+    )
     lines = sorted(done.stdout.split("\n"))
     assert "rank 0 of 2 sum 2" in lines and "rank 1 of 2 sum 2" in lines
 
@@ -70,7 +80,19 @@ def test_found_googletest_builds_and_runs_a_test(facts: dict, tmp_path: Path) ->
     gtest = facts["gtest"]
     assert gtest.status.value == "ok", gtest.summary
     (tmp_path / "t.cc").write_text(GTEST_PROGRAM)
-    run(["g++", "t.cc", "-o", "t", f"-I{gtest.facts['gtest.include']}",
-         f"-L{gtest.facts['gtest.lib']}", "-lgtest", "-lgtest_main", "-pthread"], tmp_path)
+    run(
+        [
+            "g++",
+            "t.cc",
+            "-o",
+            "t",
+            f"-I{gtest.facts['gtest.include']}",
+            f"-L{gtest.facts['gtest.lib']}",
+            "-lgtest",
+            "-lgtest_main",
+            "-pthread",
+        ],
+        tmp_path,
+    )
     done = run(["./t"], tmp_path)
     assert "[  PASSED  ] 1 test." in done.stdout
