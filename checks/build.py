@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from checks import versions
-from checks.base import Context, Finding, check
+from checks.base import Context, Finding, check, parallel
 from checks.distro import Distro
 
 CMAKE_MIN = (3, 18)
@@ -35,8 +35,8 @@ def tool_version(ctx: Context, program: str, pattern: str) -> tuple[str | None, 
 def build_tools(ctx: Context) -> Finding:
     found: dict[str, str | None] = {}
     missing_required, missing_optional = [], []
-    for program, required, pattern in TOOLS:
-        path, version = tool_version(ctx, program, pattern)
+    answers = parallel(lambda tool: tool_version(ctx, tool[0], tool[2]), list(TOOLS))
+    for (program, required, _), (path, version) in zip(TOOLS, answers, strict=True):
         if path is None:
             (missing_required if required else missing_optional).append(program)
         else:

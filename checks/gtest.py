@@ -9,6 +9,7 @@ from checks.distro import Distro
 from checks.nccl import MULTIARCH
 
 SOURCE_DIR = "/usr/src/googletest"
+SYSTEM_INCLUDES = ("/usr/include", "/usr/local/include")
 
 
 def prefixes(ctx: Context) -> list[str]:
@@ -61,9 +62,13 @@ def gtest(ctx: Context) -> Finding:
     )
     if header_prefix and libraries:
         library = libraries[0]
+        include = f"{header_prefix}/include"
         facts = {
             "gtest.root": header_prefix,
-            "gtest.include": f"{header_prefix}/include",
+            "gtest.include": include,
+            # What a compiler needs added (never a default folder: that reorders
+            # #include_next and breaks the C++ library's headers).
+            "gtest.extra_include": "" if include in SYSTEM_INCLUDES else include,
             "gtest.lib": library.rsplit("/", 1)[0],
         }
         return ctx.ok(

@@ -106,6 +106,12 @@ def mpi(ctx: Context) -> Finding:
             facts=facts,
         )
     facts["mpi.home"] = home
+    # Open MPI 4 built with C++ bindings: mpi.h, included from C++ (FlagCX's tests are C++),
+    # pulls them in, and `-lmpi` alone fails to link (undefined MPI::Comm::Comm()).
+    cxx = kind == "Open MPI" and bool(host.glob(f"{home}/lib/libmpi_cxx.so*"))
+    facts["mpi.extra_libs"] = "-lmpi_cxx" if cxx else ""
+    if cxx:
+        details.append("C++ programs including mpi.h also need -lmpi_cxx")
     summary = f"{kind} {version}, MPI_HOME={home}"
     if flags:
         summary += f"; runs with {' '.join(flags)}"

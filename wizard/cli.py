@@ -11,12 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from wizard import __version__
-
-EXIT_OK, EXIT_BLOCKED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class UsageError(Exception):
-    """A mistake in what the user asked; printed as one line, exit code 2."""
+from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +53,70 @@ def build_parser() -> argparse.ArgumentParser:
     )
     snapshot.add_argument("--note", default="", help="a line describing the machine")
     _target_options(snapshot)
+
+    run = commands.add_parser(
+        "run",
+        help="build and test: run a recipe's steps with live output",
+        description="Run a recipe (flagcx, googletest, mpi, or a path to a recipe file). "
+        "Parameters come from --set, then what `wizard doctor` found, then defaults. Steps "
+        "whose work is already done are skipped; every step's state is saved, so a failed or "
+        "interrupted run continues with `wizard resume`.",
+    )
+    run.add_argument("recipe", help="recipe id or path to a recipe YAML file")
+    run.add_argument(
+        "--from",
+        dest="start",
+        metavar="STEP",
+        help="re-run from this step on, continuing the recipe's latest run",
+    )
+    _run_options(run)
+
+    resume = commands.add_parser(
+        "resume",
+        help="continue the last run where it stopped",
+        description="Continue a saved run: finished steps are not redone; the step that "
+        "failed or was interrupted runs again, then the rest.",
+    )
+    resume.add_argument("--run", metavar="RUN_ID", help="which run (default: the latest)")
+    _run_options(resume)
+
+    status = commands.add_parser("status", help="show the steps and results of a saved run")
+    status.add_argument("--run", metavar="RUN_ID", help="which run (default: the latest)")
+    status.add_argument("--json", action="store_true", help="print the saved state as JSON")
+
+    steps = commands.add_parser(
+        "steps", help="show a recipe's plan: which steps would run or be skipped, and why"
+    )
+    steps.add_argument("recipe", help="recipe id or path to a recipe YAML file")
+    steps.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a parameter (repeatable)",
+    )
+    steps.add_argument("--from", dest="start", metavar="STEP", help="plan a re-run from STEP")
     return parser
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a parameter, e.g. --set src=~/FlagCX (repeatable)",
+    )
+    parser.add_argument(
+        "--yes", action="store_true", help="never ask: parameters without a value are an error"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="run even when the doctor finds problems that block the recipe",
+    )
 
 
 def _target_options(parser: argparse.ArgumentParser) -> None:
@@ -81,16 +139,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         print("\nThe guided app is not built yet; start with `wizard doctor`.")
         return EXIT_OK
+    handlers = {"doctor": doctor, "snapshot": snapshot}
+    if args.command in ("run", "resume", "status", "steps"):
+        from wizard import commands as run_commands
+
+        handlers.update(
+            run=run_commands.run,
+            resume=run_commands.resume,
+            status=run_commands.status,
+            steps=run_commands.steps,
+        )
     try:
-        if args.command == "doctor":
-            return doctor(args)
-        return snapshot(args)
+        return handlers[args.command](args)
     except UsageError as exc:
         print(f"wizard: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("\nwizard: interrupted; nothing was changed.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: keep the traceback, show one line
+        return _crash(exc)
+
+
+def _crash(exc: Exception) -> int:
+    import os
+    import traceback
+
+    from wizard.paths import state_dir
+
+    text = "".join(traceback.format_exception(exc))
+    if os.environ.get("WIZARD_DEBUG"):
+        print(text, file=sys.stderr)
+    try:
+        state_dir().mkdir(parents=True, exist_ok=True)
+        crash = state_dir() / "crash.log"
+        crash.write_text(text)
+        where = f"; the traceback is in {crash}"
+    except OSError:
+        where = ""
+    print(
+        f"wizard: internal error: {type(exc).__name__}: {exc}{where}. This is a bug; please "
+        "report it with that file (set WIZARD_DEBUG=1 to print it).",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
 
 
 def _check_target(target: str | None) -> None:
@@ -158,4 +250,4 @@ def snapshot(args: argparse.Namespace) -> int:
         f"Replay gives {'the same' if same else 'DIFFERENT'} findings: "
         f"wizard doctor --snapshot {path}"
     )
-    return EXIT_OK if same else EXIT_BLOCKED
+    return EXIT_OK if same else EXIT_FAILED

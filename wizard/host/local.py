@@ -53,6 +53,21 @@ class LocalHost(Host):
             )
         return CommandResult(tuple(argv), proc.returncode, _decode(out), _decode(err))
 
+    def spawn(
+        self, script: str, *, cwd: str | None, env: dict[str, str]
+    ) -> subprocess.Popen[bytes]:
+        """Start a step's shell script in its own process group (so cancelling it ends every
+        process it started), stdout and stderr merged."""
+        return subprocess.Popen(
+            ["bash", "-e", "-o", "pipefail", "-c", script],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
     def _read_text(self, path: str, max_bytes: int) -> str | None:
         try:
             with open(path, "rb") as f:

@@ -1,0 +1,324 @@
+"""`wizard run`, `resume`, `status` and `steps` as real processes: live output, saved state,
+resume after failure, Ctrl-C and SIGKILL, and the flagcx recipe on the fixture project."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+FIXTURE = Path(__file__).parent / "fixtures" / "flagcx-like"
+
+COUNTING = """\
+id: counting
+title: Counting steps
+params:
+  work: {kind: path}
+  pause: {default: "0"}
+steps:
+  - id: one
+    run: echo one >> {{ work }}/one.count
+  - id: two
+    title: The slow one
+    run:
+      - echo started > {{ work }}/two.started
+      - if [ ! -f {{ work }}/go ]; then sleep {{ pause }}; fi
+      - test -f {{ work }}/go || test {{ pause }} = 0
+      - echo two >> {{ work }}/two.count
+  - id: three
+    run: echo three >> {{ work }}/three.count
+    done_if:
+      exists: "{{ work }}/three.done"
+"""
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
+
+
+@pytest.fixture
+def counting(tmp_path: Path) -> Path:
+    path = tmp_path / "counting.yaml"
+    path.write_text(COUNTING)
+    (tmp_path / "work").mkdir()
+    return path
+
+
+def wizard(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wizard", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def state(env: dict[str, str]) -> dict:
+    done = wizard(env, "status", "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def wait_for(path: Path, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_failure_gives_exit_1_and_resume_continues(
+    env: dict, counting: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    failed = wizard(env, "run", str(counting), "--set", f"work={work}", "--set", "pause=x")
+    assert failed.returncode == 1
+    assert "✗ two: failed (exit code 1)" in failed.stdout
+    assert "continue with: wizard resume --run counting-" in failed.stdout
+    assert state(env)["steps"]["two"]["status"] == "failed"
+    (work / "go").touch()
+    resumed = wizard(env, "resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "skipped, done earlier in this run" in resumed.stdout
+    assert (lines(work / "one.count"), lines(work / "two.count"), lines(work / "three.count")) == (
+        1,
+        1,
+        1,
+    )
+    again = wizard(env, "resume")
+    assert again.returncode == 0 and "Nothing left to do" in again.stdout
+
+
+def test_sigkill_mid_step_then_resume_reruns_that_step_only(
+    env: dict, counting: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wizard",
+            "run",
+            str(counting),
+            "--set",
+            f"work={work}",
+            "--set",
+            "pause=60",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(work / "two.started")
+    proc.kill()  # SIGKILL: no chance to clean up
+    proc.wait()
+    saved = state(env)["steps"]
+    assert saved["one"]["status"] == "done" and saved["two"]["status"] == "running"
+    (work / "go").touch()
+    resumed = wizard(env, "resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "process(es) left running by the interrupted wizard" in resumed.stdout  # bash, sleep
+    assert lines(work / "one.count") == 1  # finished work is not redone
+    assert lines(work / "two.count") == 1 and lines(work / "three.count") == 1
+    assert not _processes_with(state(env)["run_id"])
+
+
+def _processes_with(run_id: str) -> list[int]:
+    from wizard.engine.run import leftover_processes
+
+    return leftover_processes(run_id)
+
+
+def test_ctrl_c_stops_the_whole_step_and_saves(env: dict, counting: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wizard",
+            "run",
+            str(counting),
+            "--set",
+            f"work={work}",
+            "--set",
+            "pause=60",
+        ],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    wait_for(work / "two.started")
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "Stopped during two; its processes were ended" in out
+    assert "wizard resume --run counting-" in out
+    run = state(env)
+    assert run["steps"]["two"]["status"] == "cancelled"
+    assert not _processes_with(run["run_id"]), "the step's sleep survived Ctrl-C"
+
+
+def test_sigterm_is_handled_like_ctrl_c(env: dict, counting: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wizard",
+            "run",
+            str(counting),
+            "--set",
+            f"work={work}",
+            "--set",
+            "pause=60",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(work / "two.started")
+    proc.terminate()
+    assert proc.wait(timeout=30) == 130
+
+
+def test_from_reruns_the_named_step_and_after(env: dict, counting: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    (work / "go").touch()
+    assert wizard(env, "run", str(counting), "--set", f"work={work}").returncode == 0
+    again = wizard(env, "run", str(counting), "--from", "two")
+    assert again.returncode == 0, again.stdout
+    assert "skipped, before --from two" in again.stdout
+    assert (lines(work / "one.count"), lines(work / "two.count"), lines(work / "three.count")) == (
+        1,
+        2,
+        2,
+    )
+    bad = wizard(env, "run", str(counting), "--from", "tow")
+    assert bad.returncode == 2 and "no step 'tow' (did you mean 'two'?)" in bad.stderr
+
+
+def test_done_if_skips_finished_work_on_a_new_run(
+    env: dict, counting: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    (work / "go").touch()
+    (work / "three.done").touch()
+    plan = wizard(env, "steps", str(counting), "--set", f"work={work}")
+    assert plan.returncode == 0
+    assert f"skip three: three  (already done: {work}/three.done exists)" in plan.stdout
+    assert f"$ echo one >> {work}/one.count" in plan.stdout
+    done = wizard(env, "run", str(counting), "--set", f"work={work}")
+    assert done.returncode == 0 and lines(work / "three.count") == 0
+
+
+def test_a_hung_step_times_out(env: dict, tmp_path: Path) -> None:
+    path = tmp_path / "slow.yaml"
+    path.write_text(
+        "id: slow\ntitle: Slow\nsteps:\n  - id: wait\n    run: sleep 60\n    timeout: 1\n"
+    )
+    started = time.monotonic()
+    done = wizard(env, "run", str(path))
+    assert done.returncode == 1 and time.monotonic() - started < 30
+    assert "failed (timed out after 1 s)" in done.stdout
+
+
+def test_corrupt_state_is_reported_and_kept_aside(
+    env: dict, counting: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    (work / "go").touch()
+    wizard(env, "run", str(counting), "--set", f"work={work}")
+    run_id = state(env)["run_id"]
+    state_file = Path(env["XDG_STATE_HOME"]) / "wizard" / "runs" / run_id / "state.yaml"
+    state_file.write_text("wizard_run: 1\nsteps: [unclosed\n")
+    done = wizard(env, "resume")
+    assert done.returncode == 1
+    assert "cannot be read" in done.stderr and "it was kept as" in done.stderr
+    assert "Traceback" not in done.stderr
+    kept = list(state_file.parent.glob("state.yaml.corrupt-*"))
+    assert len(kept) == 1 and "unclosed" in kept[0].read_text()
+
+
+def test_usage_errors(env: dict, tmp_path: Path) -> None:
+    unknown = wizard(env, "run", "flagx")
+    assert unknown.returncode == 2 and "did you mean 'flagcx'" in unknown.stderr
+    bad_set = wizard(env, "run", "googletest", "--set", "prefix")
+    assert bad_set.returncode == 2 and "--set takes key=value" in bad_set.stderr
+    nothing = wizard(env, "resume")
+    assert nothing.returncode == 1 and "no saved run yet" in nothing.stderr
+
+
+def test_caller_environment_reaches_every_mpirun_rank(env: dict, tmp_path: Path) -> None:
+    path = tmp_path / "envcheck.yaml"
+    path.write_text(
+        "id: envcheck\ntitle: Env\nparams:\n  flags: {fact: mpi.run_flags, default: '', kind: args}\n"
+        "steps:\n  - id: ranks\n"
+        "    run: mpirun {{ flags }} {{ mpi_env }} --oversubscribe -np 2 "
+        "sh -c 'echo \"probe=$FLAGCX_WIZARD_PROBE nvls=$NCCL_NVLS_ENABLE\"'\n"
+    )
+    done = wizard({**env, "FLAGCX_WIZARD_PROBE": "42"}, "run", str(path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("probe=42 nvls=0") == 2, done.stdout
+    assert "-x FLAGCX_WIZARD_PROBE" in done.stdout and "-x NCCL_NVLS_ENABLE" in done.stdout
+
+
+@pytest.mark.integration
+def test_flagcx_recipe_on_the_fixture_project(env: dict, tmp_path: Path) -> None:
+    src = tmp_path / "FlagCX"
+    shutil.copytree(FIXTURE, src)
+    args = [
+        "run",
+        "flagcx",
+        "--force",
+        "--yes",
+        "--set",
+        f"src={src}",
+        "--set",
+        "gpus=2",
+        "--set",
+        "perf_args=-b 128K -e 1M -f 2 -p 1",
+    ]
+    done = wizard(env, *args, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = state(env)
+    steps = run["steps"]
+    assert [s for s, v in steps.items() if v["status"] == "done"] == [
+        "build",
+        "perf-build",
+        "allreduce",
+        "unittest-build",
+        "unittest",
+    ]
+    table = steps["allreduce"]["results"]["table"]
+    assert [row["size_bytes"] for row in table] == [131072, 262144, 524288, 1048576]
+    assert all(row["busbw_gbs"] > 0 for row in table)
+    assert steps["unittest"]["results"] == {"passed": 2, "failed": 0}
+    # The detected homes reached make as variables: the library reports what it was built with.
+    assert "flagcx build: nvidia /usr/local/cuda" in Path(steps["allreduce"]["log"]).read_text()
+    assert "MPI_HOME=/usr/lib/x86_64-linux-gnu/openmpi" in steps["build"]["command"]
+    assert "      128K" in done.stdout and "2 tests passed, 0 failed" in done.stdout
+    # A second run finds the builds done and only runs what has no done_if.
+    again = wizard(env, *args, timeout=300)
+    assert "build: Build libflagcx (build): skipped, already done" in again.stdout.replace(
+        "── [2/10] ", "build: "
+    )
+    saved = yaml.safe_load(Path(run["path"]).read_text())
+    assert saved["params"]["gpus"] == 2

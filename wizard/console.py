@@ -1,0 +1,119 @@
+"""Plain output for `wizard run`: each step's lines live under a header, then a summary."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from wizard.engine import state as st
+from wizard.engine.hints import likely_cause
+from wizard.engine.recipe import Recipe, Step
+from wizard.engine.runner import Outcome
+from wizard.report import use_color
+
+MARKS = {
+    st.DONE: "✓",
+    st.SKIPPED: "-",
+    st.FAILED: "✗",
+    st.CANCELLED: "✗",
+    st.RUNNING: "…",
+    st.PENDING: "·",
+}
+COLORS = {
+    st.DONE: "32",
+    st.SKIPPED: "2",
+    st.FAILED: "31",
+    st.CANCELLED: "33",
+    st.RUNNING: "33",
+    st.PENDING: "2",
+}
+
+
+def size_text(size: int) -> str:
+    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale}{unit}"
+    return f"{size}B"
+
+
+def table_lines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [f"{'size':>8} {'time (us)':>12} {'algbw (GB/s)':>13} {'busbw (GB/s)':>13}"]
+    for row in rows:
+        lines.append(
+            f"{size_text(int(row['size_bytes'])):>8} {row['time_us']:>12.2f} "
+            f"{row['algbw_gbs']:>13.2f} {row['busbw_gbs']:>13.2f}"
+        )
+    return lines
+
+
+class Console:
+    def __init__(self, stream: TextIO = sys.stdout) -> None:
+        self.stream = stream
+        self.color = use_color(stream)
+
+    def paint(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.color else text
+
+    def write(self, text: str = "") -> None:
+        self.stream.write(text + "\n")
+
+    # -- Listener ---------------------------------------------------------------------------
+
+    def step_started(self, index: int, total: int, step: Step, command: str) -> None:
+        self.write(self.paint(f"── [{index + 1}/{total}] {step.title} ({step.id}) ", "1;36"))
+        for line in command.splitlines():
+            self.write(self.paint(f"$ {line}", "2"))
+        self.stream.flush()
+
+    def lines(self, texts: list[str]) -> None:
+        self.stream.write("\n".join(texts) + "\n")
+
+    def step_skipped(self, index: int, total: int, step: Step, reason: str) -> None:
+        self.write(
+            self.paint(f"── [{index + 1}/{total}] {step.title} ({step.id}): skipped, {reason}", "2")
+        )
+
+    def step_finished(self, step: Step, result: st.StepState, outcome: Outcome) -> None:
+        mark = self.paint(MARKS[result.status], COLORS[result.status])
+        took = f"{outcome.duration_s:.1f} s"
+        if result.status == st.DONE:
+            self.write(f"{mark} {step.id}: done in {took}")
+        else:
+            self.write(f"{mark} {step.id}: {result.status} ({result.reason}) after {took}")
+            self.write(f"  log: {result.log}")
+            cause = likely_cause(outcome.tail)
+            if cause:
+                self.write(self.paint(f"  likely cause: {cause}", "33"))
+        self.stream.flush()
+
+    # -- summaries --------------------------------------------------------------------------
+
+    def summary(self, recipe: Recipe, state: st.RunState) -> None:
+        self.write()
+        self.write(self.paint(f"{recipe.title}: run {state.run_id}", "1"))
+        width = max(len(s.id) for s in recipe.steps)
+        for step in recipe.steps:
+            saved = state.steps.get(step.id, st.StepState())
+            mark = self.paint(MARKS[saved.status], COLORS[saved.status])
+            what = {
+                st.DONE: f"{saved.duration_s:.1f} s" if saved.duration_s is not None else "",
+                st.FAILED: saved.reason,
+                st.CANCELLED: saved.reason,
+                st.SKIPPED: saved.reason,
+                st.PENDING: saved.reason or "not run",
+                st.RUNNING: "interrupted",
+            }[saved.status]
+            self.write(f" {mark} {step.id.ljust(width)}  {saved.status:<9} {what}")
+        for step in recipe.steps:
+            results = state.steps.get(step.id, st.StepState()).results
+            if results.get("table"):
+                self.write()
+                self.write(self.paint(f"{step.title} ({step.id}):", "1"))
+                for line in table_lines(results["table"]):
+                    self.write("  " + line)
+            elif "passed" in results:
+                self.write(
+                    f"{step.id}: {results['passed']} tests passed, {results['failed']} failed"
+                )
+        self.write()
+        self.write(f"State and logs: {state.folder}")

@@ -1,0 +1,67 @@
+"""Likely causes of a failed step, from patterns in the last lines of its output."""
+
+from __future__ import annotations
+
+import re
+
+HINTS: tuple[tuple[str, str], ...] = (
+    (
+        r"nccl\.h: No such file",
+        "nccl.h is not where CCL_HOME points: see `wizard doctor` "
+        "(nccl.header), or pass --set ccl_home=PREFIX",
+    ),
+    (
+        r"cannot find -lnccl",
+        "no libnccl.so in CCL_HOME/lib (the wheels ship only libnccl.so.2): "
+        "see `wizard doctor` (nccl.library) for the link to make",
+    ),
+    (
+        r"mpi\.h: No such file",
+        "mpi.h is not in MPI_HOME/include: see `wizard doctor` (mpi), or "
+        "pass --set mpi_home=PREFIX",
+    ),
+    (r"cannot find -lmpi", "no libmpi.so in MPI_HOME/lib: see `wizard doctor` (mpi)"),
+    (
+        r"mpirun: (command )?not found",
+        "mpirun is not installed or not on PATH: see `wizard doctor` (mpi)",
+    ),
+    (
+        r"gtest/gtest\.h: No such file|cannot find -lgtest",
+        "googletest is missing: see `wizard doctor` (gtest)",
+    ),
+    (
+        r"cuda_runtime(_api)?\.h: No such file|nvcc: (command )?not found",
+        "the CUDA toolkit is not where DEVICE_HOME points: see `wizard doctor` (cuda.toolkit)",
+    ),
+    (
+        r"error while loading shared libraries: (\S+)",
+        "a shared library is not on the loader's path: check LD_LIBRARY_PATH for {0}",
+    ),
+    (r"allow-run-as-root", "Open MPI refuses root without --allow-run-as-root"),
+    (
+        r"CUDA driver version is insufficient|cudaErrorInsufficientDriver",
+        "the CUDA runtime is newer than the driver: see `wizard doctor` (cuda.toolkit)",
+    ),
+    (
+        r"No module named '?torch'?",
+        "PyTorch is not installed in this Python: see `wizard doctor` (torch)",
+    ),
+    (
+        r"Temporary failure in name resolution|Failed to establish a new connection",
+        "the step needs the network (pip fetching build dependencies?): on an offline machine "
+        "install them first, or build without isolation",
+    ),
+    (
+        r"There are not enough slots available",
+        "more ranks than slots: lower -np or add --oversubscribe",
+    ),
+)
+
+
+def likely_cause(lines: list[str]) -> str | None:
+    text = "\n".join(lines)
+    for pattern, hint in HINTS:
+        match = re.search(pattern, text)
+        if match:
+            return hint.format(*match.groups())
+    return None

@@ -1,0 +1,346 @@
+"""Run a recipe: fill its parameters, plan which steps run or are skipped, run them, save.
+
+The same engine serves the plain CLI, the app and the tests; what the user sees goes
+through a `Listener`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from wizard.engine import state as st
+from wizard.engine.parsers import PARSERS
+from wizard.engine.recipe import Recipe, Step, render
+from wizard.engine.runner import Outcome, StepRunner
+from wizard.host import LocalHost
+
+# NVLink multicast can take down every GPU of a shared host: off unless the caller chose.
+SAFE_ENV = {
+    "NCCL_NVLS_ENABLE": "0",
+    "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
+    "NVSHMEM_DISABLE_NVLS": "1",
+}
+# Variables mpirun must forward to every rank (Open MPI forwards none by itself).
+FORWARD = re.compile(r"(NCCL|FLAGCX|TORCH|NVSHMEM|CUDA|UCX)_\w+|LD_LIBRARY_PATH|PATH")
+FALSE = ("", "0", "false", "no", "off", "none")
+
+
+class ParamError(Exception):
+    """A parameter that has no value or a bad one; the message names it and how to set it."""
+
+
+class Listener(Protocol):
+    def step_started(self, index: int, total: int, step: Step, command: str) -> None: ...
+    def lines(self, texts: list[str]) -> None: ...
+    def step_skipped(self, index: int, total: int, step: Step, reason: str) -> None: ...
+    def step_finished(self, step: Step, result: st.StepState, outcome: Outcome) -> None: ...
+
+
+def parse_sets(pairs: list[str]) -> dict[str, str]:
+    answers = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ParamError(f"--set takes key=value, not {pair!r}")
+        answers[key.strip()] = value
+    return answers
+
+
+def nproc() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def step_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    for name, value in SAFE_ENV.items():
+        env.setdefault(name, value)
+    return env
+
+
+def mpi_forward_flags(flavor: str, env: dict[str, str]) -> list[str]:
+    names = sorted(n for n in env if FORWARD.fullmatch(n))
+    if flavor == "Open MPI":
+        return [arg for name in names for arg in ("-x", name)]
+    if flavor in ("MPICH", "Intel MPI") and names:
+        return ["-genvlist", ",".join(names)]
+    return []
+
+
+def resolve(
+    recipe: Recipe, facts: dict[str, Any], answers: dict[str, str], run_dir: Path
+) -> dict[str, Any]:
+    """Parameter values: --set answers, then doctor facts, then defaults."""
+    unknown = sorted(set(answers) - set(recipe.params))
+    if unknown:
+        raise ParamError(
+            f"recipe {recipe.id} has no parameter {', '.join(unknown)}; it takes: "
+            f"{', '.join(recipe.params)}"
+        )
+    values: dict[str, Any] = {}
+    for name, param in recipe.params.items():
+        if name in answers:
+            value: Any = answers[name]
+        elif param.fact and facts.get(param.fact) not in (None, ""):
+            value = facts[param.fact]
+        elif param.default is not None:
+            value = param.default
+        else:
+            how = f" (the doctor found no {param.fact})" if param.fact else ""
+            raise ParamError(
+                f"parameter {name!r} has no value{how}; pass --set {name}=VALUE"
+                + (f"  ({param.help})" if param.help else "")
+            )
+        values[name] = _convert(name, param.kind, value)
+    env = step_environment()
+    values["nproc"] = nproc()
+    values["mpi_flavor"] = str(facts.get("mpi.flavor", ""))
+    values["mpi_env"] = mpi_forward_flags(values["mpi_flavor"], env)
+    values["run_dir"] = str(run_dir)
+    return values
+
+
+def _convert(name: str, kind: str, value: Any) -> Any:
+    if kind == "int":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ParamError(f"parameter {name!r} must be a whole number, not {value!r}") from None
+    if kind == "path":
+        return os.path.abspath(os.path.expanduser(str(value)))
+    if kind == "args":
+        try:
+            return value if isinstance(value, list) else shlex.split(str(value))
+        except ValueError as exc:
+            raise ParamError(f"parameter {name!r}: {exc}") from None
+    return str(value) if not isinstance(value, bool) else ("1" if value else "")
+
+
+@dataclass
+class Planned:
+    index: int
+    step: Step
+    action: str  # "run" or "skip"
+    reason: str = ""
+
+
+def done_reason(step: Step, values: dict[str, Any]) -> str | None:
+    """Why the step's work is already done, or None. Paths and commands are local."""
+    cond = step.done_if
+    if cond is None:
+        return None
+    if cond.exists:
+        paths = [render(p, values, quote=False) for p in cond.exists]
+        if all(os.path.exists(p) for p in paths):
+            return f"{', '.join(paths)} exists"
+        return None
+    if cond.newer:
+        target = render(cond.newer, values, quote=False)
+        if not os.path.exists(target):
+            return None
+        sources = [render(p, values, quote=False) for p in cond.than]
+        newest = max((m for s in sources for m in _mtimes(s)), default=0.0)
+        if os.path.getmtime(target) >= newest:
+            return f"{target} is newer than its sources"
+        return None
+    if cond.command:
+        command = render(cond.command, values, quote=True)
+        done = subprocess.run(
+            ["bash", "-c", command],
+            capture_output=True,
+            timeout=60,
+            cwd=_cwd(step, values),
+            env=step_environment(),
+            check=False,
+        )
+        return f"`{command}` succeeded" if done.returncode == 0 else None
+    return None
+
+
+def _mtimes(path: str) -> Iterator[float]:
+    if os.path.isfile(path):
+        yield os.path.getmtime(path)
+        return
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "build"]
+        for name in files:
+            try:
+                yield os.path.getmtime(os.path.join(root, name))
+            except OSError:
+                continue
+
+
+def _cwd(step: Step, values: dict[str, Any]) -> str | None:
+    if not step.cwd:
+        return None
+    cwd = os.path.expanduser(render(step.cwd, values, quote=False))
+    return cwd if os.path.isdir(cwd) else None
+
+
+def plan(
+    recipe: Recipe, values: dict[str, Any], state: st.RunState | None, start: str | None = None
+) -> list[Planned]:
+    """What would happen, step by step. `start` (--from) re-runs from that step on."""
+    start_index = recipe.index(start) if start else None
+    planned = []
+    for index, step in enumerate(recipe.steps):
+        saved = state.steps.get(step.id) if state else None
+        if step.when and str(values.get(step.when, "")).strip().lower() in FALSE:
+            planned.append(Planned(index, step, "skip", f"{step.when} is not set"))
+        elif start_index is not None and index < start_index:
+            planned.append(Planned(index, step, "skip", f"before --from {start}"))
+        elif start_index is not None:
+            planned.append(Planned(index, step, "run", "--from"))
+        elif saved and saved.status in st.FINISHED:
+            planned.append(Planned(index, step, "skip", f"{saved.status} earlier in this run"))
+        elif reason := done_reason(step, values):
+            planned.append(Planned(index, step, "skip", f"already done: {reason}"))
+        else:
+            planned.append(Planned(index, step, "run"))
+    return planned
+
+
+class Cancelled(Exception):
+    """The user stopped the run; its state is saved."""
+
+
+def execute(
+    recipe: Recipe,
+    state: st.RunState,
+    values: dict[str, Any],
+    listener: Listener,
+    *,
+    host: LocalHost | None = None,
+    start: str | None = None,
+    runner: StepRunner | None = None,
+) -> bool:
+    """Run the plan, saving state after every change. True when no step failed.
+    Raises Cancelled (state saved) when the user stops it."""
+    runner = runner or StepRunner(host or LocalHost())
+    state.params = {k: v for k, v in values.items() if k not in ("mpi_env", "mpi_flavor")}
+    base_env = step_environment()
+    base_env["WIZARD_RUN_ID"] = state.run_id
+    steps = plan(recipe, values, state, start)
+    total = len(steps)
+    all_ok = True
+    for item in steps:
+        step, saved = item.step, state.step(item.step.id)
+        if item.action == "skip":
+            if saved.status not in st.FINISHED:
+                saved.status, saved.reason = st.SKIPPED, item.reason
+            state.save()
+            listener.step_skipped(item.index, total, step, item.reason)
+            continue
+        blocked = [n for n in step.needs if state.step(n).status not in st.FINISHED]
+        if blocked:  # stays pending, so a resume after a fix runs it
+            saved.status, saved.reason = st.PENDING, f"needs {', '.join(blocked)}"
+            state.save()
+            listener.step_skipped(item.index, total, step, saved.reason)
+            continue
+        outcome = _run_step(step, item.index, total, state, values, base_env, listener, runner)
+        if outcome.cancelled:
+            raise Cancelled(step.id)
+        if not outcome.ok:
+            all_ok = False
+            if not step.optional:  # an optional step's failure is reported; the run goes on
+                break
+    return all_ok
+
+
+def _run_step(
+    step: Step,
+    index: int,
+    total: int,
+    state: st.RunState,
+    values: dict[str, Any],
+    base_env: dict[str, str],
+    listener: Listener,
+    runner: StepRunner,
+) -> Outcome:
+    saved = state.step(step.id)
+    env = dict(base_env)
+    for name, value in step.env.items():
+        env[name] = _expand(render(value, values, quote=False), env)
+    # Forward the step's own variables too, so remote ranks see what local ones see.
+    values = {**values, "mpi_env": mpi_forward_flags(values.get("mpi_flavor", ""), env)}
+    command = render(step.run, values, quote=True)
+    log = state.folder / f"{index + 1:02d}-{step.id}.log"
+    saved.status, saved.command, saved.log = st.RUNNING, command, str(log)
+    saved.started, saved.finished, saved.exit_code, saved.reason = st.now(), None, None, ""
+    saved.results = {}
+    state.save()
+    listener.step_started(index, total, step, command)
+    parser = PARSERS[step.parse]() if step.parse else None
+
+    def on_lines(texts: list[str]) -> None:
+        if parser:
+            for text in texts:
+                parser.feed(text)
+        listener.lines(texts)
+
+    cwd = os.path.expanduser(render(step.cwd, values, quote=False)) if step.cwd else None
+    if cwd and not os.path.isdir(cwd):
+        outcome = Outcome(None, 0.0, error=f"working folder {cwd} does not exist")
+        log.write_text(outcome.error + "\n")  # type: ignore[operator]
+    else:
+        outcome = runner.run(
+            command, cwd=cwd, env=env, timeout=step.timeout, log_path=log, on_lines=on_lines
+        )
+    saved.exit_code = outcome.exit_code
+    saved.finished = st.now()
+    saved.duration_s = round(outcome.duration_s, 3)
+    saved.results = parser.results() if parser else {}
+    if outcome.ok:
+        saved.status = st.DONE
+    elif outcome.cancelled:
+        saved.status, saved.reason = st.CANCELLED, "cancelled by the user"
+    else:
+        saved.status = st.FAILED
+        saved.reason = outcome.error or (
+            f"timed out after {step.timeout:g} s"
+            if outcome.timed_out
+            else f"exit code {outcome.exit_code}"
+        )
+    state.save()
+    listener.step_finished(step, saved, outcome)
+    return outcome
+
+
+def _expand(text: str, env: dict[str, str]) -> str:
+    """$NAME and ${NAME} from the step's environment (unset: empty), as a shell would."""
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m.group(1) or m.group(2), ""), text)
+
+
+def leftover_processes(run_id: str) -> list[int]:
+    """Processes still running from an earlier wizard of this run (killed with SIGKILL, so
+    it could not stop its step): they carry WIZARD_RUN_ID in their environment."""
+    marker = f"WIZARD_RUN_ID={run_id}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def stop_leftovers(run_id: str) -> list[int]:
+    pids = leftover_processes(run_id)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+    return pids

@@ -1,0 +1,148 @@
+"""Run one step's script: stream its lines, keep its log, enforce its timeout, cancel it.
+
+Output is read in chunks and split into lines here, written to the log file as raw bytes,
+and handed to listeners a chunk's lines at a time (so a flood of output costs a few calls,
+not one per line); only the last lines are kept in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wizard.host import LocalHost
+
+TAIL_LINES = 40
+GRACE_S = 5.0
+
+
+@dataclass
+class Outcome:
+    exit_code: int | None
+    duration_s: float
+    timed_out: bool = False
+    cancelled: bool = False
+    error: str | None = None
+    tail: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not (self.timed_out or self.cancelled or self.error)
+
+
+class StepRunner:
+    def __init__(self, host: LocalHost) -> None:
+        self.host = host
+        self._cancel = threading.Event()
+        self.pgid: int | None = None
+
+    def cancel(self) -> None:
+        """Ask the running step to stop (from another thread, e.g. the app's cancel key)."""
+        self._cancel.set()
+
+    def run(
+        self,
+        script: str,
+        *,
+        cwd: str | None,
+        env: dict[str, str],
+        timeout: float | None,
+        log_path: Path,
+        on_lines: Callable[[list[str]], None],
+    ) -> Outcome:
+        self._cancel.clear()
+        started = time.monotonic()
+        tail: deque[str] = deque(maxlen=TAIL_LINES)
+
+        def emit(lines: list[str]) -> None:
+            tail.extend(lines)
+            on_lines(lines)
+
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            try:
+                proc = self.host.spawn(script, cwd=cwd, env=env)
+            except OSError as exc:
+                message = f"could not start the step: {exc.strerror or exc}"
+                log.write(message.encode() + b"\n")
+                return Outcome(None, 0.0, error=message, tail=[message])
+            self.pgid = proc.pid
+            timed_out = cancelled = False
+            try:
+                timed_out, cancelled = self._pump(proc, log, emit, started, timeout)
+            except KeyboardInterrupt:
+                cancelled = True
+            finally:
+                if timed_out or cancelled:
+                    _stop_group(proc)
+                proc.wait()
+            code = proc.returncode
+            why = (
+                f"timed out after {timeout:g} s"
+                if timed_out
+                else "cancelled"
+                if cancelled
+                else None
+            )
+            if why:
+                log.write(f"[wizard] {why}\n".encode())
+        return Outcome(code, time.monotonic() - started, timed_out, cancelled, tail=list(tail))
+
+    def _pump(
+        self,
+        proc: subprocess.Popen[bytes],
+        log,
+        emit,
+        started: float,  # type: ignore[no-untyped-def]
+        timeout: float | None,
+    ) -> tuple[bool, bool]:
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        partial = b""
+        while True:
+            if self._cancel.is_set():
+                return False, True
+            if timeout is not None and time.monotonic() - started > timeout:
+                return True, False
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                if partial:
+                    emit([partial.decode("utf-8", "replace")])
+                return False, False
+            log.write(chunk)
+            lines = (partial + chunk).split(b"\n")
+            partial = lines.pop()
+            if lines:
+                text = b"\n".join(lines).decode("utf-8", "replace").replace("\r", "")
+                emit(text.split("\n"))
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the step's whole process group, then SIGKILL what is left after a grace."""
+    for sig, wait in ((signal.SIGTERM, GRACE_S), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        if wait is None:
+            return
+        try:
+            proc.wait(timeout=wait)
+            # The leader is gone; make sure nothing else of its group survives.
+            os.killpg(proc.pid, signal.SIGKILL)
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            pass
+        return

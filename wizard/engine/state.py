@@ -1,0 +1,176 @@
+"""A run's saved state: one YAML file per run, rewritten atomically after every change.
+
+A killed wizard loses nothing that had finished: the file on disk is always either the
+previous complete state or the new one (temp file, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wizard.paths import runs_dir
+
+PENDING, RUNNING, DONE, SKIPPED, FAILED, CANCELLED = (
+    "pending",
+    "running",
+    "done",
+    "skipped",
+    "failed",
+    "cancelled",
+)
+FINISHED = (DONE, SKIPPED)
+FORMAT = 1
+
+
+class StateError(Exception):
+    """A state file that cannot be used; the message says why and what to do."""
+
+
+def now() -> str:
+    return dt.datetime.now().astimezone().replace(microsecond=0).isoformat()
+
+
+@dataclass
+class StepState:
+    status: str = PENDING
+    exit_code: int | None = None
+    started: str | None = None
+    finished: str | None = None
+    duration_s: float | None = None
+    log: str | None = None
+    reason: str = ""
+    command: str = ""
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunState:
+    run_id: str
+    recipe: str
+    recipe_path: str
+    path: Path
+    created: str = field(default_factory=now)
+    updated: str = field(default_factory=now)
+    answers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    steps: dict[str, StepState] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def step(self, step_id: str) -> StepState:
+        return self.steps.setdefault(step_id, StepState())
+
+    def first_unfinished(self) -> str | None:
+        return next((sid for sid, s in self.steps.items() if s.status not in FINISHED), None)
+
+    def save(self) -> None:
+        self.updated = now()
+        data = {"wizard_run": FORMAT, **asdict(self)}
+        data.pop("path")
+        fd, tmp = tempfile.mkstemp(prefix=".state.", dir=self.folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                yaml.dump(
+                    data, f, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False
+                )
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def new_run(
+    recipe_id: str, recipe_path: str, step_ids: list[str], answers: dict[str, str]
+) -> RunState:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = runs_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    run_id, n = f"{recipe_id}-{stamp}", 1
+    while (base / run_id).exists():
+        n += 1
+        run_id = f"{recipe_id}-{stamp}-{n}"
+    (base / run_id).mkdir()
+    state = RunState(
+        run_id,
+        recipe_id,
+        recipe_path,
+        base / run_id / "state.yaml",
+        answers=dict(answers),
+        steps={sid: StepState() for sid in step_ids},
+    )
+    state.save()
+    _write_latest(run_id)
+    return state
+
+
+def _write_latest(run_id: str) -> None:
+    latest = runs_dir() / "latest"
+    tmp = latest.with_name(".latest.tmp")
+    tmp.write_text(run_id + "\n")
+    os.replace(tmp, latest)
+
+
+def latest_id() -> str | None:
+    try:
+        return (runs_dir() / "latest").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def latest_for(recipe_id: str) -> str | None:
+    """The newest run of a recipe (run ids start with the recipe id and a timestamp)."""
+    base = runs_dir()
+    if not base.is_dir():
+        return None
+    pattern = re.compile(re.escape(recipe_id) + r"-\d{8}-\d{6}(-\d+)?")
+    runs = [p.name for p in base.iterdir() if p.is_dir() and pattern.fullmatch(p.name)]
+    return max(
+        runs,
+        key=lambda name: (name[len(recipe_id) : len(recipe_id) + 16], len(name), name),
+        default=None,
+    )
+
+
+def load(run_id: str | None = None) -> RunState:
+    """The named run, or the latest. A file that cannot be read is moved aside (never
+    overwritten) and reported."""
+    run_id = run_id or latest_id()
+    if run_id is None:
+        raise StateError("no saved run yet; start one with `wizard run flagcx`")
+    path = runs_dir() / run_id / "state.yaml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StateError(f"no saved run {run_id!r} (looked for {path})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _set_aside(path, str(exc)) from None
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        if not isinstance(data, dict) or data.get("wizard_run") != FORMAT:
+            raise ValueError("not a wizard run state")
+        steps = {sid: StepState(**s) for sid, s in data.pop("steps").items()}
+        data.pop("wizard_run")
+        return RunState(**data, steps=steps, path=path)
+    except (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise _set_aside(path, f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
+
+
+def _set_aside(path: Path, why: str) -> StateError:
+    aside = path.with_name(f"state.yaml.corrupt-{dt.datetime.now():%Y%m%d-%H%M%S}")
+    os.replace(path, aside)
+    return StateError(
+        f"the saved state {path} cannot be read ({why}); it was kept as {aside}. "
+        "Start again with `wizard run RECIPE`."
+    )

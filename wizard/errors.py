@@ -1,0 +1,7 @@
+"""Exit codes and the error a user mistake raises."""
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked; printed as one line, exit code 2."""
