@@ -47,6 +47,10 @@ def nvidia(ctx: Context) -> Finding:
             "gpu.memory_mib": memory,
             "gpu.nvlinks": nvlinks,
             "gpu.p2p_all": all(ok for _, _, ok in p2p),
+            # Older snapshots lack it; nvcc then builds for every architecture.
+            "gpu.sm": min(
+                (g["compute_capability"] for g in gpus if g.get("compute_capability")), default=""
+            ).replace(".", ""),
         }
     )
     details = [

@@ -138,8 +138,8 @@ Comm size: 1073741824 bytes; Elapsed time: 0.000717 sec; Algo bandwidth: 1497.14
 
 def test_flagcx_perf_parser() -> None:
     parser = FlagcxPerf()
-    for line in FLAGCX_LINES.splitlines():
-        parser.feed(line)
+    parser.feed(FLAGCX_LINES.splitlines()[:2])
+    parser.feed(FLAGCX_LINES.splitlines()[2:])
     rows = parser.results()["table"]
     assert [r["size_bytes"] for r in rows] == [131072, 1073741824]
     assert rows[1]["algbw_gbs"] == pytest.approx(1497.14215)
@@ -148,13 +148,16 @@ def test_flagcx_perf_parser() -> None:
 
 def test_gtest_parser_reads_coloured_output() -> None:
     parser = Gtest()
-    for line in ["\x1b[0;32m[  PASSED  ] \x1b[m8 tests.", "[  FAILED  ] 2 tests, listed below:"]:
-        parser.feed(line)
+    parser.feed(["\x1b[0;32m[  PASSED  ] \x1b[m8 tests.", "[  FAILED  ] 2 tests, listed below:"])
     assert parser.results() == {"passed": 8, "failed": 2}
 
 
 def test_nccl_tests_parser_ignores_headers() -> None:
     parser = NcclTestsPerf()
-    parser.feed("#       size         count      type   redop    root     time   algbw   busbw")
-    parser.feed("# Avg bus bandwidth    : 0")
+    parser.feed(
+        [
+            "#       size         count      type   redop    root     time   algbw   busbw",
+            "# Avg bus bandwidth    : 0",
+        ]
+    )
     assert parser.results() == {}

@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="set a parameter (repeatable)",
     )
     steps.add_argument("--from", dest="start", metavar="STEP", help="plan a re-run from STEP")
+
+    report = commands.add_parser(
+        "report", help="FlagCX's allreduce bandwidth beside NCCL's (nccl-tests), size by size"
+    )
+    report.add_argument("--json", action="store_true", help="print the comparison as JSON")
     return parser
 
 
@@ -140,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\nThe guided app is not built yet; start with `wizard doctor`.")
         return EXIT_OK
     handlers = {"doctor": doctor, "snapshot": snapshot}
-    if args.command in ("run", "resume", "status", "steps"):
+    if args.command in ("run", "resume", "status", "steps", "report"):
         from wizard import commands as run_commands
 
         handlers.update(

@@ -206,3 +206,41 @@ def _check_step(recipe: recipes.Recipe, step_id: str) -> None:
         recipe.index(step_id)
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
+
+
+def report(args: argparse.Namespace) -> int:
+    from wizard.console import size_text
+    from wizard.engine.compare import CAUSES, NoResults, latest
+
+    try:
+        result = latest()
+    except (NoResults, st.StateError) as exc:
+        print(f"wizard: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return EXIT_OK
+    out = Console()
+    out.write(
+        f"allreduce {result.metric} (GB/s): FlagCX run {result.flagcx_run} against "
+        f"nccl-tests run {result.nccl_run}"
+    )
+    out.write(f"{'size':>8} {'FlagCX':>10} {'NCCL':>10} {'ratio':>7}")
+    for row in result.rows:
+        ratio = f"{row.ratio:.3f}" if row.ratio is not None else "-"
+        out.write(
+            f"{size_text(row.size_bytes):>8} {row.flagcx:>10.2f} {row.nccl:>10.2f} {ratio:>7}"
+        )
+    if result.metric == "algbw":
+        out.write("One rank: bus bandwidth is 0 for both, so algorithm bandwidth is compared.")
+    gaps = result.gaps()
+    if not gaps:
+        out.write("No large gap: FlagCX is within 10% of NCCL from 16M up.")
+        return EXIT_OK
+    sizes = ", ".join(size_text(r.size_bytes) for r in gaps)
+    out.write(
+        out.paint(f"Gap: FlagCX is more than 10% below NCCL at {sizes}. Likely causes:", "33")
+    )
+    for cause in CAUSES:
+        out.write(f"  - {cause}")
+    return EXIT_FAILED

@@ -1,7 +1,8 @@
 """Parsers: turn a step's output into results (a bandwidth table, test counts).
 
-Each parser is fed the output line by line while the step runs, so results of a long run are
-there even when it is cancelled, and nothing holds the whole output in memory.
+Each parser is fed the output a chunk of lines at a time while the step runs, so results of a
+long run are there even when it is cancelled, nothing holds the whole output in memory, and a
+flood of output is scanned by the regex engine rather than line by line in Python.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ def plain(line: str) -> str:
 
 
 class Parser(Protocol):
-    def feed(self, line: str) -> None: ...
+    def feed(self, lines: list[str]) -> None: ...
 
     def results(self) -> dict[str, Any]: ...
 
@@ -26,8 +27,9 @@ class Parser(Protocol):
 # FlagCX test/perf: "Comm size: 131072 bytes; Elapsed time: 0.000021 sec;
 #                    Algo bandwidth: 6.2 GB/s; Bus bandwidth: 6.2 GB/s"
 _FLAGCX = re.compile(
-    r"Comm size:\s*(\d+)\s*bytes;\s*Elapsed time:\s*([\d.eE+-]+)\s*sec;\s*"
-    r"Algo bandwidth:\s*([\d.eE+-]+)\s*GB/s;\s*Bus bandwidth:\s*([\d.eE+-]+)\s*GB/s"
+    r"^.*?Comm size:\s*(\d+)\s*bytes;\s*Elapsed time:\s*([\d.eE+-]+)\s*sec;\s*"
+    r"Algo bandwidth:\s*([\d.eE+-]+)\s*GB/s;\s*Bus bandwidth:\s*([\d.eE+-]+)\s*GB/s",
+    re.M,
 )
 
 
@@ -37,11 +39,11 @@ class FlagcxPerf:
     def __init__(self) -> None:
         self.rows: list[dict[str, float]] = []
 
-    def feed(self, line: str) -> None:
-        if "Comm size" not in line:
+    def feed(self, lines: list[str]) -> None:
+        text = "\n".join(lines)
+        if "Comm size" not in text:
             return
-        match = _FLAGCX.search(plain(line))
-        if match:
+        for match in _FLAGCX.finditer(plain(text)):
             size, seconds, algbw, busbw = match.groups()
             self.rows.append(
                 {
@@ -58,7 +60,9 @@ class FlagcxPerf:
 
 # nccl-tests: "   131072   32768   float   sum   -1   25.31   5.18   5.18   0   24.90 ..."
 _NCCL_TESTS = re.compile(
-    r"^\s*(\d+)\s+(\d+)\s+(\w+)\s+(\w+)\s+(-?\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\S+)"
+    r"^[ \t]*(\d+)[ \t]+(\d+)[ \t]+(\w+)[ \t]+(\w+)[ \t]+(-?\d+)[ \t]+([\d.]+)[ \t]+([\d.]+)"
+    r"[ \t]+([\d.]+)[ \t]+(\S+)",
+    re.M,
 )
 
 
@@ -68,11 +72,8 @@ class NcclTestsPerf:
     def __init__(self) -> None:
         self.rows: list[dict[str, float]] = []
 
-    def feed(self, line: str) -> None:
-        if not line[:1].isspace() and not line[:1].isdigit():
-            return
-        match = _NCCL_TESTS.match(plain(line))
-        if match:
+    def feed(self, lines: list[str]) -> None:
+        for match in _NCCL_TESTS.finditer(plain("\n".join(lines))):
             size, _, _, _, _, time_us, algbw, busbw, wrong = match.groups()
             row = {
                 "size_bytes": int(size),
@@ -88,22 +89,21 @@ class NcclTestsPerf:
         return {"table": self.rows} if self.rows else {}
 
 
-_GTEST_PASSED = re.compile(r"^\[\s+PASSED\s+\]\s+(\d+) tests?")
-_GTEST_FAILED = re.compile(r"^\[\s+FAILED\s+\]\s+(\d+) tests?, listed below")
+_GTEST_PASSED = re.compile(r"^\[\s+PASSED\s+\]\s+(\d+) tests?", re.M)
+_GTEST_FAILED = re.compile(r"^\[\s+FAILED\s+\]\s+(\d+) tests?, listed below", re.M)
 
 
 class Gtest:
     def __init__(self) -> None:
         self.passed = self.failed = 0
 
-    def feed(self, line: str) -> None:
-        if "PASSED" not in line and "FAILED" not in line:
+    def feed(self, lines: list[str]) -> None:
+        text = "\n".join(lines)
+        if "PASSED" not in text and "FAILED" not in text:
             return
-        line = plain(line)
-        if match := _GTEST_PASSED.match(line):
-            self.passed += int(match.group(1))
-        elif match := _GTEST_FAILED.match(line):
-            self.failed += int(match.group(1))
+        text = plain(text)
+        self.passed += sum(int(m.group(1)) for m in _GTEST_PASSED.finditer(text))
+        self.failed += sum(int(m.group(1)) for m in _GTEST_FAILED.finditer(text))
 
     def results(self) -> dict[str, Any]:
         return {"passed": self.passed, "failed": self.failed}

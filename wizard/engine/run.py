@@ -284,8 +284,7 @@ def _run_step(
 
     def on_lines(texts: list[str]) -> None:
         if parser:
-            for text in texts:
-                parser.feed(text)
+            parser.feed(texts)
         listener.lines(texts)
 
     cwd = os.path.expanduser(render(step.cwd, values, quote=False)) if step.cwd else None

@@ -35,11 +35,13 @@ def _query(nv: Any) -> dict[str, Any]:
     gpus = []
     for index, handle in enumerate(handles):
         links, version = _nvlinks(nv, handle)
+        major, minor = nv.nvmlDeviceGetCudaComputeCapability(handle)
         gpus.append(
             {
                 "index": index,
                 "name": _text(nv.nvmlDeviceGetName(handle)),
                 "memory_mib": nv.nvmlDeviceGetMemoryInfo(handle).total // (1024 * 1024),
+                "compute_capability": f"{major}.{minor}",
                 "pci_bus_id": _text(nv.nvmlDeviceGetPciInfo(handle).busId),
                 "nvlinks": links,
                 "nvlink_version": version,
