@@ -144,18 +144,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         print("\nThe guided app is not built yet; start with `wizard doctor`.")
         return EXIT_OK
-    handlers = {"doctor": doctor, "snapshot": snapshot}
-    if args.command in ("run", "resume", "status", "steps", "report"):
-        from wizard import commands as run_commands
+    if args.command in ("doctor", "snapshot"):
+        handler = doctor if args.command == "doctor" else snapshot
+    else:  # the recipe commands, imported only when used
+        from wizard import commands
 
-        handlers.update(
-            run=run_commands.run,
-            resume=run_commands.resume,
-            status=run_commands.status,
-            steps=run_commands.steps,
-        )
+        handler = getattr(commands, args.command)
     try:
-        return handlers[args.command](args)
+        return handler(args)
     except UsageError as exc:
         print(f"wizard: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
