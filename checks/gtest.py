@@ -23,21 +23,35 @@ def library_dirs(ctx: Context, prefix: str) -> list[str]:
     return [f"{prefix}/lib/{multiarch}", f"{prefix}/lib", f"{prefix}/lib64"]
 
 
-def build_fix(ctx: Context, source: str) -> Fix:
+def build_fixes(ctx: Context, source: str) -> list[Fix]:
+    """Build with cmake; into /usr/local (root) or into ~/.local (no root), both searched."""
     distro = Distro.of(ctx)
-    build = "/tmp/googletest-build"
+    build = "/tmp/wizard-googletest-build"
+    home = ctx.host.getenv("HOME")
     q = shlex.quote
-    return Fix(
-        f"Build googletest from {source} and install it into /usr/local",
-        [
-            f"cmake -S {q(source)} -B {build} -DCMAKE_BUILD_TYPE=Release "
-            "-DCMAKE_POSITION_INDEPENDENT_CODE=ON",
-            f"cmake --build {build} -j",
-            distro.sudo(f"cmake --install {build} --prefix /usr/local"),
-        ],
-        needs_root=not distro.root,
-        changes="installs gtest/gmock headers and static libraries under /usr/local",
+    configure = (
+        f"cmake -S {q(source)} -B {build} -DCMAKE_BUILD_TYPE=Release "
+        "-DCMAKE_POSITION_INDEPENDENT_CODE=ON"
     )
+    compile_ = f"cmake --build {build} -j$(nproc)"
+    fixes = [
+        Fix(
+            f"Build googletest from {source} and install it into /usr/local",
+            [configure, compile_, distro.sudo(f"cmake --install {build} --prefix /usr/local")],
+            needs_root=True,
+            changes="installs gtest/gmock headers and static libraries under /usr/local",
+        )
+    ]
+    if home:
+        prefix = f"{home}/.local"
+        fixes.append(
+            Fix(
+                f"Build googletest from {source} and install it into {prefix} (no root)",
+                [configure, compile_, f"cmake --install {build} --prefix {q(prefix)}"],
+                changes=f"installs gtest/gmock headers and static libraries under {prefix}",
+            )
+        )
+    return fixes
 
 
 @check("gtest", "googletest", after=("os",))
@@ -79,7 +93,7 @@ def gtest(ctx: Context) -> Finding:
         return ctx.warn(
             f"googletest {what}: {SOURCE_DIR} is not built",
             details=["FlagCX's unit tests link libgtest; the perf tests do not need it"],
-            fixes=[build_fix(ctx, SOURCE_DIR)],
+            fixes=build_fixes(ctx, SOURCE_DIR),
         )
     if header_prefix:
         return ctx.warn(f"gtest headers in {header_prefix}/include but no libgtest", fixes=install)

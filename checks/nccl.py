@@ -35,6 +35,8 @@ def find_headers(ctx: Context) -> list[Header]:
     for env in ("NCCL_HOME", "CCL_HOME"):
         if value := host.getenv(env):
             candidates.append((value.rstrip("/"), env))
+    if home := host.getenv("HOME"):  # where the wizard's rootless fix links a wheel's NCCL
+        candidates.append((f"{home}/.local/nccl", "~/.local/nccl"))
     candidates += [
         ("/usr", "system"),
         ("/usr/local", "/usr/local"),
@@ -101,7 +103,7 @@ def header_fixes(ctx: Context) -> list[Fix]:
         f"Install NCCL from the nvidia-nccl-cu{major} wheel, without root",
         [
             f"python3 -m pip install nvidia-nccl-cu{major}",
-            "NCCL_DIR=$(python3 -c 'import nvidia.nccl as m; print(m.__path__[0])')",
+            "NCCL_DIR=$(python3 -c 'import nvidia.nccl as m; print(list(m.__path__)[0])')",
             *link_commands("$NCCL_DIR/include", "$NCCL_DIR/lib/libnccl.so.2", home),
         ],
         changes=f"installs a wheel into the active Python and links it under {home} (CCL_HOME)",

@@ -113,3 +113,28 @@ class TreeHost(LocalHost):
 
     def _nvml(self) -> dict[str, Any]:
         return self.nvml_answer
+
+
+class HidingHost(LocalHost):
+    """This real machine, with some installed things hidden from the checks' view, so a test
+    can show a check failing, apply a real fix, and see the check pass."""
+
+    def __init__(self, hidden: tuple[str, ...]) -> None:
+        super().__init__()
+        self.hidden = hidden
+
+    def _hides(self, path: str) -> bool:
+        return any(path == h or path.startswith(h.rstrip("*")) for h in self.hidden)
+
+    def _path_kind(self, path: str) -> str | None:
+        return None if self._hides(path) else super()._path_kind(path)
+
+    def _read_text(self, path: str, max_bytes: int) -> str | None:
+        return None if self._hides(path) else super()._read_text(path, max_bytes)
+
+    def _glob(self, pattern: str) -> list[str]:
+        return [p for p in super()._glob(pattern) if not self._hides(p)]
+
+    def _which(self, program: str) -> str | None:
+        found = super()._which(program)
+        return None if found and self._hides(found) else found

@@ -40,6 +40,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="replay a snapshot recorded by `wizard snapshot` instead of this host",
     )
+    fixing = doctor.add_argument_group("fixing (asks before changing anything)")
+    fixing.add_argument(
+        "--fix",
+        action="store_true",
+        help="walk the blocking findings and apply their fixes with consent",
+    )
+    fixing.add_argument(
+        "--yes",
+        action="store_true",
+        help="with --fix: apply the preferred fix of each without asking",
+    )
+    fixing.add_argument(
+        "--dry-run", action="store_true", help="with --fix: show what would run, change nothing"
+    )
+    fixing.add_argument(
+        "--only",
+        metavar="ID",
+        action="append",
+        help="with --fix: only these findings (repeatable), warnings included",
+    )
 
     snapshot = commands.add_parser(
         "snapshot",
@@ -199,6 +219,18 @@ def doctor(args: argparse.Namespace) -> int:
     from wizard.report import TextRenderer, to_json
 
     _check_target(args.target)
+    if (args.yes or args.dry_run or args.only) and not args.fix:
+        raise UsageError("--yes, --dry-run and --only go with --fix")
+    if args.fix and not (args.yes or args.dry_run) and not sys.stdin.isatty():
+        raise UsageError(
+            "--fix asks before changing anything: run it in a terminal, or pass "
+            "--yes to apply the preferred fixes, or --dry-run to only show them"
+        )
+    if args.fix and (args.snapshot or args.json):
+        raise UsageError(
+            "--fix changes this machine: it cannot be combined with "
+            + ("--snapshot" if args.snapshot else "--json")
+        )
     if args.snapshot:
         try:
             host = load_snapshot(args.snapshot)
@@ -214,6 +246,11 @@ def doctor(args: argparse.Namespace) -> int:
             "(recorded by another wizard version?); they count as absent",
             file=sys.stderr,
         )
+    if args.fix:
+        from wizard.fixing import fix_findings
+
+        TextRenderer(sys.stdout, verbose=args.verbose).render(report)
+        return fix_findings(report, only=args.only, yes=args.yes, dry_run=args.dry_run)
     if args.json:
         slowest = host.slowest()
         timing = (

@@ -57,6 +57,7 @@ class StepRunner:
         timeout: float | None,
         log_path: Path,
         on_lines: Callable[[list[str]], None],
+        own_session: bool = True,
     ) -> Outcome:
         self._cancel.clear()
         started = time.monotonic()
@@ -69,12 +70,12 @@ class StepRunner:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             try:
-                proc = self.host.spawn(script, cwd=cwd, env=env)
+                proc = self.host.spawn(script, cwd=cwd, env=env, own_session=own_session)
             except OSError as exc:
                 message = f"could not start the step: {exc.strerror or exc}"
                 log.write(message.encode() + b"\n")
                 return Outcome(None, 0.0, error=message, tail=[message])
-            self.pgid = proc.pid
+            self.pgid = proc.pid if own_session else None
             timed_out = cancelled = False
             try:
                 timed_out, cancelled = self._pump(proc, log, emit, started, timeout)
@@ -82,7 +83,7 @@ class StepRunner:
                 cancelled = True
             finally:
                 if timed_out or cancelled:
-                    _stop_group(proc)
+                    _stop(proc, own_session)
                 proc.wait()
             code = proc.returncode
             why = (
@@ -126,6 +127,18 @@ class StepRunner:
             if lines:
                 text = b"\n".join(lines).decode("utf-8", "replace").replace("\r", "")
                 emit(text.split("\n"))
+
+
+def _stop(proc: subprocess.Popen[bytes], own_session: bool) -> None:
+    if own_session:
+        _stop_group(proc)
+        return
+    # In the terminal's group, Ctrl-C already reached it; end it if it is still there.
+    proc.terminate()
+    try:
+        proc.wait(timeout=GRACE_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def _stop_group(proc: subprocess.Popen[bytes]) -> None:

@@ -54,10 +54,11 @@ class LocalHost(Host):
         return CommandResult(tuple(argv), proc.returncode, _decode(out), _decode(err))
 
     def spawn(
-        self, script: str, *, cwd: str | None, env: dict[str, str]
+        self, script: str, *, cwd: str | None, env: dict[str, str], own_session: bool = True
     ) -> subprocess.Popen[bytes]:
-        """Start a step's shell script in its own process group (so cancelling it ends every
-        process it started), stdout and stderr merged."""
+        """Start a step's shell script, stdout and stderr merged. In its own session by
+        default, so cancelling it ends every process it started; `own_session=False` keeps
+        the terminal, for sudo to ask for a password."""
         return subprocess.Popen(
             ["bash", "-e", "-o", "pipefail", "-c", script],
             cwd=cwd,
@@ -65,7 +66,7 @@ class LocalHost(Host):
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=own_session,
         )
 
     def _read_text(self, path: str, max_bytes: int) -> str | None:

