@@ -1,4 +1,5 @@
-"""Command line: `wizard doctor`, `wizard snapshot`.
+"""Command line: the guided app, `wizard doctor`, `snapshot`, `run`, `resume`, `status`,
+`steps` and `report`.
 
 Kept light at import time so `wizard --help` answers at once: the engine and checks are
 imported by the command that needs them.
@@ -9,9 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from wizard import __version__
 from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+
+if TYPE_CHECKING:
+    from wizard.host.base import Host
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +27,28 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 nothing blocks, 1 a finding blocks the target, 2 usage error.",
     )
     parser.add_argument("--version", action="version", version=f"wizard {__version__}")
+    app = parser.add_argument_group("the guided app (wizard with no command)")
+    app.add_argument(
+        "--plain",
+        action="store_true",
+        help="prompts and streamed text instead of the full-screen app "
+        "(the default when there is no terminal)",
+    )
+    app.add_argument(
+        "--snapshot",
+        metavar="FILE",
+        help="run against a machine recorded with `wizard snapshot` (demo, tests)",
+    )
+    app.add_argument("--recipe", default="flagcx", help="what to build and test (default flagcx)")
+    app.add_argument("--target", help="the target (default: the vendor found)")
+    app.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a recipe parameter, e.g. --set src=~/FlagCX (repeatable)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     doctor = commands.add_parser(
@@ -161,9 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        print("\nThe guided app is not built yet; start with `wizard doctor`.")
-        return EXIT_OK
+        try:
+            return guided(args)
+        except UsageError as exc:
+            print(f"wizard: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     if args.command in ("doctor", "snapshot"):
         handler = doctor if args.command == "doctor" else snapshot
     else:  # the recipe commands, imported only when used
@@ -204,6 +233,43 @@ def _crash(exc: Exception) -> int:
         file=sys.stderr,
     )
     return EXIT_FAILED
+
+
+def guided(args: argparse.Namespace) -> int:
+    """The app on a terminal; plain prompts with --plain or without one."""
+    from wizard.host import LocalHost, SnapshotError, load_snapshot
+
+    _check_target(args.target)
+    if args.snapshot:
+        try:
+            load_snapshot(args.snapshot)  # fail now, with a clear message
+        except SnapshotError as exc:
+            raise UsageError(str(exc)) from None
+        path = args.snapshot
+
+        def host_factory() -> Host:
+            return load_snapshot(path)
+    else:
+        host_factory = LocalHost
+    if args.plain or not (sys.stdin.isatty() and sys.stdout.isatty()):
+        from wizard.plain import plain
+
+        return plain(host_factory(), args, replay=bool(args.snapshot))
+    from wizard.app.app import Session, WizardApp
+    from wizard.engine.run import ParamError, parse_sets
+
+    try:
+        answers = parse_sets(args.sets)
+    except ParamError as exc:
+        raise UsageError(str(exc)) from None
+    session = Session(
+        host_factory,
+        replay=args.snapshot,
+        recipe_name=args.recipe,
+        answers=answers,
+        target=args.target,
+    )
+    return WizardApp(session).run() or EXIT_OK
 
 
 def _check_target(target: str | None) -> None:

@@ -12,13 +12,14 @@ from typing import Any
 from wizard.console import Console
 from wizard.engine import recipe as recipes
 from wizard.engine import state as st
-from wizard.engine.doctor import Report, run_doctor
+from wizard.engine.doctor import run_doctor
 from wizard.engine.run import (
     Cancelled,
     ParamError,
     execute,
     parse_sets,
     plan,
+    recipe_facts,
     resolve,
     stop_leftovers,
 )
@@ -33,16 +34,6 @@ def _load(name: str) -> recipes.Recipe:
         raise UsageError(str(exc)) from None
 
 
-def _facts(report: Report) -> dict[str, Any]:
-    vendor = report.target.vendor
-    return {
-        **report.facts(),
-        "target.vendor": vendor.key,
-        "target.make_flag": vendor.make_flag,
-        "target.adaptor": vendor.adaptor,
-    }
-
-
 def _doctor(recipe: recipes.Recipe, force: bool, out: Console) -> dict[str, Any] | None:
     """Run the checks for their facts; None when a check the recipe requires fails."""
     report = run_doctor(LocalHost())
@@ -52,7 +43,7 @@ def _doctor(recipe: recipes.Recipe, force: bool, out: Console) -> dict[str, Any]
     if failing and not force:
         out.write("Run `wizard doctor` for the fixes, or pass --force to run anyway.")
         return None
-    return _facts(report)
+    return recipe_facts(report)
 
 
 def _values(
@@ -181,7 +172,7 @@ def steps(args: argparse.Namespace) -> int:
     recipe = _load(args.recipe)
     if args.start:
         _check_step(recipe, args.start)
-    facts = _facts(run_doctor(LocalHost()))
+    facts = recipe_facts(run_doctor(LocalHost()))
     values = _values(recipe, facts, _sets(args.sets), "<run folder>", ask=False)
     out.write(f"{recipe.title} ({recipe.path})")
     for item in plan(recipe, values, None, args.start):

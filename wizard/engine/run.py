@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from wizard.engine import state as st
+from wizard.engine.doctor import Report
 from wizard.engine.parsers import PARSERS
 from wizard.engine.recipe import Recipe, Step, render
 from wizard.engine.runner import Outcome, StepRunner
@@ -42,6 +43,17 @@ class Listener(Protocol):
     def lines(self, texts: list[str]) -> None: ...
     def step_skipped(self, index: int, total: int, step: Step, reason: str) -> None: ...
     def step_finished(self, step: Step, result: st.StepState, outcome: Outcome) -> None: ...
+
+
+def recipe_facts(report: Report) -> dict[str, Any]:
+    """The doctor's facts, plus the target's, for filling a recipe's parameters."""
+    vendor = report.target.vendor
+    return {
+        **report.facts(),
+        "target.vendor": vendor.key,
+        "target.make_flag": vendor.make_flag,
+        "target.adaptor": vendor.adaptor,
+    }
 
 
 def parse_sets(pairs: list[str]) -> dict[str, str]:

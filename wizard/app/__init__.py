@@ -1,0 +1,1 @@
+"""The Textual app: guided setup from detection to results. Imported only when used."""

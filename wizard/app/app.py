@@ -1,0 +1,99 @@
+"""WizardApp: the screens share one session (host, target, doctor report, recipe, run)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+
+from wizard.engine import state as st
+from wizard.engine.doctor import Report
+from wizard.engine.recipe import Recipe
+from wizard.host import Host, LocalHost
+
+
+@dataclass
+class Session:
+    """What the screens share."""
+
+    host_factory: Callable[[], Host]  # a fresh host for every doctor run
+    replay: str | None = None  # the snapshot file when replaying one
+    recipe_name: str = "flagcx"
+    answers: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    report: Report | None = None
+    recipe: Recipe | None = None
+    run: st.RunState | None = None
+    stale: bool = False  # checks must run again (a fix was applied)
+
+
+class WizardApp(App[int]):
+    TITLE = "wizard"
+    SUB_TITLE = "from this machine to a tested FlagCX"
+    CSS_PATH = "wizard.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+        self.local = LocalHost()
+        self.busy: Callable[[], bool] = lambda: False  # set by a screen that runs something
+        self.stop: Callable[[], None] = lambda: None
+
+    def on_mount(self) -> None:
+        from wizard.app.screens.start import StartScreen
+
+        self.push_screen(StartScreen())
+
+    def action_help(self) -> None:
+        from wizard.app.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        """Stop what runs (its state is saved as cancelled), then leave."""
+        if self.busy():
+            self.stop()
+            self.notify("Stopping the running step; its state is saved…")
+            for _ in range(100):
+                if not self.busy():
+                    break
+                await self._sleep(0.1)
+        run = self.session.run
+        self.exit(0, message=_resume_hint(run))
+
+    async def _sleep(self, seconds: float) -> None:
+        import asyncio
+
+        await asyncio.sleep(seconds)
+
+
+def _resume_hint(run: st.RunState | None) -> str | None:
+    if run is None or run.first_unfinished() is None:
+        return None
+    return f"Run {run.run_id} is not finished; continue it with: wizard resume --run {run.run_id}"
+
+
+def latest_unfinished() -> st.RunState | None:
+    """The latest saved run, when it stopped before its end (offered at start)."""
+    try:
+        run = st.load()
+    except st.StateError:
+        return None
+    return run if run.first_unfinished() is not None else None
+
+
+def state_folder(run: st.RunState | None) -> Path | None:
+    return run.folder if run else None
+
+
+def describe(value: Any) -> str:
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)

@@ -1,0 +1,205 @@
+"""Checks: every check appears at once, grouped, and resolves live; select one for details."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.console import Group
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static, Tree
+from textual.widgets.tree import TreeNode
+
+from checks.base import Finding, Status
+from wizard.app.app import WizardApp
+from wizard.engine.doctor import Report, ordered_checks, run_doctor
+
+GROUPS = {
+    "System": ("os", "build.tools", "python.env", "limits"),
+    "Accelerator": ("gpu.nvidia", "gpu.others", "cuda.toolkit", "torch"),
+    "Communication": ("nccl.header", "nccl.library", "mpi", "rdma"),
+    "Tests": ("gtest",),
+}
+MARKS = {
+    Status.OK: ("✓", "green"),
+    Status.WARN: ("!", "yellow"),
+    Status.FAIL: ("✗", "red"),
+    Status.SKIP: ("-", "dim"),
+}
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+def label(title: str, finding: Finding | None, frame: int = 0, blocking: bool = False) -> Text:
+    if finding is None:
+        return Text.assemble(
+            (SPINNER[frame % len(SPINNER)], "cyan"), f" {title}", ("  checking…", "dim")
+        )
+    mark, style = MARKS[finding.status]
+    return Text.assemble((mark, style), " ", (title, "bold" if blocking else ""))
+
+
+def details(finding: Finding, blocking: bool) -> Group:
+    mark, style = MARKS[finding.status]
+    parts: list[Text] = [
+        Text.assemble((f"{mark} {finding.title}", f"bold {style}"), f"  ({finding.id})"),
+        Text(finding.summary),
+    ]
+    if blocking:
+        parts.append(Text("This blocks the target.", style="bold red"))
+    if finding.details:
+        parts.append(Text("\n".join(finding.details), style="dim"))
+    if finding.facts:
+        parts.append(Text("\n".join(f"{k} = {v}" for k, v in finding.facts.items()), style="cyan"))
+    for fix in finding.fixes:
+        tags = [t for t, on in (("needs root", fix.needs_root), ("manual", fix.manual)) if on]
+        parts.append(
+            Text(f"Fix: {fix.title}" + (f" ({', '.join(tags)})" if tags else ""), style="bold")
+        )
+        parts.append(Text("\n".join(f"  $ {c}" for c in fix.commands)))
+    return Group(*[p for part in parts for p in (part, Text(""))][:-1])
+
+
+class ChecksScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f", "fixes", "Fixes"),
+        Binding("n", "steps", "Build & test"),
+        Binding("r", "recheck", "Check again"),
+        Binding("escape", "app.pop_screen", "Back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nodes: dict[str, TreeNode[str]] = {}
+        self.found: dict[str, Finding] = {}
+        self.frame = 0
+
+    @property
+    def wizard(self) -> WizardApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(classes="panes"):
+            tree: Tree[str] = Tree("Checks", id="checks")
+            tree.show_root = False
+            yield tree
+            with VerticalScroll(id="details"):
+                yield Static(
+                    Text("Select a check to see its details, facts and fixes."), id="detail-text"
+                )
+        yield Static(Text("Checking this machine…"), id="summary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        tree = self.query_one("#checks", Tree)
+        known = {c.id: c.title for c in ordered_checks()}
+        for group, ids in GROUPS.items():
+            branch = tree.root.add(group, expand=True)
+            for check_id in ids:
+                if check_id in known:
+                    self.nodes[check_id] = branch.add_leaf(
+                        label(known[check_id], None), data=check_id
+                    )
+        self.set_interval(0.1, self.spin)
+        tree.focus()
+        self.start()
+
+    def on_screen_resume(self) -> None:
+        if self.wizard.session.stale:
+            self.wizard.session.stale = False
+            self.start()
+
+    def start(self) -> None:
+        self.found.clear()
+        for check_id, node in self.nodes.items():
+            node.set_label(label(self._title(check_id), None))
+        self.query_one("#summary", Static).update(Text("Checking this machine…"))
+        self.check()
+
+    def _title(self, check_id: str) -> str:
+        return next(c.title for c in ordered_checks() if c.id == check_id)
+
+    @work(thread=True, exclusive=True, group="doctor")
+    def check(self) -> None:
+        session = self.wizard.session
+        report = run_doctor(
+            session.host_factory(),
+            session.target,
+            on_finding=lambda f: self.app.call_from_thread(self.resolved, f),
+        )
+        self.app.call_from_thread(self.finished, report)
+
+    def spin(self) -> None:
+        self.frame += 1
+        for check_id, node in self.nodes.items():
+            if check_id not in self.found:
+                node.set_label(label(self._title(check_id), None, self.frame))
+
+    def resolved(self, finding: Finding) -> None:
+        self.found[finding.id] = finding
+        node = self.nodes.get(finding.id)
+        if node is not None:
+            node.set_label(label(finding.title, finding))
+        self._show_selected()
+
+    def finished(self, report: Report) -> None:
+        self.wizard.session.report = report
+        for finding in report.findings:
+            node = self.nodes.get(finding.id)
+            if node is not None:
+                node.set_label(label(finding.title, finding, blocking=report.is_blocking(finding)))
+        self._show_selected()
+        blocking = report.blocking
+        counts = ", ".join(
+            f"{sum(f.status is s for f in report.findings)} {s.value}"
+            for s in Status
+            if any(f.status is s for f in report.findings)
+        )
+        if blocking:
+            text = Text.assemble(
+                (f"{len(blocking)} problem(s) block {report.target.id}: ", "bold red"),
+                ", ".join(f.id for f in blocking),
+                f".  ({counts})  Press f for fixes, or n to build anyway.",
+            )
+        else:
+            text = Text.assemble(
+                (f"Nothing blocks {report.target.id}. ", "bold green"),
+                f"({counts})  Press n to build and test.",
+            )
+        self.query_one("#summary", Static).update(text)
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[str]) -> None:
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        node = self.query_one("#checks", Tree).cursor_node
+        check_id = node.data if node is not None else None
+        finding = self.found.get(check_id) if check_id else None
+        if finding is None:
+            return
+        report = self.wizard.session.report
+        blocking = bool(report and report.is_blocking(finding))
+        self.query_one("#detail-text", Static).update(details(finding, blocking))
+
+    def action_recheck(self) -> None:
+        self.start()
+
+    def action_fixes(self) -> None:
+        if self.wizard.session.report is None:
+            self.notify("The checks are still running.")
+            return
+        from wizard.app.screens.fixes import FixesScreen
+
+        self.app.push_screen(FixesScreen())
+
+    def action_steps(self) -> None:
+        if self.wizard.session.report is None:
+            self.notify("The checks are still running.")
+            return
+        from wizard.app.screens.steps import StepsScreen
+
+        self.app.push_screen(StepsScreen())

@@ -1,0 +1,196 @@
+"""Fixes: tick the fixes to apply, see their exact commands, confirm, watch them run, and see
+their checks run again."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, SelectionList, Static
+from textual.widgets.selection_list import Selection
+
+from checks.base import Finding, Fix, Status
+from wizard.app.app import WizardApp
+from wizard.app.screens.confirm import ConfirmScreen
+from wizard.app.widgets.log_pane import LogPane
+from wizard.engine.fixes import apply, choices, preferred, sudo_path
+from wizard.engine.runner import StepRunner
+
+
+class FixesScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "apply", "Apply ticked"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: dict[str, tuple[Finding, Fix]] = {}
+        self.runner: StepRunner | None = None
+
+    @property
+    def wizard(self) -> WizardApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(classes="panes"):
+            yield SelectionList[str](id="fixlist")
+            with VerticalScroll(id="commands"):
+                yield Static(id="command-text")
+        yield LogPane(id="fixlog")
+        yield Static(id="fixstatus")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        report = self.wizard.session.report
+        assert report is not None
+        facts = report.facts()
+        root = bool(facts.get("os.root"))
+        sudo = sudo_path()
+        found = [
+            f
+            for f in report.findings
+            if f.fixes and (report.is_blocking(f) or f.status in (Status.FAIL, Status.WARN))
+        ]
+        selections = []
+        for finding in found:
+            options = choices(finding, root=root, sudo=sudo)
+            best = preferred(options, root=root) if report.is_blocking(finding) else None
+            for index, choice in enumerate(options):
+                key = f"{finding.id}:{index}"
+                self.entries[key] = (finding, choice.fix)
+                tag = " (needs root)" if choice.fix.needs_root else ""
+                if not choice.usable:
+                    tag = f" ({choice.why})"
+                selections.append(
+                    Selection(
+                        f"{finding.id}: {choice.fix.title}{tag}",
+                        key,
+                        choice is best,
+                        disabled=not choice.usable,
+                    )
+                )
+        fixlist = self.query_one("#fixlist", SelectionList)
+        fixlist.add_options(selections)
+        status = (
+            "Nothing to fix."
+            if not selections
+            else "Tick the fixes to apply (space), then press a. Nothing runs without asking."
+        )
+        if self.wizard.session.replay:
+            status = "Replaying a snapshot: fixes are shown, but cannot run on this machine."
+        self.query_one("#fixstatus", Static).update(Text(status))
+        fixlist.focus()
+        if selections:
+            self._show(str(selections[0].value))
+
+    def on_selection_list_selection_highlighted(
+        self, event: SelectionList.SelectionHighlighted[str]
+    ) -> None:
+        self._show(event.selection.value)
+
+    def _show(self, key: str) -> None:
+        finding, fix = self.entries[key]
+        text = Text.assemble(
+            (f"{finding.id}: ", "bold"), finding.summary, "\n\n", (fix.title, "bold"), "\n"
+        )
+        for command in fix.commands:
+            text.append(f"  $ {command}\n")
+        if fix.changes:
+            text.append(f"\nchanges: {fix.changes}", style="dim")
+        if fix.needs_root:
+            text.append(
+                "\nneeds root" + ("" if self._root() else ": runs with sudo"), style="yellow"
+            )
+        self.query_one("#command-text", Static).update(text)
+
+    def _root(self) -> bool:
+        report = self.wizard.session.report
+        return bool(report and report.facts().get("os.root"))
+
+    def action_apply(self) -> None:
+        if self.runner is not None:
+            self.notify("Fixes are running.")
+            return
+        if self.wizard.session.replay:
+            self.notify("Replaying a snapshot: nothing can be changed here.", severity="warning")
+            return
+        keys = list(self.query_one("#fixlist", SelectionList).selected)
+        if not keys:
+            self.notify("Tick at least one fix (space).")
+            return
+        chosen = [self.entries[k] for k in keys]
+        body = Text()
+        for finding, fix in chosen:
+            body.append(f"{finding.id}: {fix.title}\n", style="bold")
+            for command in fix.commands:
+                body.append(f"  $ {command}\n")
+        question = f"Run the commands of {len(chosen)} fix(es) on this machine?"
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_fixes(chosen)
+
+        self.app.push_screen(ConfirmScreen(question, body), answered)
+
+    @work(thread=True, exclusive=True, group="fixes")
+    def run_fixes(self, chosen: list[tuple[Finding, Fix]]) -> None:
+        log = self.query_one("#fixlog", LogPane)
+        self.runner = StepRunner(self.wizard.local)
+        self.wizard.busy = lambda: self.runner is not None
+        self.wizard.stop = self.runner.cancel
+        done: set[str] = set()
+        lines = []
+        session = self.wizard.session
+        try:
+            for finding, fix in chosen:
+                if finding.id in done:
+                    continue
+                log.feed([f"── {finding.id}: {fix.title}", *(f"$ {c}" for c in fix.commands)])
+                result = apply(
+                    finding,
+                    fix,
+                    on_lines=log.feed,
+                    runner=self.runner,
+                    verify_host=session.host_factory,
+                    target=session.target,
+                )
+                if result.outcome.cancelled:
+                    lines.append(
+                        f"✗ {finding.id}: stopped; the system is as the commands "
+                        f"left it. Log: {result.log}"
+                    )
+                    break
+                if result.fixed and result.after:
+                    done.add(finding.id)
+                    lines.append(
+                        f"✓ {finding.id} is {result.after.status.value} now: {result.after.summary}"
+                    )
+                else:
+                    after = result.after
+                    why = (
+                        f"still {after.status.value}: {after.summary}"
+                        if result.outcome.ok and after
+                        else f"failed: exit code {result.outcome.exit_code}"
+                    )
+                    lines.append(f"✗ {finding.id}: {why}. Log: {result.log}")
+        finally:
+            self.runner = None
+            session.stale = True
+            self.app.call_from_thread(self._finished, lines)
+
+    def _finished(self, lines: list[str]) -> None:
+        text = Text("\n".join(lines) + "\nPress escape: the checks run again.")
+        self.query_one("#fixstatus", Static).update(text)
+
+    def action_back(self) -> None:
+        if self.runner is not None:
+            self.notify("A fix is running: wait for it, or press q to stop it and quit.")
+            return
+        self.app.pop_screen()

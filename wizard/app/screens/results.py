@@ -1,0 +1,90 @@
+"""Results: the perf tables and a chart of bandwidth against message size, the torch
+example's outcome, where the logs and state are, and what to run next."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from wizard.app.app import WizardApp
+from wizard.app.widgets.bandwidth_chart import BandwidthChart
+from wizard.console import size_text
+from wizard.engine import state as st
+
+
+class ResultsScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Back")]
+
+    @property
+    def wizard(self) -> WizardApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        run = self.wizard.session.run
+        yield Header()
+        with VerticalScroll(id="results"):
+            if run is None:
+                yield Static(Text("No run yet."))
+            else:
+                yield from self.sections(run)
+        yield Footer()
+
+    def sections(self, run: st.RunState) -> ComposeResult:
+        done = sum(s.status == st.DONE for s in run.steps.values())
+        failed = [sid for sid, s in run.steps.items() if s.status in (st.FAILED, st.CANCELLED)]
+        summary = f"Run {run.run_id}: {done} of {len(run.steps)} steps done"
+        summary += f"; not finished: {', '.join(failed)}" if failed else "."
+        yield Static(Text(summary, style="bold"))
+        for step_id, saved in run.steps.items():
+            table = saved.results.get("table")
+            if table:
+                yield Static(Text(f"{step_id}: bandwidth by message size"), classes="section")
+                yield self.perf_table(step_id, table)
+                yield BandwidthChart(table, id=f"chart-{step_id}")
+            elif "passed" in saved.results:
+                yield Static(
+                    Text(
+                        f"{step_id}: {saved.results['passed']} tests passed, "
+                        f"{saved.results['failed']} failed"
+                    ),
+                    classes="section",
+                )
+        torch = run.steps.get("torch-example")
+        if torch is not None:
+            outcome = {st.DONE: "ran", st.SKIPPED: f"skipped ({torch.reason})"}.get(
+                torch.status, f"{torch.status} ({torch.reason})"
+            )
+            yield Static(Text(f"PyTorch plugin example: {outcome}"), classes="section")
+        yield Static(Text("Logs and state"), classes="section")
+        yield Static(Text(f"{run.folder}"))
+        yield Static(Text("Next"), classes="section")
+        yield Static(Text("\n".join(self.next_commands(run))))
+
+    def perf_table(self, step_id: str, rows: list[dict[str, Any]]) -> DataTable[Any]:
+        table: DataTable[Any] = DataTable(id=f"table-{step_id}", cursor_type="none")
+        table.add_columns("size", "time (us)", "algbw (GB/s)", "busbw (GB/s)")
+        for row in rows:
+            table.add_row(
+                size_text(int(row["size_bytes"])),
+                f"{row['time_us']:.2f}",
+                f"{row['algbw_gbs']:.2f}",
+                f"{row['busbw_gbs']:.2f}",
+            )
+        return table
+
+    def next_commands(self, run: st.RunState) -> list[str]:
+        commands = [f"wizard status --run {run.run_id}"]
+        if run.first_unfinished():
+            commands.append(f"wizard resume --run {run.run_id}")
+        perf = run.steps.get("allreduce")
+        if perf and perf.command:
+            cwd = run.params.get("src", "")
+            commands.append(f"cd {cwd}/test/perf && {perf.command}")
+        commands += ["wizard run nccl-tests && wizard report   # NCCL's numbers beside FlagCX's"]
+        return [f"$ {c}" for c in commands]

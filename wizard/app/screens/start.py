@@ -1,0 +1,139 @@
+"""Start: choose the target, the source folder and options; offer to resume a saved run."""
+
+from __future__ import annotations
+
+import shlex
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+
+from checks.vendors import default_vendor
+from wizard.app.app import WizardApp, latest_unfinished
+from wizard.engine.run import ParamError, parse_sets
+from wizard.engine.targets import TARGETS
+
+INTRO = (
+    "This wizard checks this machine for what FlagCX needs, proposes fixes and asks before "
+    "changing anything, then builds FlagCX and runs its perf tests, unit tests and torch "
+    "plugin with live logs. Every step is saved: you can stop and resume at any time."
+)
+
+
+class StartScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+n", "go", "Check this machine", priority=True),
+        Binding("ctrl+r", "resume", "Resume", show=False, priority=True),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saved = latest_unfinished()
+        self.picked = False
+
+    @property
+    def wizard(self) -> WizardApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        session = self.wizard.session
+        yield Header()
+        with VerticalScroll(id="start"):
+            yield Static(Text(INTRO), id="intro")
+            if session.replay:
+                yield Static(
+                    Text(f"Replaying the machine recorded in {session.replay}.", style="italic")
+                )
+            yield Label("Target")
+            yield Select(
+                [(t.title, t.id) for t in TARGETS.values()],
+                value="flagcx-nvidia",
+                allow_blank=False,
+                id="target",
+            )
+            yield Label("FlagCX source folder (cloned there when missing)")
+            yield Input(value=session.answers.get("src", "~/FlagCX"), id="src")
+            yield Label("More parameters, as key=value (e.g. gpus=8 perf_args='-b 1M -e 1G')")
+            yield Input(
+                value=" ".join(
+                    f"{k}={shlex.quote(v)}" for k, v in session.answers.items() if k != "src"
+                ),
+                id="sets",
+            )
+            if self.saved:
+                step = self.saved.first_unfinished()
+                status = self.saved.steps[step].status if step else ""
+                yield Static(
+                    Text(
+                        f"A saved run, {self.saved.run_id}, stopped at step {step} "
+                        f"({status}). Resume it, or start a new run."
+                    ),
+                    id="resume-note",
+                )
+            with Horizontal():
+                yield Button("Check this machine", variant="primary", id="go")
+                if self.saved:
+                    yield Button("Resume the saved run", id="resume")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.detect()
+        self.query_one("#go", Button).focus()
+
+    @work(thread=True, exclusive=True)
+    def detect(self) -> None:
+        vendor = default_vendor(self.wizard.session.host_factory())
+        self.app.call_from_thread(self._detected, f"flagcx-{vendor}")
+
+    def _detected(self, target: str) -> None:
+        if not self.picked and self.wizard.session.target is None:
+            self.query_one("#target", Select).value = target
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self.picked = self.picked or event.select.has_focus
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "go":
+            self.action_go()
+        elif event.button.id == "resume":
+            self.action_resume()
+
+    def _answers(self) -> dict[str, str] | None:
+        src = self.query_one("#src", Input).value.strip()
+        try:
+            answers = parse_sets(shlex.split(self.query_one("#sets", Input).value))
+        except (ParamError, ValueError) as exc:
+            self.notify(str(exc), severity="error", title="Parameters")
+            return None
+        if src:
+            answers["src"] = src
+        return answers
+
+    def action_go(self) -> None:
+        answers = self._answers()
+        if answers is None:
+            return
+        session = self.wizard.session
+        session.answers = answers
+        session.target = str(self.query_one("#target", Select).value)
+        session.run = None
+        from wizard.app.screens.checks import ChecksScreen
+
+        self.app.push_screen(ChecksScreen())
+
+    def action_resume(self) -> None:
+        if not self.saved:
+            return
+        session = self.wizard.session
+        session.run = self.saved
+        session.answers = dict(self.saved.answers)
+        session.recipe_name = self.saved.recipe_path
+        session.target = str(self.query_one("#target", Select).value)
+        from wizard.app.screens.checks import ChecksScreen
+
+        self.app.push_screen(ChecksScreen())

@@ -1,0 +1,311 @@
+"""Steps: the recipe's steps with status, elapsed time and progress, and a live log that
+follows the output; cancel, retry, skip and run from here."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Static
+
+from wizard.app.app import WizardApp, describe
+from wizard.app.screens.confirm import ConfirmScreen
+from wizard.app.widgets.log_pane import LogPane
+from wizard.engine import recipe as recipes
+from wizard.engine import state as st
+from wizard.engine.hints import likely_cause
+from wizard.engine.recipe import Step
+from wizard.engine.run import Cancelled, ParamError, execute, recipe_facts, resolve
+from wizard.engine.runner import Outcome, StepRunner
+
+MARKS = {
+    st.DONE: ("✓", "green"),
+    st.SKIPPED: ("-", "dim"),
+    st.FAILED: ("✗", "red"),
+    st.CANCELLED: ("✗", "yellow"),
+    st.RUNNING: ("▶", "cyan"),
+    st.PENDING: ("·", "dim"),
+}
+
+
+def clock(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+
+
+class StepsScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "cancel", "Cancel"),
+        Binding("r", "retry", "Retry"),
+        Binding("s", "skip", "Skip"),
+        Binding("h", "from_here", "From here"),
+        Binding("f", "follow", "Follow"),
+        Binding("slash", "search", "Search"),
+        Binding("e", "first_error", "Error"),
+        Binding("n", "results", "Results"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.recipe: recipes.Recipe | None = None
+        self.values: dict[str, Any] = {}
+        self.runner: StepRunner | None = None
+        self.running = False
+        self.current: str | None = None
+        self.started_at = 0.0
+
+    @property
+    def wizard(self) -> WizardApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(classes="panes"):
+            table: DataTable[Any] = DataTable(id="steps-table", cursor_type="row")
+            yield table
+            with Vertical(id="steps-side"):
+                yield LogPane(id="log")
+                yield Static(id="failure", classes="hidden")
+                yield Input(
+                    placeholder="search the log, enter for the next match",
+                    id="search",
+                    classes="hidden",
+                )
+        yield ProgressBar(id="progress", show_eta=False)
+        yield Static(id="stepstatus")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(0.5, self.tick)
+        if self.prepare():
+            self.query_one("#steps-table", DataTable).focus()
+            self.maybe_run(None)
+
+    # -- preparation ------------------------------------------------------------------------
+
+    def status(self, text: str | Text) -> None:
+        self.query_one("#stepstatus", Static).update(text if isinstance(text, Text) else Text(text))
+
+    def prepare(self) -> bool:
+        session = self.wizard.session
+        try:
+            self.recipe = recipes.load(session.recipe_name)
+        except recipes.RecipeError as exc:
+            self.status(f"Cannot load the recipe: {exc}")
+            return False
+        report = session.report
+        assert report is not None
+        if session.run is None or session.run.recipe != self.recipe.id:
+            session.run = st.new_run(
+                self.recipe.id,
+                str(self.recipe.path),
+                [s.id for s in self.recipe.steps],
+                session.answers,
+            )
+        run = session.run
+        try:
+            self.values = resolve(self.recipe, recipe_facts(report), session.answers, run.folder)
+        except ParamError as exc:
+            self.status(f"{exc}. Go back (escape twice) and add it under More parameters.")
+            return False
+        run.answers = dict(session.answers)
+        table = self.query_one("#steps-table", DataTable)
+        table.add_column("", key="mark", width=1)
+        table.add_column("time", key="time", width=5)
+        table.add_column("step", key="step")
+        for step in self.recipe.steps:
+            table.add_row(*self._cells(step), key=step.id)
+        self.query_one("#progress", ProgressBar).update(total=len(self.recipe.steps))
+        self._progress()
+        shown = " ".join(
+            f"{k}={describe(v)}" for k, v in self.values.items() if k in self.recipe.params
+        )
+        self.status(f"Run {run.run_id}: {shown}")
+        return True
+
+    def _cells(self, step: Step) -> tuple[Text, str, Text]:
+        run = self.wizard.session.run
+        saved = run.steps.get(step.id, st.StepState()) if run else st.StepState()
+        mark, style = MARKS[saved.status]
+        return Text(mark, style=style), clock(saved.duration_s), Text(step.title)
+
+    def _row(self, step: Step) -> None:
+        mark, elapsed, _ = self._cells(step)
+        table = self.query_one("#steps-table", DataTable)
+        table.update_cell(step.id, "mark", mark)
+        table.update_cell(step.id, "time", elapsed)
+        self._progress()
+
+    def _progress(self) -> None:
+        run = self.wizard.session.run
+        if run is None:
+            return
+        finished = sum(s.status in st.FINISHED for s in run.steps.values())
+        self.query_one("#progress", ProgressBar).update(progress=finished)
+
+    # -- running ----------------------------------------------------------------------------
+
+    def maybe_run(self, start: str | None) -> None:
+        report = self.wizard.session.report
+        assert self.recipe is not None and report is not None
+        failing = [
+            f for f in report.findings if f.id in self.recipe.requires and f.status.value == "fail"
+        ]
+        if not failing:
+            self.go(start)
+            return
+        body = Text("\n".join(f"{f.id}: {f.summary}" for f in failing))
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.go(start)
+            else:
+                self.status("Not started. Press r to start anyway, or escape for the checks.")
+
+        self.app.push_screen(
+            ConfirmScreen("These checks fail; run the steps anyway?", body), answered
+        )
+
+    def go(self, start: str | None) -> None:
+        if self.running or self.recipe is None:
+            return
+        self.runner = StepRunner(self.wizard.local)
+        self.running = True
+        self.wizard.busy = lambda: self.running
+        self.wizard.stop = self.runner.cancel
+        self.query_one("#failure", Static).add_class("hidden")
+        self.execute_steps(start)
+
+    @work(thread=True, exclusive=True, group="steps")
+    def execute_steps(self, start: str | None) -> None:
+        run = self.wizard.session.run
+        assert self.recipe is not None and run is not None and self.runner is not None
+        try:
+            ok = execute(self.recipe, run, self.values, self, start=start, runner=self.runner)
+            message = (
+                "All steps done. Press n for the results."
+                if ok
+                else "A step failed: r runs it again, s skips it, h runs from the highlighted step."
+            )
+        except Cancelled as stopped:
+            message = f"Cancelled during {stopped}; its processes were ended. r resumes."
+        finally:
+            self.running = False
+        self.app.call_from_thread(self.status, message)
+
+    # Listener, called from the worker thread.
+
+    def step_started(self, index: int, total: int, step: Step, command: str) -> None:
+        self.app.call_from_thread(self._started, step, command)
+
+    def lines(self, texts: list[str]) -> None:
+        self.query_one("#log", LogPane).feed(texts)
+
+    def step_skipped(self, index: int, total: int, step: Step, reason: str) -> None:
+        self.app.call_from_thread(self._row, step)
+
+    def step_finished(self, step: Step, result: st.StepState, outcome: Outcome) -> None:
+        self.app.call_from_thread(self._finished, step, result, outcome)
+
+    def _started(self, step: Step, command: str) -> None:
+        self.current, self.started_at = step.id, time.monotonic()
+        self._row(step)
+        log = self.query_one("#log", LogPane)
+        log.feed([f"── {step.title} ({step.id})", *(f"$ {c}" for c in command.splitlines())])
+        self.query_one("#steps-table", DataTable).move_cursor(
+            row=self.query_one("#steps-table", DataTable).get_row_index(step.id)
+        )
+
+    def _finished(self, step: Step, result: st.StepState, outcome: Outcome) -> None:
+        self.current = None
+        self._row(step)
+        if result.status in (st.DONE, st.SKIPPED):
+            return
+        cause = likely_cause(outcome.tail)
+        text = Text.assemble((f"{step.id} {result.status}: {result.reason}\n", "bold red"))
+        text.append("\n".join(outcome.tail[-8:]) + "\n", style="dim")
+        if cause:
+            text.append(f"likely cause: {cause}\n", style="yellow")
+        text.append(f"full log: {result.log}")
+        failure = self.query_one("#failure", Static)
+        failure.update(text)
+        failure.remove_class("hidden")
+
+    def tick(self) -> None:
+        if self.current is None:
+            return
+        elapsed = clock(time.monotonic() - self.started_at)
+        self.query_one("#steps-table", DataTable).update_cell(self.current, "time", elapsed)
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def action_cancel(self) -> None:
+        if self.running and self.runner is not None:
+            self.runner.cancel()
+            self.status("Cancelling…")
+
+    def action_retry(self) -> None:
+        if not self.running and self.recipe is not None:
+            self.go(None)
+
+    def action_skip(self) -> None:
+        run = self.wizard.session.run
+        if self.running or run is None or self.recipe is None:
+            return
+        step_id = run.first_unfinished()
+        if step_id is None:
+            return
+        saved = run.step(step_id)
+        saved.status, saved.reason = st.SKIPPED, "skipped by you"
+        run.save()
+        self._row(self.recipe.steps[self.recipe.index(step_id)])
+        self.go(None)
+
+    def action_from_here(self) -> None:
+        if self.running or self.recipe is None:
+            return
+        table = self.query_one("#steps-table", DataTable)
+        step = self.recipe.steps[table.cursor_row]
+        self.go(step.id)
+
+    def action_follow(self) -> None:
+        following = self.query_one("#log", LogPane).toggle_follow()
+        self.notify("Following the log." if following else "Log paused; f follows again.")
+
+    def action_search(self) -> None:
+        search = self.query_one("#search", Input)
+        search.remove_class("hidden")
+        search.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        found = event.input.id == "search" and event.value
+        if found and self.query_one("#log", LogPane).find(event.value) is None:
+            self.notify(f"{event.value!r} is not in the log shown.")
+
+    def action_first_error(self) -> None:
+        if self.query_one("#log", LogPane).first_error() is None:
+            self.notify("No error in the log shown.")
+
+    def action_results(self) -> None:
+        from wizard.app.screens.results import ResultsScreen
+
+        self.app.push_screen(ResultsScreen())
+
+    def action_back(self) -> None:
+        search = self.query_one("#search", Input)
+        if not search.has_class("hidden"):
+            search.add_class("hidden")
+            self.query_one("#steps-table", DataTable).focus()
+            return
+        if self.running:
+            self.notify("A step is running: c cancels it first.")
+            return
+        self.app.pop_screen()

@@ -1,0 +1,80 @@
+"""A live log that keeps up with a flood: lines arrive from a worker thread into a buffer,
+and the UI drains it a few times a second. The widget keeps the last lines only; the full
+log is on disk."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import deque
+
+from textual.widgets import Log
+
+from wizard.engine.parsers import plain
+
+MAX_LINES = 5000
+ERROR = re.compile(r"error|failed|fatal|undefined reference|not found|Traceback", re.I)
+
+
+class LogPane(Log):
+    DEFAULT_CSS = "LogPane { height: 1fr; border: round $primary-darken-2; }"
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(max_lines=MAX_LINES, auto_scroll=True, id=id)
+        self._pending: deque[str] = deque(maxlen=MAX_LINES)
+        self._lock = threading.Lock()
+        self.received = 0  # every line handed over, shown or dropped from the buffer
+        self._search_from = 0
+
+    def on_mount(self) -> None:
+        self.set_interval(1 / 20, self._drain)
+
+    def feed(self, lines: list[str]) -> None:
+        """Called from any thread. Terminal colour codes are dropped: the widget shows text."""
+        cleaned = [plain(line) for line in lines] if any("\x1b" in x for x in lines) else lines
+        with self._lock:
+            self._pending.extend(cleaned)
+            self.received += len(lines)
+
+    def _drain(self) -> None:
+        with self._lock:
+            if not self._pending:
+                return
+            lines = list(self._pending)
+            self._pending.clear()
+        self.write_lines(lines)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._pending.clear()
+        self.clear()
+        self._search_from = 0
+
+    def toggle_follow(self) -> bool:
+        self.auto_scroll = not self.auto_scroll
+        if self.auto_scroll:
+            self.scroll_end(animate=False)
+        return self.auto_scroll
+
+    def find(self, text: str) -> int | None:
+        """Scroll to the next line containing `text` (case-insensitive); its index or None."""
+        needle = text.lower()
+        lines = self.lines
+        for offset in range(len(lines)):
+            index = (self._search_from + offset) % max(len(lines), 1)
+            if needle in lines[index].lower():
+                self._show(index)
+                self._search_from = index + 1
+                return index
+        return None
+
+    def first_error(self) -> int | None:
+        for index, line in enumerate(self.lines):
+            if ERROR.search(line):
+                self._show(index)
+                return index
+        return None
+
+    def _show(self, index: int) -> None:
+        self.auto_scroll = False
+        self.scroll_to(y=max(index - 2, 0), animate=False)

@@ -1,0 +1,46 @@
+"""Plain mode: the app's flow as prompts and streamed text, for SSH sessions and logs."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from wizard.engine.doctor import run_doctor
+from wizard.errors import EXIT_OK
+from wizard.host import Host
+from wizard.report import TextRenderer
+
+
+def plain(host: Host, args: argparse.Namespace, replay: bool) -> int:
+    report = run_doctor(host, args.target)
+    TextRenderer(sys.stdout).render(report)
+    sets = " ".join(f"--set {shlex.quote(s)}" for s in args.sets)
+    if not sys.stdin.isatty():
+        print(
+            "\nNo terminal to ask on, so nothing was changed. To fix and build without "
+            f"questions: wizard doctor --fix --yes && wizard run {args.recipe} --yes {sets}"
+        )
+        return report.exit_code
+    if replay:
+        print("\nReplaying a snapshot: nothing can be fixed or built here.")
+        return report.exit_code
+    import questionary
+
+    from wizard.fixing import fix_findings
+    from wizard.host import LocalHost
+
+    if report.blocking and questionary.confirm("Look at the fixes now?", default=True).ask():
+        fix_findings(report, only=None, yes=False, dry_run=False)
+        report = run_doctor(LocalHost(), args.target)
+    if not questionary.confirm(
+        f"Run the {args.recipe} recipe now (build and test)?", default=not report.blocking
+    ).ask():
+        print(f"Later: wizard run {args.recipe} {sets}".rstrip())
+        return EXIT_OK
+    from wizard import commands
+
+    run_args = argparse.Namespace(
+        recipe=args.recipe, start=None, sets=args.sets, yes=False, force=bool(report.blocking)
+    )
+    return commands.run(run_args)
