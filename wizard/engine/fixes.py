@@ -104,10 +104,11 @@ def apply(
     log = fixes_dir() / f"{stamp}-{finding.id}.log"
     runner = runner or StepRunner(LocalHost())
     script = "\n".join(fix.commands)
+    home = os.path.expanduser("~")
     uses_sudo = any(c.startswith("sudo ") for c in fix.commands)
     outcome = runner.run(
         script,
-        cwd=os.path.expanduser("~"),
+        cwd=home if os.path.isdir(home) else None,
         env=step_environment(),
         timeout=FIX_TIMEOUT_S,
         log_path=log,

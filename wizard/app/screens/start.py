@@ -15,6 +15,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
 from checks.vendors import default_vendor
 from wizard.app.app import WizardApp, latest_unfinished
+from wizard.engine import recipe as recipes
 from wizard.engine.run import ParamError, parse_sets
 from wizard.engine.targets import TARGETS
 
@@ -35,6 +36,7 @@ class StartScreen(Screen[None]):
         super().__init__()
         self.saved = latest_unfinished()
         self.picked = False
+        self.takes_src = True
 
     @property
     def wizard(self) -> WizardApp:
@@ -42,6 +44,10 @@ class StartScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         session = self.wizard.session
+        try:
+            self.takes_src = "src" in recipes.load(session.recipe_name).params
+        except recipes.RecipeError as exc:
+            self.notify(str(exc), severity="error", title="Recipe")
         yield Header()
         with VerticalScroll(id="start"):
             yield Static(Text(INTRO), id="intro")
@@ -56,8 +62,9 @@ class StartScreen(Screen[None]):
                 allow_blank=False,
                 id="target",
             )
-            yield Label("FlagCX source folder (cloned there when missing)")
-            yield Input(value=session.answers.get("src", "~/FlagCX"), id="src")
+            if self.takes_src:
+                yield Label("FlagCX source folder (cloned there when missing)")
+                yield Input(value=session.answers.get("src", "~/FlagCX"), id="src")
             yield Label("More parameters, as key=value (e.g. gpus=8 perf_args='-b 1M -e 1G')")
             yield Input(
                 value=" ".join(
@@ -104,7 +111,7 @@ class StartScreen(Screen[None]):
             self.action_resume()
 
     def _answers(self) -> dict[str, str] | None:
-        src = self.query_one("#src", Input).value.strip()
+        src = self.query_one("#src", Input).value.strip() if self.takes_src else ""
         try:
             answers = parse_sets(shlex.split(self.query_one("#sets", Input).value))
         except (ParamError, ValueError) as exc:

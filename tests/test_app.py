@@ -1,0 +1,184 @@
+"""The app driven with Textual's Pilot: the whole flow against a recorded machine and a
+recipe that really runs here; a fix applied through the Fixes screen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, SelectionList, Static, Tree
+
+from tests.treehost import HidingHost
+from wizard.app.app import Session, WizardApp
+from wizard.app.screens.checks import ChecksScreen
+from wizard.app.screens.confirm import ConfirmScreen
+from wizard.app.screens.fixes import FixesScreen
+from wizard.app.screens.results import ResultsScreen
+from wizard.app.screens.start import StartScreen
+from wizard.app.screens.steps import StepsScreen
+from wizard.app.widgets.bandwidth_chart import BandwidthChart
+from wizard.app.widgets.log_pane import LogPane
+from wizard.engine import state as st
+from wizard.host import load_snapshot
+
+ROOT = Path(__file__).resolve().parent
+H100 = ROOT.parent / "snapshots" / "h100-ubuntu2404.yaml"
+DEMO = ROOT / "fixtures" / "recipes" / "demo.yaml"
+PERF_LOG = ROOT / "data" / "flagcx-h100-allreduce.log"
+
+
+@pytest.fixture(autouse=True)
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+def session(work: Path) -> Session:
+    return Session(
+        lambda: load_snapshot(H100),
+        replay=H100.name,
+        recipe_name=str(DEMO),
+        answers={"work": str(work), "log": str(PERF_LOG)},
+    )
+
+
+async def until(pilot, condition, seconds: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    screen = pilot.app.screen
+    shown = [str(s.render()) for s in screen.query(Static) if s.id]
+    raise AssertionError(f"the app never got there; {type(screen).__name__} shows {shown}")
+
+
+def text(app: WizardApp, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+async def test_whole_flow_cancel_quit_and_resume(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    app = WizardApp(session(work))
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert isinstance(app.screen, StartScreen)
+        await pilot.press("ctrl+n")
+        assert isinstance(app.screen, ChecksScreen)
+        await until(pilot, lambda: app.session.report is not None)
+        await pilot.pause(0.1)
+        tree = app.screen.query_one("#checks", Tree)
+        leaves = [leaf for group in tree.root.children for leaf in group.children]
+        assert len(leaves) == 13 and all("checking" not in str(leaf.label) for leaf in leaves)
+        assert "Nothing blocks flagcx-nvidia" in text(app, "#summary")
+        assert app.session.report.target.id == "flagcx-nvidia"  # the H100 was detected
+
+        await pilot.press("f")
+        assert isinstance(app.screen, FixesScreen)
+        assert "Replaying a snapshot" in text(app, "#fixstatus")
+        await pilot.press("escape")
+
+        await pilot.press("n")
+        assert isinstance(app.screen, StepsScreen)
+        steps = app.screen
+        await until(pilot, lambda: steps.current == "wait")
+        await pilot.press("c")
+        await until(pilot, lambda: not steps.running)
+        run = app.session.run
+        assert run is not None and run.steps["wait"].status == st.CANCELLED
+        assert "Cancelled during wait" in text(app, "#stepstatus")
+        await pilot.press("q")
+    assert app.return_value == 0
+
+    # A new app offers to resume where it stopped; finished work is not redone.
+    (work / "go").touch()
+    again = WizardApp(session(work))
+    async with again.run_test(size=(120, 40)) as pilot:
+        assert again.screen.query("#resume-note")
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: again.session.report is not None)
+        await pilot.press("n")
+        steps = again.screen
+        assert isinstance(steps, StepsScreen)
+        await until(
+            pilot, lambda: not steps.running and "All steps done" in text(again, "#stepstatus")
+        )
+        run = again.session.run
+        assert run is not None and run.run_id == app.session.run.run_id  # type: ignore[union-attr]
+        assert [s.status for s in run.steps.values()] == [st.DONE, st.DONE, st.DONE]
+        log = steps.query_one("#log", LogPane)
+        assert "skipped" not in " ".join(log.lines)  # prepare was not run again: no header
+        assert not any("prepared" in line for line in log.lines)
+
+        await pilot.press("n")
+        assert isinstance(again.screen, ResultsScreen)
+        table = again.screen.query_one("#table-perf", DataTable)
+        assert table.row_count == 16
+        assert again.screen.query_one(BandwidthChart).metric == "algbw_gbs"  # one rank
+
+
+async def test_failed_step_shows_tail_and_likely_cause(tmp_path: Path) -> None:
+    recipe = tmp_path / "broken.yaml"
+    recipe.write_text(
+        "id: broken\ntitle: Broken\nsteps:\n  - id: compile\n    run: >-\n"
+        "      echo 'tools.h:1:10: fatal error: mpi.h: No such file or directory' && exit 2\n"
+    )
+    app = WizardApp(Session(lambda: load_snapshot(H100), recipe_name=str(recipe)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: app.session.report is not None)
+        await pilot.press("n")
+        steps = app.screen
+        await until(
+            pilot,
+            lambda: (
+                not steps.running
+                and app.session.run is not None
+                and app.session.run.steps["compile"].status == st.FAILED
+            ),
+        )
+        await pilot.pause(0.2)
+        failure = text(app, "#failure")
+        assert "compile failed: exit code 2" in failure
+        assert "likely cause: mpi.h is not in MPI_HOME/include" in failure
+        await pilot.press("e")  # jump to the first error
+        assert steps.query_one("#log", LogPane).auto_scroll is False
+
+
+@pytest.mark.integration
+async def test_apply_a_fix_from_the_fixes_screen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    hidden = (
+        "/usr/include/gtest",
+        "/usr/lib/x86_64-linux-gnu/libgtest",
+        "/usr/local/include/gtest",
+        "/usr/local/lib/libgtest",
+    )
+    app = WizardApp(Session(lambda: HidingHost(hidden), recipe_name=str(DEMO)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: app.session.report is not None)
+        await pilot.press("f")
+        fixes = app.screen
+        assert isinstance(fixes, FixesScreen)
+        fixlist = fixes.query_one("#fixlist", SelectionList)
+        rootless = next(
+            k
+            for k, (f, fix) in fixes.entries.items()
+            if f.id == "gtest" and "(no root)" in fix.title
+        )
+        fixlist.deselect_all()  # only this one (the NCCL wheel is ticked as preferred)
+        fixlist.select(rootless)
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: "gtest is ok now" in text(app, "#fixstatus"), seconds=180)
+        await pilot.press("escape")
+        assert isinstance(app.screen, ChecksScreen)
+        await until(pilot, lambda: app.session.report is not None and not app.session.stale)
+        await until(
+            pilot,
+            lambda: any(
+                f.id == "gtest" and f.status.value == "ok" for f in app.screen.found.values()
+            ),
+        )
