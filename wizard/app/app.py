@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,12 @@ class WizardApp(App[int]):
         self.local = LocalHost()
         self.busy: Callable[[], bool] = lambda: False  # set by a screen that runs something
         self.stop: Callable[[], None] = lambda: None
+
+    def from_thread(self, callback: Callable[..., Any], *args: Any) -> None:
+        """call_from_thread for workers that may outlive the app (a check still running when
+        the user quits): once the app is gone there is nothing left to update."""
+        with contextlib.suppress(RuntimeError):
+            self.call_from_thread(callback, *args)
 
     def on_mount(self) -> None:
         from wizard.app.screens.start import StartScreen

@@ -129,9 +129,9 @@ class ChecksScreen(Screen[None]):
         report = run_doctor(
             session.host_factory(),
             session.target,
-            on_finding=lambda f: self.app.call_from_thread(self.resolved, f),
+            on_finding=lambda f: self.wizard.from_thread(self.resolved, f),
         )
-        self.app.call_from_thread(self.finished, report)
+        self.wizard.from_thread(self.finished, report)
 
     def spin(self) -> None:
         self.frame += 1
@@ -152,6 +152,10 @@ class ChecksScreen(Screen[None]):
             node = self.nodes.get(finding.id)
             if node is not None:
                 node.set_label(label(finding.title, finding, blocking=report.is_blocking(finding)))
+        first = report.blocking[0] if report.blocking else report.findings[0]
+        tree = self.query_one("#checks", Tree)
+        if first.id in self.nodes and (tree.cursor_node is None or tree.cursor_node.data is None):
+            tree.move_cursor(self.nodes[first.id])
         self._show_selected()
         blocking = report.blocking
         counts = ", ".join(

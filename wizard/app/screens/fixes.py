@@ -43,7 +43,7 @@ class FixesScreen(Screen[None]):
             yield SelectionList[str](id="fixlist")
             with VerticalScroll(id="commands"):
                 yield Static(id="command-text")
-        yield LogPane(id="fixlog")
+        yield LogPane(id="fixlog", classes="hidden")
         yield Static(id="fixstatus")
         yield Footer()
 
@@ -139,8 +139,13 @@ class FixesScreen(Screen[None]):
 
         self.app.push_screen(ConfirmScreen(question, body), answered)
 
-    @work(thread=True, exclusive=True, group="fixes")
     def run_fixes(self, chosen: list[tuple[Finding, Fix]]) -> None:
+        self.query_one("#fixlog", LogPane).remove_class("hidden")
+        self.query_one("#fixstatus", Static).update(Text("Running… (q stops and quits)"))
+        self.apply_in_thread(chosen)
+
+    @work(thread=True, exclusive=True, group="fixes")
+    def apply_in_thread(self, chosen: list[tuple[Finding, Fix]]) -> None:
         log = self.query_one("#fixlog", LogPane)
         self.runner = StepRunner(self.wizard.local)
         self.wizard.busy = lambda: self.runner is not None
@@ -183,7 +188,7 @@ class FixesScreen(Screen[None]):
         finally:
             self.runner = None
             session.stale = True
-            self.app.call_from_thread(self._finished, lines)
+            self.wizard.from_thread(self._finished, lines)
 
     def _finished(self, lines: list[str]) -> None:
         text = Text("\n".join(lines) + "\nPress escape: the checks run again.")

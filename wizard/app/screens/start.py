@@ -95,7 +95,7 @@ class StartScreen(Screen[None]):
     @work(thread=True, exclusive=True)
     def detect(self) -> None:
         vendor = default_vendor(self.wizard.session.host_factory())
-        self.app.call_from_thread(self._detected, f"flagcx-{vendor}")
+        self.wizard.from_thread(self._detected, f"flagcx-{vendor}")
 
     def _detected(self, target: str) -> None:
         if not self.picked and self.wizard.session.target is None:

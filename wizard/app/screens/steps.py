@@ -199,21 +199,21 @@ class StepsScreen(Screen[None]):
             message = f"Cancelled during {stopped}; its processes were ended. r resumes."
         finally:
             self.running = False
-        self.app.call_from_thread(self.status, message)
+        self.wizard.from_thread(self.status, message)
 
     # Listener, called from the worker thread.
 
     def step_started(self, index: int, total: int, step: Step, command: str) -> None:
-        self.app.call_from_thread(self._started, step, command)
+        self.wizard.from_thread(self._started, step, command)
 
     def lines(self, texts: list[str]) -> None:
         self.query_one("#log", LogPane).feed(texts)
 
     def step_skipped(self, index: int, total: int, step: Step, reason: str) -> None:
-        self.app.call_from_thread(self._row, step)
+        self.wizard.from_thread(self._row, step)
 
     def step_finished(self, step: Step, result: st.StepState, outcome: Outcome) -> None:
-        self.app.call_from_thread(self._finished, step, result, outcome)
+        self.wizard.from_thread(self._finished, step, result, outcome)
 
     def _started(self, step: Step, command: str) -> None:
         self.current, self.started_at = step.id, time.monotonic()

@@ -19,8 +19,8 @@ ERROR = re.compile(r"error|failed|fatal|undefined reference|not found|Traceback"
 class LogPane(Log):
     DEFAULT_CSS = "LogPane { height: 1fr; border: round $primary-darken-2; }"
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(max_lines=MAX_LINES, auto_scroll=True, id=id)
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(max_lines=MAX_LINES, auto_scroll=True, id=id, classes=classes)
         self._pending: deque[str] = deque(maxlen=MAX_LINES)
         self._lock = threading.Lock()
         self.received = 0  # every line handed over, shown or dropped from the buffer

@@ -1,0 +1,126 @@
+"""How every screen looks, at 80x24 and 120x40 (SVGs under tests/__snapshots__/, reviewed by
+eye). Runs, paths and times are pinned so the pictures do not change from run to run."""
+
+from __future__ import annotations
+
+import datetime as real_dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from wizard.app.app import Session, WizardApp
+from wizard.engine import state as st
+from wizard.host import load_snapshot
+
+ROOT = Path(__file__).resolve().parent
+SNAPSHOTS = ROOT.parent / "snapshots"
+DEMO = ROOT / "fixtures" / "recipes" / "demo.yaml"
+PERF_LOG = ROOT / "data" / "flagcx-h100-allreduce.log"
+PLACE = Path("/tmp/wizard-app-snapshots")
+SIZES = [(80, 24), (120, 40)]
+
+
+class Frozen(real_dt.datetime):
+    @classmethod
+    def now(cls, tz=None):  # type: ignore[no-untyped-def, override]
+        moment = real_dt.datetime(2026, 11, 25, 12, 0, 0)
+        return moment.replace(tzinfo=tz) if tz else moment
+
+
+@pytest.fixture(autouse=True)
+def pinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.rmtree(PLACE, ignore_errors=True)
+    (PLACE / "work").mkdir(parents=True)
+    (PLACE / "work" / "go").touch()
+    monkeypatch.setenv("XDG_STATE_HOME", str(PLACE / "state"))
+    monkeypatch.setattr(st.dt, "datetime", Frozen)
+
+
+def app(machine: str, recipe: str = str(DEMO)) -> WizardApp:
+    answers = (
+        {"work": str(PLACE / "work"), "log": str(PERF_LOG)}
+        if recipe == str(DEMO)
+        else {"src": str(PLACE / "FlagCX")}
+    )
+    return WizardApp(
+        Session(
+            lambda: load_snapshot(SNAPSHOTS / machine),
+            replay=machine,
+            recipe_name=recipe,
+            answers=answers,
+        )
+    )
+
+
+async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause(0.3)
+
+
+async def checked(pilot) -> None:  # type: ignore[no-untyped-def]
+    await settle(pilot)
+    await pilot.press("ctrl+n")
+    for _ in range(200):
+        if pilot.app.session.report is not None:
+            break
+        await pilot.pause(0.05)
+    await settle(pilot)
+
+
+async def ran(pilot) -> None:  # type: ignore[no-untyped-def]
+    await checked(pilot)
+    await pilot.press("n")
+    for _ in range(400):
+        run = pilot.app.session.run
+        if run is not None and run.first_unfinished() is None and not pilot.app.busy():
+            break
+        await pilot.pause(0.05)
+    await settle(pilot)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_start(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(
+        app("h100-ubuntu2404.yaml", "flagcx"), terminal_size=size, run_before=settle
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_checks_with_problems(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app("ci-debian12.yaml", "flagcx"), terminal_size=size, run_before=checked)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_fixes(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    async def fixes(pilot) -> None:  # type: ignore[no-untyped-def]
+        await checked(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+
+    assert snap_compare(app("ci-debian12.yaml", "flagcx"), terminal_size=size, run_before=fixes)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_steps(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app("h100-ubuntu2404.yaml"), terminal_size=size, run_before=ran)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_results(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    async def results(pilot) -> None:  # type: ignore[no-untyped-def]
+        await ran(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+
+    assert snap_compare(app("h100-ubuntu2404.yaml"), terminal_size=size, run_before=results)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_help(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    async def help_(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+
+    assert snap_compare(app("h100-ubuntu2404.yaml", "flagcx"), terminal_size=size, run_before=help_)
