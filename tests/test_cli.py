@@ -112,3 +112,21 @@ def test_help_lists_the_commands() -> None:
     done = wizard("--help")
     assert done.returncode == 0
     assert "doctor" in done.stdout and "snapshot" in done.stdout and "Exit codes" in done.stdout
+
+
+def test_no_terminal_gives_the_plain_flow_and_changes_nothing(tmp_path: Path) -> None:
+    env = {**__import__("os").environ, "XDG_STATE_HOME": str(tmp_path)}
+    for args in (["--snapshot", CI], ["--plain", "--snapshot", CI]):
+        done = subprocess.run(
+            [sys.executable, "-m", "wizard", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        assert done.returncode == 1  # the CI machine's blocking findings
+        assert "2 problems block flagcx-nvidia" in done.stdout
+        assert "No terminal to ask on, so nothing was changed" in done.stdout
+    assert not (tmp_path / "wizard").exists()

@@ -1,0 +1,80 @@
+"""The real `wizard` in a real terminal (tmux): from the start screen to the results."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+H100 = ROOT.parent / "snapshots" / "h100-ubuntu2404.yaml"
+DEMO = ROOT / "fixtures" / "recipes" / "demo.yaml"
+PERF_LOG = ROOT / "data" / "flagcx-h100-allreduce.log"
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is installed by .ci/run")
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
+
+
+def screen(session: str) -> str:
+    return tmux("capture-pane", "-p", "-t", session)
+
+
+def wait_for(session: str, text: str, seconds: float = 60) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        shown = screen(session)
+        if text in shown:
+            return shown
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} never appeared; the screen shows:\n{screen(session)}")
+
+
+def test_wizard_from_start_to_results_in_tmux(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "go").touch()
+    session = f"wizard-test-{os.getpid()}"
+    command = shlex.join(
+        [
+            sys.executable,
+            "-m",
+            "wizard",
+            "--snapshot",
+            str(H100),
+            "--recipe",
+            str(DEMO),
+            "--set",
+            f"work={work}",
+            "--set",
+            f"log={PERF_LOG}",
+        ]
+    )
+    shell = (
+        f"cd {shlex.quote(str(ROOT.parent))} && XDG_STATE_HOME={shlex.quote(str(tmp_path))} "
+        f"{command}; echo WIZARD-EXIT=$?; sleep 60"
+    )
+    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", shell)
+    try:
+        wait_for(session, "Check this machine")
+        tmux("send-keys", "-t", session, "C-n")
+        shown = wait_for(session, "Nothing blocks flagcx-nvidia")
+        assert "NVIDIA GPUs" in shown and "NCCL header" in shown
+        tmux("send-keys", "-t", session, "n")
+        shown = wait_for(session, "All steps done")
+        assert "100%" in shown and "Wait for the go file" in shown
+        tmux("send-keys", "-t", session, "n")
+        shown = wait_for(session, "bandwidth by message size")
+        assert "1497.24" in shown  # the 1G row of the real H100 log
+        tmux("send-keys", "-t", session, "q")
+        wait_for(session, "WIZARD-EXIT=0")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
