@@ -66,6 +66,21 @@ def wizard(
     )
 
 
+def slow_run(recipe: Path, work: Path) -> list[str]:
+    """`wizard run` of the counting recipe, whose step two waits a minute for a go file."""
+    return [
+        sys.executable,
+        "-m",
+        "wizard",
+        "run",
+        str(recipe),
+        "--set",
+        f"work={work}",
+        "--set",
+        "pause=60",
+    ]
+
+
 def lines(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
@@ -110,17 +125,7 @@ def test_sigkill_mid_step_then_resume_reruns_that_step_only(
 ) -> None:
     work = tmp_path / "work"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "wizard",
-            "run",
-            str(counting),
-            "--set",
-            f"work={work}",
-            "--set",
-            "pause=60",
-        ],
+        slow_run(counting, work),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -148,17 +153,7 @@ def _processes_with(run_id: str) -> list[int]:
 def test_ctrl_c_stops_the_whole_step_and_saves(env: dict, counting: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "wizard",
-            "run",
-            str(counting),
-            "--set",
-            f"work={work}",
-            "--set",
-            "pause=60",
-        ],
+        slow_run(counting, work),
         env=env,
         text=True,
         stdout=subprocess.PIPE,
@@ -179,17 +174,7 @@ def test_ctrl_c_stops_the_whole_step_and_saves(env: dict, counting: Path, tmp_pa
 def test_sigterm_is_handled_like_ctrl_c(env: dict, counting: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "wizard",
-            "run",
-            str(counting),
-            "--set",
-            f"work={work}",
-            "--set",
-            "pause=60",
-        ],
+        slow_run(counting, work),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -10,12 +10,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from checks.base import Finding, Status
-from wizard.app.app import WizardApp
+from wizard.app.screens.base import WizardScreen
 from wizard.engine.doctor import Report, ordered_checks, run_doctor
 
 GROUPS = {
@@ -63,7 +62,7 @@ def details(finding: Finding, blocking: bool) -> Group:
     return Group(*[p for part in parts for p in (part, Text(""))][:-1])
 
 
-class ChecksScreen(Screen[None]):
+class ChecksScreen(WizardScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "fixes", "Fixes"),
         Binding("n", "steps", "Build & test"),
@@ -76,10 +75,6 @@ class ChecksScreen(Screen[None]):
         self.nodes: dict[str, TreeNode[str]] = {}
         self.found: dict[str, Finding] = {}
         self.frame = 0
-
-    @property
-    def wizard(self) -> WizardApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Header()

@@ -10,19 +10,18 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from checks.base import Finding, Fix, Status
-from wizard.app.app import WizardApp
+from wizard.app.screens.base import WizardScreen
 from wizard.app.screens.confirm import ConfirmScreen
 from wizard.app.widgets.log_pane import LogPane
 from wizard.engine.fixes import apply, choices, preferred, sudo_path
 from wizard.engine.runner import StepRunner
 
 
-class FixesScreen(Screen[None]):
+class FixesScreen(WizardScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "apply", "Apply ticked"),
         Binding("escape", "back", "Back"),
@@ -32,10 +31,6 @@ class FixesScreen(Screen[None]):
         super().__init__()
         self.entries: dict[str, tuple[Finding, Fix]] = {}
         self.runner: StepRunner | None = None
-
-    @property
-    def wizard(self) -> WizardApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Header()

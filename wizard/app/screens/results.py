@@ -9,21 +9,16 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from wizard.app.app import WizardApp
+from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.bandwidth_chart import BandwidthChart
 from wizard.console import size_text
 from wizard.engine import state as st
 
 
-class ResultsScreen(Screen[None]):
+class ResultsScreen(WizardScreen):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Back")]
-
-    @property
-    def wizard(self) -> WizardApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         run = self.wizard.session.run

@@ -10,11 +10,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
 from checks.vendors import default_vendor
-from wizard.app.app import WizardApp, latest_unfinished
+from wizard.app.app import latest_unfinished
+from wizard.app.screens.base import WizardScreen
 from wizard.engine import recipe as recipes
 from wizard.engine.run import ParamError, parse_sets
 from wizard.engine.targets import TARGETS
@@ -26,7 +26,7 @@ INTRO = (
 )
 
 
-class StartScreen(Screen[None]):
+class StartScreen(WizardScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "go", "Check this machine", priority=True),
         Binding("ctrl+r", "resume", "Resume", show=False, priority=True),
@@ -37,10 +37,6 @@ class StartScreen(Screen[None]):
         self.saved = latest_unfinished()
         self.picked = False
         self.takes_src = True
-
-    @property
-    def wizard(self) -> WizardApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         session = self.wizard.session

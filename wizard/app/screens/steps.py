@@ -11,10 +11,10 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Static
 
-from wizard.app.app import WizardApp, describe
+from wizard.app.app import describe
+from wizard.app.screens.base import WizardScreen
 from wizard.app.screens.confirm import ConfirmScreen
 from wizard.app.widgets.log_pane import LogPane
 from wizard.engine import recipe as recipes
@@ -40,7 +40,7 @@ def clock(seconds: float | None) -> str:
     return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
 
 
-class StepsScreen(Screen[None]):
+class StepsScreen(WizardScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "cancel", "Cancel"),
         Binding("r", "retry", "Retry"),
@@ -61,10 +61,6 @@ class StepsScreen(Screen[None]):
         self.running = False
         self.current: str | None = None
         self.started_at = 0.0
-
-    @property
-    def wizard(self) -> WizardApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Header()
