@@ -182,3 +182,16 @@ async def test_apply_a_fix_from_the_fixes_screen(
                 f.id == "gtest" and f.status.value == "ok" for f in app.screen.found.values()
             ),
         )
+
+
+async def test_the_command_palette_offers_the_screens_actions(tmp_path: Path) -> None:
+    app = WizardApp(session(tmp_path / "work"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: app.session.report is not None)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert titles[:3] == ["Fixes", "Build & test", "Check again"]
+        await pilot.press("ctrl+p")
+        await pilot.press(*"build")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, StepsScreen))

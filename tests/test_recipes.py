@@ -161,3 +161,16 @@ def test_nccl_tests_parser_ignores_headers() -> None:
         ]
     )
     assert parser.results() == {}
+
+
+def test_flagcx_requires_what_the_doctors_target_requires() -> None:
+    from wizard.engine.doctor import run_doctor
+    from wizard.engine.run import failing_requirements
+    from wizard.host import load_snapshot
+
+    snapshots = Path(__file__).resolve().parent.parent / "snapshots"
+    flagcx = recipe.load("flagcx")
+    ci = run_doctor(load_snapshot(snapshots / "ci-debian12.yaml"))
+    assert [f.id for f in failing_requirements(flagcx, ci)] == ["gpu.nvidia", "nccl.header"]
+    metax = run_doctor(load_snapshot(snapshots / "h100-ubuntu2404.yaml"), "flagcx-metax")
+    assert [f.id for f in failing_requirements(flagcx, metax)] == ["gpu.others"]

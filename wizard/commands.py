@@ -17,6 +17,7 @@ from wizard.engine.run import (
     Cancelled,
     ParamError,
     execute,
+    failing_requirements,
     parse_sets,
     plan,
     recipe_facts,
@@ -37,7 +38,7 @@ def _load(name: str) -> recipes.Recipe:
 def _doctor(recipe: recipes.Recipe, force: bool, out: Console) -> dict[str, Any] | None:
     """Run the checks for their facts; None when a check the recipe requires fails."""
     report = run_doctor(LocalHost())
-    failing = [f for f in report.findings if f.id in recipe.requires and f.status.value == "fail"]
+    failing = failing_requirements(recipe, report)
     for finding in failing:
         out.write(f"{'warning' if force else 'blocked'}: {finding.id}: {finding.summary}")
     if failing and not force:

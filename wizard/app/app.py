@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.screen import Screen
 
 from wizard.engine import state as st
 from wizard.engine.doctor import Report
@@ -53,6 +55,16 @@ class WizardApp(App[int]):
         the user quits): once the app is gone there is nothing left to update."""
         with contextlib.suppress(RuntimeError):
             self.call_from_thread(callback, *args)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The palette (ctrl+p) offers what this screen's keys do, then Textual's own."""
+        for binding in screen.BINDINGS:
+            if isinstance(binding, Binding) and binding.description:
+                key = binding.key.split(",")[0]
+                yield SystemCommand(
+                    binding.description, f"key: {key}", partial(screen.run_action, binding.action)
+                )
+        yield from super().get_system_commands(screen)
 
     def on_mount(self) -> None:
         from wizard.app.screens.start import StartScreen

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from checks.base import Finding, Status
 from wizard.engine import state as st
 from wizard.engine.doctor import Report
 from wizard.engine.parsers import PARSERS
@@ -54,6 +55,15 @@ def recipe_facts(report: Report) -> dict[str, Any]:
         "target.make_flag": vendor.make_flag,
         "target.adaptor": vendor.adaptor,
     }
+
+
+def failing_requirements(recipe: Recipe, report: Report) -> list[Finding]:
+    """Failed findings the recipe requires. `target` in `requires` stands for every check the
+    doctor's target requires (so one recipe serves every vendor)."""
+    wanted = set(recipe.requires)
+    if "target" in wanted:
+        wanted |= set(report.target.requires)
+    return [f for f in report.findings if f.id in wanted and f.status is Status.FAIL]
 
 
 def parse_sets(pairs: list[str]) -> dict[str, str]:

@@ -21,7 +21,14 @@ from wizard.engine import recipe as recipes
 from wizard.engine import state as st
 from wizard.engine.hints import likely_cause
 from wizard.engine.recipe import Step
-from wizard.engine.run import Cancelled, ParamError, execute, recipe_facts, resolve
+from wizard.engine.run import (
+    Cancelled,
+    ParamError,
+    execute,
+    failing_requirements,
+    recipe_facts,
+    resolve,
+)
 from wizard.engine.runner import Outcome, StepRunner
 
 MARKS = {
@@ -152,9 +159,7 @@ class StepsScreen(WizardScreen):
     def maybe_run(self, start: str | None) -> None:
         report = self.wizard.session.report
         assert self.recipe is not None and report is not None
-        failing = [
-            f for f in report.findings if f.id in self.recipe.requires and f.status.value == "fail"
-        ]
+        failing = failing_requirements(self.recipe, report)
         if not failing:
             self.go(start)
             return
