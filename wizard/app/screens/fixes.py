@@ -189,6 +189,10 @@ class FixesScreen(WizardScreen):
         text = Text("\n".join(lines) + "\nPress escape: the checks run again.")
         self.query_one("#fixstatus", Static).update(text)
 
+    def on_unmount(self) -> None:
+        if self.runner is not None:
+            self.runner.cancel()
+
     def action_back(self) -> None:
         if self.runner is not None:
             self.notify("A fix is running: wait for it, or press q to stop it and quit.")

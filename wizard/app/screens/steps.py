@@ -92,6 +92,12 @@ class StepsScreen(WizardScreen):
             self.query_one("#steps-table", DataTable).focus()
             self.maybe_run(None)
 
+    def on_unmount(self) -> None:
+        # Leaving the app by any way (ctrl+q, a closed terminal) stops the running step; its
+        # state is saved as cancelled, and its processes end with it.
+        if self.running and self.runner is not None:
+            self.runner.cancel()
+
     # -- preparation ------------------------------------------------------------------------
 
     def status(self, text: str | Text) -> None:
