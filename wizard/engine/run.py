@@ -242,13 +242,12 @@ def execute(
     values: dict[str, Any],
     listener: Listener,
     *,
-    host: LocalHost | None = None,
     start: str | None = None,
     runner: StepRunner | None = None,
 ) -> bool:
     """Run the plan, saving state after every change. True when no step failed.
     Raises Cancelled (state saved) when the user stops it."""
-    runner = runner or StepRunner(host or LocalHost())
+    runner = runner or StepRunner(LocalHost())
     state.params = {k: v for k, v in values.items() if k not in ("mpi_env", "mpi_flavor")}
     base_env = step_environment()
     base_env["WIZARD_RUN_ID"] = state.run_id
