@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import shutil
 import signal
 import socket
 import stat
 import subprocess
+import sys
 from typing import Any
 
 from wizard.host.base import CommandResult, Host
+
+NVML_CHILD = "import json; from wizard.host.nvml import query; print(json.dumps(query()))"
 
 
 class LocalHost(Host):
@@ -105,9 +109,16 @@ class LocalHost(Host):
         return {"total": st.f_blocks * st.f_frsize, "free": st.f_bavail * st.f_frsize}
 
     def _nvml(self) -> dict[str, Any]:
-        from wizard.host.nvml import query
-
-        return query()
+        # In a child process: importing pynvml runs ~0.1 s of Python that would hold this
+        # process's GIL while every other check is parsing its own probes.
+        result = self._run([sys.executable, "-c", NVML_CHILD], timeout=20)
+        if result.error or result.returncode != 0:
+            why = result.error or (result.stderr.strip().splitlines() or ["no output"])[-1]
+            return {"error": f"the NVML query failed: {why}"}
+        try:
+            return json.loads(result.stdout)
+        except ValueError:
+            return {"error": "the NVML query printed no answer"}
 
 
 def _decode(data: bytes) -> str:
