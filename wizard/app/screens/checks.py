@@ -120,13 +120,14 @@ class ChecksScreen(WizardScreen):
 
     @work(thread=True, exclusive=True, group="doctor")
     def check(self) -> None:
-        session = self.wizard.session
+        app = self.wizard  # the doctor's own threads have no active app to look up
+        session = app.session
         report = run_doctor(
             session.host_factory(),
             session.target,
-            on_finding=lambda f: self.wizard.from_thread(self.resolved, f),
+            on_finding=lambda f: app.from_thread(self.resolved, f),
         )
-        self.wizard.from_thread(self.finished, report)
+        app.from_thread(self.finished, report)
 
     def spin(self) -> None:
         self.frame += 1
