@@ -34,6 +34,15 @@ class Fix:
     changes: str = ""
     manual: bool = False
 
+    @property
+    def tags(self) -> list[str]:
+        return [t for t, on in (("needs root", self.needs_root), ("manual", self.manual)) if on]
+
+    @property
+    def label(self) -> str:
+        """The title, with its tags: "Install X (needs root)"."""
+        return f"{self.title} ({', '.join(self.tags)})" if self.tags else self.title
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "title": self.title,

@@ -17,7 +17,7 @@ SKIP = "Skip this one"
 
 def show_fix(out: Console, number: int, choice: Choice) -> None:
     fix = choice.fix
-    tags = [t for t, on in (("needs root", fix.needs_root), ("manual", fix.manual)) if on]
+    tags = fix.tags
     if not choice.usable:
         tags.append(f"not here: {choice.why}")
     out.write(f"  {number}. {fix.title}" + (f" ({', '.join(tags)})" if tags else ""))

@@ -96,11 +96,7 @@ class TextRenderer:
                 self.write(f"{indent}{self.paint(f'{key} = {value}', '36')}")
         if finding.status in (Status.FAIL, Status.WARN):
             for fix in finding.fixes:
-                tags = [
-                    t for t, on in (("needs root", fix.needs_root), ("manual", fix.manual)) if on
-                ]
-                suffix = f" ({', '.join(tags)})" if tags else ""
-                self.write(f"{indent}{self.paint('fix:', '36')} {fix.title}{suffix}")
+                self.write(f"{indent}{self.paint('fix:', '36')} {fix.label}")
                 for command in fix.commands:
                     self.write(f"{indent}    $ {command}")
                 if fix.changes and self.verbose:

@@ -54,10 +54,7 @@ def details(finding: Finding, blocking: bool) -> Group:
     if finding.facts:
         parts.append(Text("\n".join(f"{k} = {v}" for k, v in finding.facts.items()), style="cyan"))
     for fix in finding.fixes:
-        tags = [t for t, on in (("needs root", fix.needs_root), ("manual", fix.manual)) if on]
-        parts.append(
-            Text(f"Fix: {fix.title}" + (f" ({', '.join(tags)})" if tags else ""), style="bold")
-        )
+        parts.append(Text(f"Fix: {fix.label}", style="bold"))
         parts.append(Text("\n".join(f"  $ {c}" for c in fix.commands)))
     return Group(*[p for part in parts for p in (part, Text(""))][:-1])
 
