@@ -54,17 +54,11 @@ def _values(
         try:
             return resolve(recipe, facts, answers, run_dir)
         except ParamError as exc:
-            missing = _missing_name(str(exc))
+            missing = exc.missing
             if not (ask and missing and sys.stdin.isatty()):
                 raise UsageError(str(exc)) from None
             param = recipe.params[missing]
             answers[missing] = input(f"{missing}{f' ({param.help})' if param.help else ''}: ")
-
-
-def _missing_name(message: str) -> str | None:
-    if "has no value" in message:
-        return message.split("'")[1]
-    return None
 
 
 def _sigterm_as_interrupt() -> None:

@@ -6,7 +6,6 @@ import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any, ClassVar
 
 from textual.app import App, SystemCommand
@@ -108,10 +107,6 @@ def latest_unfinished() -> st.RunState | None:
     except st.StateError:
         return None
     return run if run.first_unfinished() is not None else None
-
-
-def state_folder(run: st.RunState | None) -> Path | None:
-    return run.folder if run else None
 
 
 def describe(value: Any) -> str:

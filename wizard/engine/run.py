@@ -36,7 +36,12 @@ FALSE = ("", "0", "false", "no", "off", "none")
 
 
 class ParamError(Exception):
-    """A parameter that has no value or a bad one; the message names it and how to set it."""
+    """A parameter that has no value or a bad one; the message names it and how to set it.
+    `missing` is the name of a parameter that only lacks a value (it can be asked for)."""
+
+    def __init__(self, message: str, missing: str | None = None) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 class Listener(Protocol):
@@ -121,7 +126,8 @@ def resolve(
             how = f" (the doctor found no {param.fact})" if param.fact else ""
             raise ParamError(
                 f"parameter {name!r} has no value{how}; pass --set {name}=VALUE"
-                + (f"  ({param.help})" if param.help else "")
+                + (f"  ({param.help})" if param.help else ""),
+                missing=name,
             )
         values[name] = _convert(name, param.kind, value)
     env = step_environment()
@@ -177,11 +183,12 @@ def done_reason(step: Step, values: dict[str, Any]) -> str | None:
         return None
     if cond.command:
         command = render(cond.command, values, quote=True)
+        cwd = _cwd(step, values)
         done = subprocess.run(
             ["bash", "-c", command],
             capture_output=True,
             timeout=60,
-            cwd=_cwd(step, values),
+            cwd=cwd if cwd and os.path.isdir(cwd) else None,
             env=step_environment(),
             check=False,
         )
@@ -203,10 +210,8 @@ def _mtimes(path: str) -> Iterator[float]:
 
 
 def _cwd(step: Step, values: dict[str, Any]) -> str | None:
-    if not step.cwd:
-        return None
-    cwd = os.path.expanduser(render(step.cwd, values, quote=False))
-    return cwd if os.path.isdir(cwd) else None
+    """The step's working folder, filled in and ~ expanded; None when it names none."""
+    return os.path.expanduser(render(step.cwd, values, quote=False)) if step.cwd else None
 
 
 def plan(
@@ -308,7 +313,7 @@ def _run_step(
             parser.feed(texts)
         listener.lines(texts)
 
-    cwd = os.path.expanduser(render(step.cwd, values, quote=False)) if step.cwd else None
+    cwd = _cwd(step, values)
     if cwd and not os.path.isdir(cwd):
         outcome = Outcome(None, 0.0, error=f"working folder {cwd} does not exist")
         log.write_text(outcome.error + "\n")  # type: ignore[operator]

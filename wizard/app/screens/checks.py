@@ -72,6 +72,7 @@ class ChecksScreen(WizardScreen):
         self.nodes: dict[str, TreeNode[str]] = {}
         self.found: dict[str, Finding] = {}
         self.frame = 0
+        self.titles: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -88,13 +89,13 @@ class ChecksScreen(WizardScreen):
 
     def on_mount(self) -> None:
         tree = self.query_one("#checks", Tree)
-        known = {c.id: c.title for c in ordered_checks()}
+        self.titles = {c.id: c.title for c in ordered_checks()}
         for group, ids in GROUPS.items():
             branch = tree.root.add(group, expand=True)
             for check_id in ids:
-                if check_id in known:
+                if check_id in self.titles:
                     self.nodes[check_id] = branch.add_leaf(
-                        label(known[check_id], None), data=check_id
+                        label(self.titles[check_id], None), data=check_id
                     )
         self.set_interval(0.1, self.spin)
         tree.focus()
@@ -108,12 +109,9 @@ class ChecksScreen(WizardScreen):
     def start(self) -> None:
         self.found.clear()
         for check_id, node in self.nodes.items():
-            node.set_label(label(self._title(check_id), None))
+            node.set_label(label(self.titles[check_id], None))
         self.query_one("#summary", Static).update(Text("Checking this machine…"))
         self.check()
-
-    def _title(self, check_id: str) -> str:
-        return next(c.title for c in ordered_checks() if c.id == check_id)
 
     @work(thread=True, exclusive=True, group="doctor")
     def check(self) -> None:
@@ -130,7 +128,7 @@ class ChecksScreen(WizardScreen):
         self.frame += 1
         for check_id, node in self.nodes.items():
             if check_id not in self.found:
-                node.set_label(label(self._title(check_id), None, self.frame))
+                node.set_label(label(self.titles[check_id], None, self.frame))
 
     def resolved(self, finding: Finding) -> None:
         self.found[finding.id] = finding
