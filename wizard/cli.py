@@ -41,14 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     app.add_argument("--recipe", default="flagcx", help="what to build and test (default flagcx)")
     app.add_argument("--target", help="the target (default: the vendor found)")
-    app.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set a recipe parameter, e.g. --set src=~/FlagCX (repeatable)",
-    )
+    _set_option(app)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     doctor = commands.add_parser(
@@ -135,14 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         "steps", help="show a recipe's plan: which steps would run or be skipped, and why"
     )
     steps.add_argument("recipe", help="recipe id or path to a recipe YAML file")
-    steps.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set a parameter (repeatable)",
-    )
+    _set_option(steps)
     steps.add_argument("--from", dest="start", metavar="STEP", help="plan a re-run from STEP")
 
     report = commands.add_parser(
@@ -152,15 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_options(parser: argparse.ArgumentParser) -> None:
+def _set_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--set",
         dest="sets",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="set a parameter, e.g. --set src=~/FlagCX (repeatable)",
+        help="set a recipe parameter, e.g. --set src=~/FlagCX (repeatable)",
     )
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    _set_option(parser)
     parser.add_argument(
         "--yes", action="store_true", help="never ask: parameters without a value are an error"
     )
