@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, SelectionList, Static, Tree
 
-from tests.treehost import HidingHost
+from tests.treehost import SYSTEM_GTEST, HidingHost
 from wizard.app.app import Session, WizardApp
 from wizard.app.screens.checks import ChecksScreen
 from wizard.app.screens.confirm import ConfirmScreen
@@ -50,6 +50,12 @@ async def until(pilot, condition, seconds: float = 30.0) -> None:  # type: ignor
     screen = pilot.app.screen
     shown = [str(s.render()) for s in screen.query(Static) if s.id]
     raise AssertionError(f"the app never got there; {type(screen).__name__} shows {shown}")
+
+
+async def check_machine(pilot, app: WizardApp) -> None:  # type: ignore[no-untyped-def]
+    """From the start screen, run the checks and wait for their report."""
+    await pilot.press("ctrl+n")
+    await until(pilot, lambda: app.session.report is not None)
 
 
 def text(app: WizardApp, selector: str) -> str:
@@ -123,8 +129,7 @@ async def test_failed_step_shows_tail_and_likely_cause(tmp_path: Path) -> None:
     )
     app = WizardApp(Session(lambda: load_snapshot(H100), recipe_name=str(recipe)))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("ctrl+n")
-        await until(pilot, lambda: app.session.report is not None)
+        await check_machine(pilot, app)
         await pilot.press("n")
         steps = app.screen
         await until(
@@ -148,16 +153,9 @@ async def test_apply_a_fix_from_the_fixes_screen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    hidden = (
-        "/usr/include/gtest",
-        "/usr/lib/x86_64-linux-gnu/libgtest",
-        "/usr/local/include/gtest",
-        "/usr/local/lib/libgtest",
-    )
-    app = WizardApp(Session(lambda: HidingHost(hidden), recipe_name=str(DEMO)))
+    app = WizardApp(Session(lambda: HidingHost(SYSTEM_GTEST), recipe_name=str(DEMO)))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("ctrl+n")
-        await until(pilot, lambda: app.session.report is not None)
+        await check_machine(pilot, app)
         await pilot.press("f")
         fixes = app.screen
         assert isinstance(fixes, FixesScreen)
@@ -187,8 +185,7 @@ async def test_apply_a_fix_from_the_fixes_screen(
 async def test_the_command_palette_offers_the_screens_actions(tmp_path: Path) -> None:
     app = WizardApp(session(tmp_path / "work"))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("ctrl+n")
-        await until(pilot, lambda: app.session.report is not None)
+        await check_machine(pilot, app)
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert titles[:3] == ["Fixes", "Build & test", "Check again"]
         await pilot.press("ctrl+p")

@@ -18,19 +18,11 @@ from pathlib import Path
 import pytest
 
 from checks.base import Finding, Fix, Status
-from tests.treehost import HidingHost
+from tests.treehost import SYSTEM_GTEST, SYSTEM_MPI, HidingHost, run_ok
 from wizard.engine import fixes
 from wizard.engine.doctor import run_doctor
 from wizard.engine.runner import StepRunner
 from wizard.host import LocalHost
-
-SYSTEM_GTEST = (
-    "/usr/include/gtest",
-    "/usr/lib/x86_64-linux-gnu/libgtest",
-    "/usr/local/include/gtest",
-    "/usr/local/lib/libgtest",
-)
-SYSTEM_MPI = ("/usr/bin/mpirun", "/usr/bin/mpicc")
 
 
 @pytest.fixture
@@ -50,20 +42,6 @@ def sink(lines: list[str]) -> None:
     pass
 
 
-def run(argv: list[str], cwd: Path, **env: str) -> str:
-    done = subprocess.run(
-        argv,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **env},
-        check=False,
-    )
-    assert done.returncode == 0, f"{shlex.join(argv)}\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
 @pytest.mark.integration
 def test_googletest_built_from_debian_sources_into_a_user_prefix(
     home: Path, tmp_path: Path
@@ -78,7 +56,7 @@ def test_googletest_built_from_debian_sources_into_a_user_prefix(
     assert result.fixed and result.after is not None
     assert result.after.facts["gtest.root"] == f"{home}/.local"
     (tmp_path / "t.cc").write_text("#include <gtest/gtest.h>\nTEST(W, Ok) { EXPECT_EQ(1, 1); }\n")
-    run(
+    run_ok(
         [
             "g++",
             "t.cc",
@@ -92,7 +70,7 @@ def test_googletest_built_from_debian_sources_into_a_user_prefix(
         ],
         tmp_path,
     )
-    assert "[  PASSED  ] 1 test." in run(["./t"], tmp_path)
+    assert "[  PASSED  ] 1 test." in run_ok(["./t"], tmp_path)
 
 
 @pytest.mark.integration
@@ -125,8 +103,8 @@ def _two_ranks(home: str, flags: str, mpirun: str, folder: Path) -> None:
         "#include <mpi.h>\n#include <stdio.h>\nint main(int c, char **v) { int r; MPI_Init(&c, &v);"
         ' MPI_Comm_rank(MPI_COMM_WORLD, &r); printf("rank %d\\n", r); MPI_Finalize(); }\n'
     )
-    run(["gcc", "h.c", "-o", "h", f"-I{home}/include", f"-L{home}/lib", "-lmpi"], folder)
-    out = run(
+    run_ok(["gcc", "h.c", "-o", "h", f"-I{home}/include", f"-L{home}/lib", "-lmpi"], folder)
+    out = run_ok(
         [mpirun, *shlex.split(flags), "--oversubscribe", "-np", "2", "./h"],
         folder,
         LD_LIBRARY_PATH=f"{home}/lib",
@@ -175,7 +153,7 @@ def test_nccl_from_the_wheel_links_with_lnccl(tmp_path: Path) -> None:
         "#include <nccl.h>\n#include <stdio.h>\n"
         'int main(void) { int v = 0; ncclGetVersion(&v); printf("%d\\n", v); }\n'
     )
-    run(
+    run_ok(
         [
             "gcc",
             "v.c",
@@ -188,7 +166,7 @@ def test_nccl_from_the_wheel_links_with_lnccl(tmp_path: Path) -> None:
         ],
         tmp_path,
     )
-    assert int(run(["./v"], tmp_path, LD_LIBRARY_PATH=f"{ccl_home}/lib")) > 20000
+    assert int(run_ok(["./v"], tmp_path, LD_LIBRARY_PATH=f"{ccl_home}/lib")) > 20000
 
 
 # -- faults ----------------------------------------------------------------------------------

@@ -6,13 +6,12 @@ doctor reported and run the results (mpirun with 2 ranks, a gtest binary).
 
 from __future__ import annotations
 
-import os
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.treehost import run_ok
 from wizard.engine.doctor import run_doctor
 from wizard.host import LocalHost
 
@@ -45,34 +44,22 @@ def facts() -> dict:
     return {f.id: f for f in report.findings}
 
 
-def run(argv: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        argv,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **env},
-        check=False,
-    )
-    assert done.returncode == 0, f"{shlex.join(argv)}:\n{done.stdout}\n{done.stderr}"
-    return done
-
-
 def test_found_mpi_home_compiles_and_runs_with_two_ranks(facts: dict, tmp_path: Path) -> None:
     mpi = facts["mpi"]
     assert mpi.status.value == "ok", mpi.summary
     home = mpi.facts["mpi.home"]
     (tmp_path / "hello.c").write_text(MPI_HELLO)
     # Exactly what FlagCX's test/perf Makefile does with MPI_HOME.
-    run(["gcc", "hello.c", "-o", "hello", f"-I{home}/include", f"-L{home}/lib", "-lmpi"], tmp_path)
+    run_ok(
+        ["gcc", "hello.c", "-o", "hello", f"-I{home}/include", f"-L{home}/lib", "-lmpi"], tmp_path
+    )
     flags = shlex.split(mpi.facts["mpi.run_flags"])
-    done = run(
+    done = run_ok(
         ["mpirun", *flags, "--oversubscribe", "-np", "2", "./hello"],
         tmp_path,
         LD_LIBRARY_PATH=f"{home}/lib",
     )
-    lines = sorted(done.stdout.split("\n"))
+    lines = sorted(done.split("\n"))
     assert "rank 0 of 2 sum 2" in lines and "rank 1 of 2 sum 2" in lines
 
 
@@ -80,7 +67,7 @@ def test_found_googletest_builds_and_runs_a_test(facts: dict, tmp_path: Path) ->
     gtest = facts["gtest"]
     assert gtest.status.value == "ok", gtest.summary
     (tmp_path / "t.cc").write_text(GTEST_PROGRAM)
-    run(
+    run_ok(
         [
             "g++",
             "t.cc",
@@ -94,5 +81,5 @@ def test_found_googletest_builds_and_runs_a_test(facts: dict, tmp_path: Path) ->
         ],
         tmp_path,
     )
-    done = run(["./t"], tmp_path)
-    assert "[  PASSED  ] 1 test." in done.stdout
+    done = run_ok(["./t"], tmp_path)
+    assert "[  PASSED  ] 1 test." in done

@@ -11,9 +11,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+
+from wizard.engine.run import leftover_processes
 
 FIXTURE = Path(__file__).parent / "fixtures" / "flagcx-like"
 
@@ -66,9 +69,10 @@ def wizard(
     )
 
 
-def slow_run(recipe: Path, work: Path) -> list[str]:
-    """`wizard run` of the counting recipe, whose step two waits a minute for a go file."""
-    return [
+def start_slow_run(recipe: Path, work: Path, env: dict, **popen: Any) -> subprocess.Popen:
+    """`wizard run` of the counting recipe, returned once its step two has started to wait
+    a minute for a go file."""
+    argv = [
         sys.executable,
         "-m",
         "wizard",
@@ -79,6 +83,9 @@ def slow_run(recipe: Path, work: Path) -> list[str]:
         "--set",
         "pause=60",
     ]
+    proc = subprocess.Popen(argv, env=env, **popen)
+    wait_for(work / "two.started")
+    return proc
 
 
 def lines(path: Path) -> int:
@@ -124,13 +131,13 @@ def test_sigkill_mid_step_then_resume_reruns_that_step_only(
     env: dict, counting: Path, tmp_path: Path
 ) -> None:
     work = tmp_path / "work"
-    proc = subprocess.Popen(
-        slow_run(counting, work),
-        env=env,
+    proc = start_slow_run(
+        counting,
+        work,
+        env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_for(work / "two.started")
     proc.kill()  # SIGKILL: no chance to clean up
     proc.wait()
     saved = state(env)["steps"]
@@ -141,25 +148,19 @@ def test_sigkill_mid_step_then_resume_reruns_that_step_only(
     assert "process(es) left running by the interrupted wizard" in resumed.stdout  # bash, sleep
     assert lines(work / "one.count") == 1  # finished work is not redone
     assert lines(work / "two.count") == 1 and lines(work / "three.count") == 1
-    assert not _processes_with(state(env)["run_id"])
-
-
-def _processes_with(run_id: str) -> list[int]:
-    from wizard.engine.run import leftover_processes
-
-    return leftover_processes(run_id)
+    assert not leftover_processes(state(env)["run_id"])
 
 
 def test_ctrl_c_stops_the_whole_step_and_saves(env: dict, counting: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
-    proc = subprocess.Popen(
-        slow_run(counting, work),
-        env=env,
+    proc = start_slow_run(
+        counting,
+        work,
+        env,
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    wait_for(work / "two.started")
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
@@ -168,18 +169,18 @@ def test_ctrl_c_stops_the_whole_step_and_saves(env: dict, counting: Path, tmp_pa
     assert "wizard resume --run counting-" in out
     run = state(env)
     assert run["steps"]["two"]["status"] == "cancelled"
-    assert not _processes_with(run["run_id"]), "the step's sleep survived Ctrl-C"
+    assert not leftover_processes(run["run_id"]), "the step's sleep survived Ctrl-C"
 
 
 def test_sigterm_is_handled_like_ctrl_c(env: dict, counting: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
-    proc = subprocess.Popen(
-        slow_run(counting, work),
-        env=env,
+    proc = start_slow_run(
+        counting,
+        work,
+        env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_for(work / "two.started")
     proc.terminate()
     assert proc.wait(timeout=30) == 130
 

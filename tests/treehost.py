@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 import glob
 import os
+import shlex
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +115,31 @@ class TreeHost(LocalHost):
 
     def _nvml(self) -> dict[str, Any]:
         return self.nvml_answer
+
+
+# What .ci/run installs, for a HidingHost to hide so a check fails before its fix runs.
+SYSTEM_GTEST = (
+    "/usr/include/gtest",
+    "/usr/lib/x86_64-linux-gnu/libgtest",
+    "/usr/local/include/gtest",
+    "/usr/local/lib/libgtest",
+)
+SYSTEM_MPI = ("/usr/bin/mpirun", "/usr/bin/mpicc")
+
+
+def run_ok(argv: list[str], cwd: Path, **env: str) -> str:
+    """Run a built program or compiler; fail the test with its output unless it exits 0."""
+    done = subprocess.run(
+        argv,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        check=False,
+    )
+    assert done.returncode == 0, f"{shlex.join(argv)}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
 
 
 class HidingHost(LocalHost):
