@@ -130,7 +130,14 @@ class ChecksScreen(WizardScreen):
             if check_id not in self.found:
                 node.set_label(label(self.titles[check_id], None, self.frame))
 
+    @property
+    def torn_down(self) -> bool:
+        """The doctor's threads may still report while the app is closing this screen."""
+        return not self.query("#checks")
+
     def resolved(self, finding: Finding) -> None:
+        if self.torn_down:
+            return
         self.found[finding.id] = finding
         node = self.nodes.get(finding.id)
         if node is not None:
@@ -139,6 +146,8 @@ class ChecksScreen(WizardScreen):
 
     def finished(self, report: Report) -> None:
         self.wizard.session.report = report
+        if self.torn_down:
+            return
         for finding in report.findings:
             node = self.nodes.get(finding.id)
             if node is not None:
