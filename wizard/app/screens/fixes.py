@@ -60,12 +60,11 @@ class FixesScreen(WizardScreen):
             for index, choice in enumerate(options):
                 key = f"{finding.id}:{index}"
                 self.entries[key] = (finding, choice.fix)
-                tag = " (needs root)" if choice.fix.needs_root else ""
-                if not choice.usable:
-                    tag = f" ({choice.why})"
+                # A usable fix is never manual: its label only says whether it needs root.
+                name = choice.fix.label if choice.usable else f"{choice.fix.title} ({choice.why})"
                 selections.append(
                     Selection(
-                        f"{finding.id}: {choice.fix.title}{tag}",
+                        f"{finding.id}: {name}",
                         key,
                         choice is best,
                         disabled=not choice.usable,
