@@ -20,9 +20,29 @@ def timed(argv: list[str]) -> tuple[float, str]:
     return time.perf_counter() - started, done.stdout
 
 
+NVML_TIMED = (
+    "import json, time, pynvml; from wizard.host.nvml import query; t = time.perf_counter(); "
+    "a = query(); print(json.dumps([time.perf_counter() - t, a]))"
+)
+
+
+def nvml_query() -> tuple[float, dict] | None:
+    """The NVML query's own time (every GPU, every NVLink index, every pair) and its answer."""
+    done = subprocess.run(
+        [sys.executable, "-c", NVML_TIMED], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        return None
+    seconds, answer = json.loads(done.stdout)
+    return None if "error" in answer else (seconds, answer)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--no-torch", action="store_true", help="skip collect_env and import torch (seconds each)"
+    )
     args = parser.parse_args()
     wizard = [sys.executable, "-m", "wizard"]
 
@@ -45,6 +65,13 @@ def main() -> None:
     print(f"checks / slowest probe:             {checks / worst:.2f}x")
     print(f"whole process / slowest probe:      {whole / worst:.2f}x")
     print(f"wizard --help:                      {statistics.median(helps):.3f} s")
+    nvml = [nvml_query() for _ in range(args.runs)]
+    if all(nvml):
+        answer = nvml[0][1]
+        links = sum(g.get("nvlinks", 0) for g in answer["gpus"])
+        seconds = statistics.median(n[0] for n in nvml)
+        print(f"NVML query alone (after import):    {seconds:.3f} s", end="")
+        print(f"  ({len(answer['gpus'])} GPUs, {links} active NVLink links)")
 
     python3 = shutil.which("python3")
     has_torch = (
@@ -55,6 +82,8 @@ def main() -> None:
         ).returncode
         == 0
     )
+    if args.no_torch:
+        return
     if not has_torch:
         print("python3 -m torch.utils.collect_env: skipped (no torch in python3)")
         return

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
-from checks.base import Context, Finding, Fix, check
+from checks import topology
+from checks.base import Context, Finding, Fix, Scalar, check
 from checks.distro import Distro
 from checks.vendors import VENDORS, other_vendors
 
@@ -24,50 +26,126 @@ def nvidia(ctx: Context) -> Finding:
             details=details,
             fixes=_driver_fixes(ctx),
         )
-    gpus = answer.get("gpus", [])
-    facts = {
+    every_gpu = answer.get("gpus", [])
+    gpus, visibility = _visible(every_gpu, ctx.host.getenv("CUDA_VISIBLE_DEVICES"))
+    facts: dict[str, Scalar] = {
         "driver.version": answer["driver_version"],
         "driver.cuda": answer["cuda_driver_version"],
         "gpu.count": len(gpus),
+        "gpu.count_all": len(every_gpu),
     }
     if not gpus:
         return ctx.fail(
             f"driver {answer['driver_version']} is loaded but no GPU is visible",
-            details=["check CUDA_VISIBLE_DEVICES, and in a container the --gpus flag"],
+            details=[
+                visibility or "NVML counts no device",
+                "check CUDA_VISIBLE_DEVICES, and in a container the --gpus flag",
+            ],
             facts=facts,
         )
+    used = {gpu["index"] for gpu in gpus}
+    pairs = [p for p in topology.pairs_from_nvml(answer) if {p.a, p.b} <= used]
+    details = [visibility] if visibility else []
+    if any(not p.code for p in pairs):
+        pairs, note = _fill_from_nvidia_smi(ctx, pairs)
+        details.append(note)
+    peak = topology.link_peak(gpus, pairs)
     models = Counter(gpu["name"] for gpu in gpus)
     model = ", ".join(f"{n} × {name}" for name, n in models.items())
     memory = min(gpu["memory_mib"] for gpu in gpus)
     nvlinks = min(gpu.get("nvlinks", 0) for gpu in gpus)
-    p2p = answer.get("p2p_read", [])
+    generation = gpus[0].get("nvlink_generation", "") if nvlinks else ""
+    access = [p.peer_access for p in pairs]
     facts.update(
         {
             "gpu.model": next(iter(models)) if len(models) == 1 else ", ".join(models),
             "gpu.memory_mib": memory,
             "gpu.nvlinks": nvlinks,
-            "gpu.p2p_all": all(ok for _, _, ok in p2p),
+            "gpu.nvlink.generation": generation,
+            "gpu.nvlink.pairs": sum(1 for p in pairs if p.nvlinks),
+            "gpu.nvlink.all_pairs": bool(pairs) and all(p.nvlinks for p in pairs),
+            "gpu.p2p_all": None if None in access else all(access),
+            "gpu.link": peak.label if peak else "",
+            "gpu.link.peak_gbs": peak.gbs if peak else None,
             # Older snapshots lack it; nvcc then builds for every architecture.
             "gpu.sm": min(
                 (g["compute_capability"] for g in gpus if g.get("compute_capability")), default=""
             ).replace(".", ""),
         }
     )
-    details = [
-        f"GPU{gpu['index']} {gpu['name']}, {gpu['memory_mib']} MiB, PCI {gpu['pci_bus_id']}, "
-        + (
-            f"{gpu['nvlinks']} NVLink links (NVLink {gpu['nvlink_version']})"
-            if gpu.get("nvlinks")
-            else "no active NVLink"
+    details += [_describe_gpu(gpu) for gpu in gpus]
+    details += [pair.describe() for pair in pairs]
+    if peak:
+        details.append(
+            f"link peak {peak.gbs:g} GB/s per direction ({peak.label}): what busbw is set against"
         )
-        for gpu in gpus
+    details += [
+        f"could not read {u['what']} ({', '.join(u['where'])}): {u['why']}"
+        for u in answer.get("unread", [])
     ]
-    details += [f"peer access GPU{i} ↔ GPU{j}: {'yes' if ok else 'no'}" for i, j, ok in p2p]
-    summary = (
-        f"{model} ({memory // 1024} GiB), driver {answer['driver_version']}, "
-        f"supports CUDA ≤ {answer['cuda_driver_version']}"
+    summary = f"{model} ({memory // 1024} GiB)"
+    if peak:
+        summary += f", {peak.label}"
+    summary += (
+        f", driver {answer['driver_version']}, supports CUDA ≤ {answer['cuda_driver_version']}"
     )
     return ctx.ok(summary, details=details, facts=facts)
+
+
+def _visible(gpus: list[dict[str, Any]], variable: str | None) -> tuple[list[dict[str, Any]], str]:
+    """The GPUs CUDA programs will see, and a note when CUDA_VISIBLE_DEVICES narrows them.
+
+    Like CUDA, entries are indexes or UUID prefixes, and the list ends at the first entry
+    that names no GPU. NVML itself ignores the variable, so the doctor applies it."""
+    if variable is None:
+        return gpus, ""
+    chosen: list[dict[str, Any]] = []
+    for entry in (e.strip() for e in variable.split(",")):
+        match = next((g for g in gpus if _names(g, entry)), None)
+        if match is None or match in chosen:
+            break
+        chosen.append(match)
+    indexes = ",".join(str(g["index"]) for g in chosen) or "none"
+    return chosen, (
+        f"CUDA_VISIBLE_DEVICES={variable}: {len(chosen)} of {len(gpus)} GPUs used "
+        f"(NVML indexes {indexes})"
+    )
+
+
+def _names(gpu: dict[str, Any], entry: str) -> bool:
+    if entry.isdigit():
+        return int(entry) == gpu["index"]
+    return bool(entry) and entry.startswith("GPU-") and gpu.get("uuid", "").startswith(entry)
+
+
+def _fill_from_nvidia_smi(
+    ctx: Context, pairs: list[topology.Pair]
+) -> tuple[list[topology.Pair], str]:
+    result = ctx.host.run(["nvidia-smi", "topo", "-m"], timeout=15)
+    cells = topology.parse_topo_matrix(result.stdout) if result.ok else {}
+    if not cells:
+        why = result.error or (result.output.strip().splitlines() or ["no matrix"])[-1]
+        return pairs, f"NVML gave no path for some GPU pairs, nor did `nvidia-smi topo -m`: {why}"
+    return (
+        topology.fill_from_matrix(pairs, cells),
+        "paths NVML did not give were read from `nvidia-smi topo -m`",
+    )
+
+
+def _describe_gpu(gpu: dict[str, Any]) -> str:
+    line = f"GPU{gpu['index']} {gpu['name']}, {gpu['memory_mib']} MiB, PCI {gpu['pci_bus_id']}"
+    if gpu.get("nvlinks"):
+        generation = gpu.get("nvlink_generation") or f"version {gpu.get('nvlink_version')}"
+        remotes = gpu.get("nvlink_remotes") or {}
+        ends = ", ".join(f"{n} to {'NVSwitch' if r == 'switch' else r}" for r, n in remotes.items())
+        line += f", {gpu['nvlinks']} active NVLink links (NVLink {generation})"
+        line += f": {ends}" if ends else ""
+    else:
+        line += ", no active NVLink"
+    pcie = gpu.get("pcie") or {}
+    if pcie.get("max_gen") and pcie.get("max_width"):
+        line += f", PCIe gen {pcie['max_gen']} ×{pcie['max_width']}"
+    return line
 
 
 def _driver_fixes(ctx: Context) -> list[Fix]:

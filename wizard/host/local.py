@@ -12,28 +12,39 @@ import socket
 import stat
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from wizard.host.base import CommandResult, Host
 
-NVML_CHILD = "import json; from wizard.host.nvml import query; print(json.dumps(query()))"
+# nvml.py run as a script: importing the wizard package first would add ~50 ms to the doctor's
+# slowest probe.
+NVML_SCRIPT = str(Path(__file__).with_name("nvml.py"))
+NVML_TIMEOUT = 20.0
 
 
 class LocalHost(Host):
-    def __init__(self) -> None:
+    def __init__(self, *, start_nvml: bool = False) -> None:
+        """`start_nvml` starts NVML's query (the doctor's slowest probe, ~0.3 s) at once, so
+        it runs while the checks are still being imported."""
         super().__init__(socket.gethostname())
+        self._nvml_child = self._start([sys.executable, NVML_SCRIPT]) if start_nvml else None
 
     def _command(self, argv: list[str], timeout: float, name: str) -> dict[str, Any]:
         return self._run(argv, timeout).to_record()
 
     def _run(self, argv: list[str], timeout: float) -> CommandResult:
+        return self._finish(self._start(argv), timeout)
+
+    def _start(self, argv: list[str]) -> subprocess.Popen[bytes] | CommandResult:
+        """The command started, or why it could not be."""
         program = shutil.which(argv[0])
         if program is None:
             return CommandResult(tuple(argv), None, error=f"{argv[0]}: command not found")
         # C locale: tools print the messages the parsers expect, whatever the user's language.
         env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
         try:
-            proc = subprocess.Popen(
+            return subprocess.Popen(
                 [program, *argv[1:]],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -43,19 +54,26 @@ class LocalHost(Host):
             )
         except OSError as exc:
             return CommandResult(tuple(argv), None, error=f"{argv[0]}: {exc.strerror or exc}")
+
+    def _finish(
+        self, proc: subprocess.Popen[bytes] | CommandResult, timeout: float
+    ) -> CommandResult:
+        if isinstance(proc, CommandResult):
+            return proc
+        argv = tuple(str(a) for a in proc.args)  # type: ignore[union-attr]
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             out, err = proc.communicate()
             return CommandResult(
-                tuple(argv),
+                argv,
                 None,
                 _decode(out),
                 _decode(err),
-                error=f"{argv[0]} did not answer within {timeout:g} s",
+                error=f"{Path(argv[0]).name} did not answer within {timeout:g} s",
             )
-        return CommandResult(tuple(argv), proc.returncode, _decode(out), _decode(err))
+        return CommandResult(argv, proc.returncode, _decode(out), _decode(err))
 
     def spawn(
         self, script: str, *, cwd: str | None, env: dict[str, str], own_session: bool = True
@@ -111,7 +129,10 @@ class LocalHost(Host):
     def _nvml(self) -> dict[str, Any]:
         # In a child process: importing pynvml runs ~0.1 s of Python that would hold this
         # process's GIL while every other check is parsing its own probes.
-        result = self._run([sys.executable, "-c", NVML_CHILD], timeout=20)
+        child, self._nvml_child = self._nvml_child, None
+        if child is None:
+            child = self._start([sys.executable, NVML_SCRIPT])
+        result = self._finish(child, NVML_TIMEOUT)
         if result.error or result.returncode != 0:
             why = result.error or (result.stderr.strip().splitlines() or ["no output"])[-1]
             return {"error": f"the NVML query failed: {why}"}
