@@ -192,3 +192,28 @@ async def test_the_command_palette_offers_the_screens_actions(tmp_path: Path) ->
         await pilot.press(*"build")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, StepsScreen))
+
+
+async def test_an_offline_clone_says_what_to_do_instead(tmp_path: Path) -> None:
+    recipe = tmp_path / "clone.yaml"
+    recipe.write_text(
+        "id: clone\ntitle: Clone\nsteps:\n  - id: source\n"
+        f"    run: git clone --depth 1 https://offline.invalid/FlagCX.git {tmp_path / 'FlagCX'}\n"
+    )
+    app = WizardApp(Session(lambda: load_snapshot(H100), recipe_name=str(recipe)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await check_machine(pilot, app)
+        await pilot.press("n")
+        steps = app.screen
+        await until(
+            pilot,
+            lambda: (
+                not steps.running
+                and app.session.run is not None
+                and app.session.run.steps["source"].status == st.FAILED
+            ),
+        )
+        await pilot.pause(0.2)
+        failure = " ".join(text(app, "#failure").split())
+        assert "cannot reach https://offline.invalid/FlagCX.git (offline?)" in failure
+        assert "--set src=PATH of that checkout" in failure

@@ -266,6 +266,27 @@ def test_caller_environment_reaches_every_mpirun_rank(env: dict, tmp_path: Path)
     assert "-x FLAGCX_WIZARD_PROBE" in done.stdout and "-x NCCL_NVLS_ENABLE" in done.stdout
 
 
+def test_an_offline_clone_says_to_pass_an_existing_checkout(env: dict, tmp_path: Path) -> None:
+    done = wizard(
+        env,
+        "run",
+        "flagcx",
+        "--force",
+        "--yes",
+        "--set",
+        f"src={tmp_path / 'FlagCX'}",
+        "--set",
+        "repo=https://offline.invalid/FlagOpen/FlagCX.git",
+    )
+    assert done.returncode == 1
+    assert "Could not resolve host: offline.invalid" in done.stdout
+    assert (
+        "likely cause: this machine cannot reach https://offline.invalid/FlagOpen/FlagCX.git "
+        "(offline?): clone it where the network reaches, copy the checkout here, and pass "
+        "--set src=PATH of that checkout"
+    ) in " ".join(done.stdout.split())
+
+
 @pytest.mark.integration
 def test_flagcx_recipe_on_the_fixture_project(env: dict, tmp_path: Path) -> None:
     src = tmp_path / "FlagCX"
@@ -300,7 +321,10 @@ def test_flagcx_recipe_on_the_fixture_project(env: dict, tmp_path: Path) -> None
     # The detected homes reached make as variables: the library reports what it was built with.
     assert "flagcx build: nvidia /usr/local/cuda" in Path(steps["allreduce"]["log"]).read_text()
     assert "MPI_HOME=/usr/lib/x86_64-linux-gnu/openmpi" in steps["build"]["command"]
-    assert "      128K" in done.stdout and "2 tests passed, 0 failed" in done.stdout
+    assert (
+        "      128K" in done.stdout
+        and "2 tests passed, 0 failed" in done.stdout
+    )
     # A second run finds the builds done and only runs what has no done_if.
     again = wizard(env, *args, timeout=300)
     assert "build: Build libflagcx (build): skipped, already done" in again.stdout.replace(

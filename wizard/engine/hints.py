@@ -47,6 +47,12 @@ HINTS: tuple[tuple[str, str], ...] = (
         "PyTorch is not installed in this Python: see `wizard doctor` (torch)",
     ),
     (
+        r"unable to access '(\S+?)/?': (?:Could not resolve host|Failed to connect|"
+        r"Connection timed out)",
+        "this machine cannot reach {0} (offline?): clone it where the network reaches, copy "
+        "the checkout here, and pass --set src=PATH of that checkout",
+    ),
+    (
         r"Temporary failure in name resolution|Failed to establish a new connection",
         "the step needs the network (pip fetching build dependencies?): on an offline machine "
         "install them first, or build without isolation",
