@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from wizard.engine import recipe
-from wizard.engine.parsers import FlagcxPerf, Gtest, NcclTestsPerf
+from wizard.engine.parsers import FlagcxPerf, Gtest, NcclTestsPerf, gtest_summary
 from wizard.engine.run import ParamError, mpi_forward_flags, resolve
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -149,7 +149,15 @@ def test_flagcx_perf_parser() -> None:
 def test_gtest_parser_reads_coloured_output() -> None:
     parser = Gtest()
     parser.feed(["\x1b[0;32m[  PASSED  ] \x1b[m8 tests.", "[  FAILED  ] 2 tests, listed below:"])
-    assert parser.results() == {"passed": 8, "failed": 2}
+    assert parser.results() == {"passed": 8, "failed": 2, "ranks": 1}
+
+
+def test_gtest_parser_counts_per_rank_on_real_four_rank_output() -> None:
+    parser = Gtest()
+    log = Path(__file__).parent / "data" / "flagcx-4xh100-unittest.log"
+    parser.feed(log.read_text().splitlines())
+    assert parser.results() == {"passed": 8, "failed": 0, "ranks": 4}
+    assert gtest_summary(parser.results()) == "8 tests passed, 0 failed (on each of 4 ranks)"
 
 
 def test_nccl_tests_parser_ignores_headers() -> None:

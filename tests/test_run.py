@@ -317,13 +317,13 @@ def test_flagcx_recipe_on_the_fixture_project(env: dict, tmp_path: Path) -> None
     table = steps["allreduce"]["results"]["table"]
     assert [row["size_bytes"] for row in table] == [131072, 262144, 524288, 1048576]
     assert all(row["busbw_gbs"] > 0 for row in table)
-    assert steps["unittest"]["results"] == {"passed": 2, "failed": 0}
+    assert steps["unittest"]["results"] == {"passed": 2, "failed": 0, "ranks": 2}
     # The detected homes reached make as variables: the library reports what it was built with.
     assert "flagcx build: nvidia /usr/local/cuda" in Path(steps["allreduce"]["log"]).read_text()
     assert "MPI_HOME=/usr/lib/x86_64-linux-gnu/openmpi" in steps["build"]["command"]
     assert (
         "      128K" in done.stdout
-        and "2 tests passed, 0 failed" in done.stdout
+        and "2 tests passed, 0 failed (on each of 2 ranks)" in done.stdout
     )
     # A second run finds the builds done and only runs what has no done_if.
     again = wizard(env, *args, timeout=300)

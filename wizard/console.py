@@ -7,6 +7,7 @@ from typing import Any, TextIO
 
 from wizard.engine import state as st
 from wizard.engine.hints import likely_cause
+from wizard.engine.parsers import gtest_summary
 from wizard.engine.recipe import Recipe, Step
 from wizard.engine.runner import Outcome
 from wizard.report import use_color
@@ -112,8 +113,6 @@ class Console:
                 for line in table_lines(results["table"]):
                     self.write("  " + line)
             elif "passed" in results:
-                self.write(
-                    f"{step.id}: {results['passed']} tests passed, {results['failed']} failed"
-                )
+                self.write(f"{step.id}: {gtest_summary(results)}")
         self.write()
         self.write(f"State and logs: {state.folder}")

@@ -94,19 +94,34 @@ _GTEST_FAILED = re.compile(r"^\[\s+FAILED\s+\]\s+(\d+) tests?, listed below", re
 
 
 class Gtest:
+    """googletest's summary. Under mpirun every rank runs the whole suite and prints its own
+    summary, so counts are per rank (the fewest passed, the most failed), not a sum."""
+
     def __init__(self) -> None:
-        self.passed = self.failed = 0
+        self.passed: list[int] = []
+        self.failed: list[int] = []
 
     def feed(self, lines: list[str]) -> None:
         text = "\n".join(lines)
         if "PASSED" not in text and "FAILED" not in text:
             return
         text = plain(text)
-        self.passed += sum(int(m.group(1)) for m in _GTEST_PASSED.finditer(text))
-        self.failed += sum(int(m.group(1)) for m in _GTEST_FAILED.finditer(text))
+        self.passed += [int(m.group(1)) for m in _GTEST_PASSED.finditer(text)]
+        self.failed += [int(m.group(1)) for m in _GTEST_FAILED.finditer(text)]
 
     def results(self) -> dict[str, Any]:
-        return {"passed": self.passed, "failed": self.failed}
+        return {
+            "passed": min(self.passed, default=0),
+            "failed": max(self.failed, default=0),
+            "ranks": max(len(self.passed), 1),
+        }
+
+
+def gtest_summary(results: dict[str, Any]) -> str:
+    """ "8 tests passed, 0 failed (on each of 4 ranks)" from Gtest's results."""
+    text = f"{results['passed']} tests passed, {results['failed']} failed"
+    ranks = results.get("ranks", 1)
+    return text + (f" (on each of {ranks} ranks)" if ranks > 1 else "")
 
 
 PARSERS: dict[str, type[Parser]] = {

@@ -15,6 +15,7 @@ from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.bandwidth_chart import BandwidthChart
 from wizard.console import size_text
 from wizard.engine import state as st
+from wizard.engine.parsers import gtest_summary
 
 
 class ResultsScreen(WizardScreen):
@@ -44,11 +45,7 @@ class ResultsScreen(WizardScreen):
                 yield BandwidthChart(table, id=f"chart-{step_id}")
             elif "passed" in saved.results:
                 yield Static(
-                    Text(
-                        f"{step_id}: {saved.results['passed']} tests passed, "
-                        f"{saved.results['failed']} failed"
-                    ),
-                    classes="section",
+                    Text(f"{step_id}: {gtest_summary(saved.results)}"), classes="section"
                 )
         torch = run.steps.get("torch-example")
         if torch is not None:
