@@ -3,11 +3,13 @@ recipe that really runs here; a fix applied through the Fixes screen."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, SelectionList, Static, Tree
 
+from tests.perf_runs import record_four_gpu_runs
 from tests.treehost import SYSTEM_GTEST, HidingHost
 from wizard.app.app import Session, WizardApp
 from wizard.app.screens.checks import ChecksScreen
@@ -192,6 +194,26 @@ async def test_the_command_palette_offers_the_screens_actions(tmp_path: Path) ->
         await pilot.press(*"build")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, StepsScreen))
+
+
+async def test_results_put_flagcx_beside_nccl_per_collective(
+    tmp_path: Path, state_home: Path
+) -> None:
+    record_four_gpu_runs(tmp_path, {**os.environ, "NO_COLOR": "1"})
+    run = st.load(st.latest_for("flagcx") or "")
+    app = WizardApp(Session(lambda: load_snapshot(H100), run=run))
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.push_screen(ResultsScreen())
+        await pilot.pause(0.2)
+        screen = app.screen
+        for collective in ("allreduce", "allgather", "reducescatter"):
+            assert screen.query_one(f"#table-{collective}", DataTable).row_count == 16
+            table = screen.query_one(f"#nccl-{collective}", DataTable)
+            assert table.row_count == 16
+        last = screen.query_one("#nccl-allreduce", DataTable).get_row_at(15)
+        assert last == ["4G", "362.57", "362.49", "1.000", "81%", "81%"]
+        assert screen.query_one("#table-allreduce", DataTable).get_row_at(15)[-1] == "81%"
+        assert len(screen.query(BandwidthChart)) == 3
 
 
 async def test_an_offline_clone_says_what_to_do_instead(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.perf_runs import FOUR, record_four_gpu_runs
 from wizard.engine.compare import compare
 from wizard.engine.parsers import FlagcxPerf, NcclTestsPerf
 
@@ -86,4 +87,50 @@ def test_wizard_report_end_to_end(tmp_path: Path) -> None:
     assert "    256M    1460.09    1477.50   0.988" in done.stdout
     assert "No large gap" in done.stdout
     data = json.loads(wizard("report", "--json").stdout)
-    assert data["metric"] == "algbw" and len(data["rows"]) == 16
+    (allreduce,) = data["collectives"]
+    assert allreduce["collective"] == "allreduce" and allreduce["metric"] == "algbw"
+    assert len(allreduce["rows"]) == 16 and allreduce["rows"][0]["flagcx_of_peak"] is None
+
+
+@pytest.mark.parametrize("collective", list(FOUR))
+def test_four_ranks_compare_bus_bandwidth_against_the_link_peak(collective: str) -> None:
+    flagcx_log, nccl_log = FOUR[collective]
+    ours, theirs = parsed(FlagcxPerf, DATA / flagcx_log), parsed(NcclTestsPerf, DATA / nccl_log)
+    result = compare(ours, theirs, collective=collective, peak_gbs=450.0)
+    assert result.metric == "busbw" and len(result.rows) == 16
+    assert result.gaps() == []  # the ratio never falls under 0.9 from 16M up
+    big = next(r for r in result.rows if r.size_bytes == 4 << 30)
+    assert 0.75 < result.of_peak(big.flagcx) < 0.85  # about 80% of 450 GB/s, as measured
+    assert result.to_dict()["rows"][-1]["nccl_of_peak"] == pytest.approx(big.nccl / 450.0)
+
+
+def test_wizard_report_puts_three_collectives_side_by_side(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
+    record_four_gpu_runs(tmp_path, env)
+    done = subprocess.run(
+        [sys.executable, "-m", "wizard", "report"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "Links: NVLink 4.0 ×18, peak 450 GB/s per direction" in out
+    for name in FOUR:
+        assert f"{name}, busbw (GB/s)" in out
+    # allreduce at 4G: FlagCX 362.57, NCCL 362.49 GB/s, each 81% of 450
+    assert "      4G     362.57     362.49   1.000          81%        81%" in out
+    data = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "wizard", "report", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        ).stdout
+    )
+    assert [c["collective"] for c in data["collectives"]] == list(FOUR)
+    assert data["link_peak_gbs"] == 450.0 and data["missing"] == []

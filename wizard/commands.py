@@ -205,28 +205,48 @@ def report(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
-        return EXIT_OK
+        return EXIT_FAILED if any(c.gaps() for c in result.comparisons) else EXIT_OK
     out = Console()
-    out.write(
-        f"allreduce {result.metric} (GB/s): FlagCX run {result.flagcx_run} against "
-        f"nccl-tests run {result.nccl_run}"
-    )
-    out.write(f"{'size':>8} {'FlagCX':>10} {'NCCL':>10} {'ratio':>7}")
-    for row in result.rows:
-        ratio = f"{row.ratio:.3f}" if row.ratio is not None else "-"
-        out.write(
-            f"{size_text(row.size_bytes):>8} {row.flagcx:>10.2f} {row.nccl:>10.2f} {ratio:>7}"
-        )
-    if result.metric == "algbw":
-        out.write("One rank: bus bandwidth is 0 for both, so algorithm bandwidth is compared.")
-    gaps = result.gaps()
+    first = result.comparisons[0]
+    out.write(f"FlagCX run {first.flagcx_run} against nccl-tests run {first.nccl_run}")
+    if result.peak_gbs:
+        out.write(f"Links: {result.link}, peak {result.peak_gbs:g} GB/s per direction")
+    else:
+        out.write("Links: peak unknown (the doctor read no NVLink or PCIe speed)")
+    gaps = []
+    for comparison in result.comparisons:
+        out.write()
+        out.write(f"{comparison.collective}, {comparison.metric} (GB/s)")
+        out.write(_REPORT_HEADER)
+        for row in comparison.rows:
+            ratio = f"{row.ratio:.3f}" if row.ratio is not None else "-"
+            ours, theirs = comparison.of_peak(row.flagcx), comparison.of_peak(row.nccl)
+            out.write(
+                f"{size_text(row.size_bytes):>8} {row.flagcx:>10.2f} {row.nccl:>10.2f} {ratio:>7}"
+                f" {_share(ours):>12} {_share(theirs):>10}"
+            )
+        if comparison.metric == "algbw":
+            out.write("One rank: bus bandwidth is 0 for both, so algorithm bandwidth is compared.")
+        gaps += [(comparison.collective, row) for row in comparison.gaps()]
+    for note in result.missing:
+        out.write(f"Not compared: {note}.")
+    out.write()
     if not gaps:
         out.write("No large gap: FlagCX is within 10% of NCCL from 16M up.")
         return EXIT_OK
-    sizes = ", ".join(size_text(r.size_bytes) for r in gaps)
+    where = ", ".join(f"{name} {size_text(row.size_bytes)}" for name, row in gaps)
     out.write(
-        out.paint(f"Gap: FlagCX is more than 10% below NCCL at {sizes}. Likely causes:", "33")
+        out.paint(f"Gap: FlagCX is more than 10% below NCCL at {where}. Likely causes:", "33")
     )
     for cause in CAUSES:
         out.write(f"  - {cause}")
     return EXIT_FAILED
+
+
+_REPORT_HEADER = (
+    f"{'size':>8} {'FlagCX':>10} {'NCCL':>10} {'ratio':>7} {'FlagCX/peak':>12} {'NCCL/peak':>10}"
+)
+
+
+def _share(value: float | None) -> str:
+    return f"{value:.0%}" if value is not None else "-"

@@ -1,4 +1,10 @@
-"""FlagCX against NCCL: the two bandwidth tables of the latest runs, side by side."""
+"""FlagCX against NCCL: the bandwidth tables of the latest runs, side by side, per collective,
+and each set against the peak of the GPUs' links.
+
+busbw is nccl-tests' bus bandwidth: the algorithm bandwidth (bytes / time) times a factor that
+makes it comparable with the link's speed whatever the rank count n: 2(n-1)/n for allreduce,
+(n-1)/n for allgather and reducescatter. FlagCX's perf tests print the same figure.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,20 @@ CAUSES = (
     "different GPUs or rank placement (CUDA_VISIBLE_DEVICES, -np)",
     "NCCL variables set for one run but not the other (NCCL_ALGO, NCCL_PROTO, NCCL_NVLS_ENABLE)",
     "FlagCX's own settings (FLAGCX_* variables, a topology file)",
+)
+
+
+@dataclass(frozen=True)
+class Collective:
+    name: str
+    flagcx_step: str  # the step of the flagcx recipe that measures it
+    nccl_step: str  # and of the nccl-tests recipe
+
+
+COLLECTIVES = (
+    Collective("allreduce", "allreduce", "all-reduce"),
+    Collective("allgather", "allgather", "all-gather"),
+    Collective("reducescatter", "reducescatter", "reduce-scatter"),
 )
 
 
@@ -35,9 +55,15 @@ class Comparison:
     nccl_run: str
     metric: str  # "busbw" or, with one rank (where busbw is 0), "algbw"
     rows: list[Row]
+    collective: str = "allreduce"
+    peak_gbs: float | None = None  # the link's peak per direction; busbw is set against it
 
     def ratio_at(self, size: int) -> float | None:
         return next((r.ratio for r in self.rows if r.size_bytes == size), None)
+
+    def of_peak(self, value: float) -> float | None:
+        """busbw as a share of the link's peak (never for algbw, which is not comparable)."""
+        return value / self.peak_gbs if self.peak_gbs and self.metric == "busbw" else None
 
     def gaps(self) -> list[Row]:
         return [
@@ -46,15 +72,19 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "collective": self.collective,
             "flagcx_run": self.flagcx_run,
             "nccl_run": self.nccl_run,
             "metric": self.metric,
+            "link_peak_gbs": self.peak_gbs,
             "rows": [
                 {
                     "size_bytes": r.size_bytes,
                     "flagcx_gbs": r.flagcx,
                     "nccl_gbs": r.nccl,
                     "ratio": r.ratio,
+                    "flagcx_of_peak": self.of_peak(r.flagcx),
+                    "nccl_of_peak": self.of_peak(r.nccl),
                 }
                 for r in self.rows
             ],
@@ -62,22 +92,37 @@ class Comparison:
         }
 
 
+@dataclass
+class Report:
+    """Every collective both latest runs measured; `missing` says which one side lacks."""
+
+    comparisons: list[Comparison]
+    link: str
+    peak_gbs: float | None
+    missing: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "link": self.link,
+            "link_peak_gbs": self.peak_gbs,
+            "collectives": [c.to_dict() for c in self.comparisons],
+            "missing": self.missing,
+        }
+
+
 class NoResults(Exception):
     """There is no finished run to compare; the message says which to run."""
 
 
-def table_of(recipe_id: str, step_id: str) -> tuple[str, list[dict[str, Any]]]:
+def latest_run(recipe_id: str) -> st.RunState:
     run_id = st.latest_for(recipe_id)
     if run_id is None:
         raise NoResults(f"no {recipe_id} run yet: run `wizard run {recipe_id}`")
-    run = st.load(run_id)
-    table = run.steps.get(step_id, st.StepState()).results.get("table")
-    if not table:
-        raise NoResults(
-            f"the latest {recipe_id} run ({run_id}) has no {step_id} results: "
-            f"run `wizard run {recipe_id} --from {step_id}`"
-        )
-    return run_id, table
+    return st.load(run_id)
+
+
+def table(run: st.RunState, step_id: str) -> list[dict[str, Any]]:
+    return run.steps.get(step_id, st.StepState()).results.get("table") or []
 
 
 def compare(
@@ -85,16 +130,45 @@ def compare(
     nccl: list[dict[str, Any]],
     flagcx_run: str = "",
     nccl_run: str = "",
+    *,
+    collective: str = "allreduce",
+    peak_gbs: float | None = None,
 ) -> Comparison:
     by_size = {int(r["size_bytes"]): r for r in nccl}
     both = [(r, by_size[int(r["size_bytes"])]) for r in flagcx if int(r["size_bytes"]) in by_size]
     metric = "busbw" if all(a["busbw_gbs"] > 0 and b["busbw_gbs"] > 0 for a, b in both) else "algbw"
     key = f"{metric}_gbs"
     rows = [Row(int(a["size_bytes"]), float(a[key]), float(b[key])) for a, b in both]
-    return Comparison(flagcx_run, nccl_run, metric, rows)
+    return Comparison(flagcx_run, nccl_run, metric, rows, collective, peak_gbs)
 
 
-def latest() -> Comparison:
-    flagcx_run, flagcx = table_of("flagcx", "allreduce")
-    nccl_run, nccl = table_of("nccl-tests", "all-reduce")
-    return compare(flagcx, nccl, flagcx_run, nccl_run)
+def link_peak(run: st.RunState) -> float | None:
+    """The link peak the doctor gave a run (recipes with a `link_peak_gbs` parameter)."""
+    try:
+        return float(run.params.get("link_peak_gbs") or 0) or None
+    except (TypeError, ValueError):
+        return None
+
+
+def latest() -> Report:
+    """The latest flagcx and nccl-tests runs, compared collective by collective."""
+    flagcx, nccl = latest_run("flagcx"), latest_run("nccl-tests")
+    peak = link_peak(flagcx) or link_peak(nccl)
+    link = str(flagcx.params.get("link") or nccl.params.get("link") or "")
+    comparisons, missing = [], []
+    for c in COLLECTIVES:
+        ours, theirs = table(flagcx, c.flagcx_step), table(nccl, c.nccl_step)
+        if ours and theirs:
+            comparisons.append(
+                compare(ours, theirs, flagcx.run_id, nccl.run_id, collective=c.name, peak_gbs=peak)
+            )
+        elif ours or theirs:
+            recipe, step = ("nccl-tests", c.nccl_step) if ours else ("flagcx", c.flagcx_step)
+            missing.append(f"{c.name}: the latest {recipe} run has no {step} results")
+    if not comparisons:
+        raise NoResults(
+            f"the latest flagcx run ({flagcx.run_id}) and nccl-tests run ({nccl.run_id}) share "
+            "no collective with results: run `wizard run flagcx --from allreduce` and "
+            "`wizard run nccl-tests --from all-reduce`"
+        )
+    return Report(comparisons, link, peak, missing)

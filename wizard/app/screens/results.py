@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.bandwidth_chart import BandwidthChart
 from wizard.console import size_text
+from wizard.engine import compare
 from wizard.engine import state as st
 from wizard.engine.parsers import gtest_summary
 
@@ -37,16 +38,16 @@ class ResultsScreen(WizardScreen):
         summary = f"Run {run.run_id}: {done} of {len(run.steps)} steps done"
         summary += f"; not finished: {', '.join(failed)}" if failed else "."
         yield Static(Text(summary, style="bold"))
+        peak = compare.link_peak(run)
         for step_id, saved in run.steps.items():
             table = saved.results.get("table")
             if table:
                 yield Static(Text(f"{step_id}: bandwidth by message size"), classes="section")
-                yield self.perf_table(step_id, table)
+                yield self.perf_table(step_id, table, peak)
                 yield BandwidthChart(table, id=f"chart-{step_id}")
             elif "passed" in saved.results:
-                yield Static(
-                    Text(f"{step_id}: {gtest_summary(saved.results)}"), classes="section"
-                )
+                yield Static(Text(f"{step_id}: {gtest_summary(saved.results)}"), classes="section")
+        yield from self.against_nccl()
         torch = run.steps.get("torch-example")
         if torch is not None:
             outcome = {st.DONE: "ran", st.SKIPPED: f"skipped ({torch.reason})"}.get(
@@ -58,17 +59,53 @@ class ResultsScreen(WizardScreen):
         yield Static(Text("Next"), classes="section")
         yield Static(Text("\n".join(self.next_commands(run))))
 
-    def perf_table(self, step_id: str, rows: list[dict[str, Any]]) -> DataTable[Any]:
+    def perf_table(
+        self, step_id: str, rows: list[dict[str, Any]], peak: float | None
+    ) -> DataTable[Any]:
         table: DataTable[Any] = DataTable(id=f"table-{step_id}", cursor_type="none")
         table.add_columns("size", "time (us)", "algbw (GB/s)", "busbw (GB/s)")
+        if peak:
+            table.add_column(f"of {peak:g} GB/s")
         for row in rows:
-            table.add_row(
+            cells = [
                 size_text(int(row["size_bytes"])),
                 f"{row['time_us']:.2f}",
                 f"{row['algbw_gbs']:.2f}",
                 f"{row['busbw_gbs']:.2f}",
-            )
+            ]
+            if peak:
+                cells.append(f"{row['busbw_gbs'] / peak:.0%}" if row["busbw_gbs"] else "-")
+            table.add_row(*cells)
         return table
+
+    def against_nccl(self) -> ComposeResult:
+        """The latest FlagCX and nccl-tests runs, collective by collective (`wizard report`)."""
+        try:
+            report = compare.latest()
+        except (compare.NoResults, st.StateError) as exc:
+            yield Static(Text("FlagCX against NCCL"), classes="section")
+            yield Static(Text(f"Not yet: {exc}"))
+            return
+        link = f"; links {report.link}, peak {report.peak_gbs:g} GB/s" if report.peak_gbs else ""
+        for c in report.comparisons:
+            yield Static(
+                Text(f"{c.collective}: FlagCX against NCCL, {c.metric}{link}"), classes="section"
+            )
+            table: DataTable[Any] = DataTable(id=f"nccl-{c.collective}", cursor_type="none")
+            table.add_columns("size", "FlagCX", "NCCL", "ratio", "FlagCX/peak", "NCCL/peak")
+            for row in c.rows:
+                ours, theirs = c.of_peak(row.flagcx), c.of_peak(row.nccl)
+                table.add_row(
+                    size_text(row.size_bytes),
+                    f"{row.flagcx:.2f}",
+                    f"{row.nccl:.2f}",
+                    f"{row.ratio:.3f}" if row.ratio is not None else "-",
+                    f"{ours:.0%}" if ours is not None else "-",
+                    f"{theirs:.0%}" if theirs is not None else "-",
+                )
+            yield table
+        for note in report.missing:
+            yield Static(Text(f"Not compared: {note}."))
 
     def next_commands(self, run: st.RunState) -> list[str]:
         commands = [f"wizard status --run {run.run_id}"]

@@ -1,0 +1,43 @@
+"""Saved flagcx and nccl-tests runs whose perf steps replay the real 4x H100 logs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from wizard.engine.compare import COLLECTIVES
+
+DATA = Path(__file__).parent / "data"
+FOUR = {  # collective: (FlagCX log, nccl-tests log), real runs on the 4x H100 machine
+    "allreduce": ("flagcx-4xh100-allreduce.log", "nccl-tests-4xh100-all-reduce.log"),
+    "allgather": ("flagcx-4xh100-allgather.log", "nccl-tests-4xh100-all-gather.log"),
+    "reducescatter": ("flagcx-4xh100-reducescatter.log", "nccl-tests-4xh100-reduce-scatter.log"),
+}
+_PARAMS = "params:\n  link: {default: NVLink 4.0 ×18}\n  link_peak_gbs: {default: '450.0'}\n"
+
+
+def record_four_gpu_runs(folder: Path, env: dict[str, str]) -> None:
+    """`wizard run` a flagcx and a nccl-tests recipe that `cat` the real logs, under env's
+    XDG_STATE_HOME, with the link the doctor read on that machine."""
+    for recipe_id, steps in (
+        ("flagcx", {c.flagcx_step: (FOUR[c.name][0], "flagcx-perf") for c in COLLECTIVES}),
+        ("nccl-tests", {c.nccl_step: (FOUR[c.name][1], "nccl-tests") for c in COLLECTIVES}),
+    ):
+        path = folder / f"{recipe_id}.yaml"
+        path.write_text(
+            f"id: {recipe_id}\ntitle: replay\n{_PARAMS}steps:\n"
+            + "".join(
+                f"  - id: {step}\n    run: cat {DATA / log}\n    parse: {parser}\n"
+                for step, (log, parser) in steps.items()
+            )
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "wizard", "run", str(path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
