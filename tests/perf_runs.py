@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.cli import run_wizard
 from wizard.engine.compare import COLLECTIVES
 
 DATA = Path(__file__).parent / "data"
@@ -32,12 +31,5 @@ def record_four_gpu_runs(folder: Path, env: dict[str, str]) -> None:
                 for step, (log, parser) in steps.items()
             )
         )
-        done = subprocess.run(
-            [sys.executable, "-m", "wizard", "run", str(path)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
+        done = run_wizard(env, "run", str(path))
         assert done.returncode == 0, done.stdout + done.stderr

@@ -64,6 +64,23 @@ def text(app: WizardApp, selector: str) -> str:
     return str(app.screen.query_one(selector, Static).render())
 
 
+async def failure_of(pilot, app: WizardApp, step_id: str) -> str:  # type: ignore[no-untyped-def]
+    """Check the machine, start the steps, wait for `step_id` to fail: the failure panel."""
+    await check_machine(pilot, app)
+    await pilot.press("n")
+    steps = app.screen
+    await until(
+        pilot,
+        lambda: (
+            not steps.running
+            and app.session.run is not None
+            and app.session.run.steps[step_id].status == st.FAILED
+        ),
+    )
+    await pilot.pause(0.2)
+    return text(app, "#failure")
+
+
 async def test_whole_flow_cancel_quit_and_resume(tmp_path: Path) -> None:
     work = tmp_path / "work"
     app = WizardApp(session(work))
@@ -131,19 +148,8 @@ async def test_failed_step_shows_tail_and_likely_cause(tmp_path: Path) -> None:
     )
     app = WizardApp(Session(lambda: load_snapshot(H100), recipe_name=str(recipe)))
     async with app.run_test(size=(120, 40)) as pilot:
-        await check_machine(pilot, app)
-        await pilot.press("n")
+        failure = await failure_of(pilot, app, "compile")
         steps = app.screen
-        await until(
-            pilot,
-            lambda: (
-                not steps.running
-                and app.session.run is not None
-                and app.session.run.steps["compile"].status == st.FAILED
-            ),
-        )
-        await pilot.pause(0.2)
-        failure = text(app, "#failure")
         assert "compile failed: exit code 2" in failure
         assert "likely cause: mpi.h is not in MPI_HOME/include" in failure
         await pilot.press("e")  # jump to the first error
@@ -224,18 +230,6 @@ async def test_an_offline_clone_says_what_to_do_instead(tmp_path: Path) -> None:
     )
     app = WizardApp(Session(lambda: load_snapshot(H100), recipe_name=str(recipe)))
     async with app.run_test(size=(120, 40)) as pilot:
-        await check_machine(pilot, app)
-        await pilot.press("n")
-        steps = app.screen
-        await until(
-            pilot,
-            lambda: (
-                not steps.running
-                and app.session.run is not None
-                and app.session.run.steps["source"].status == st.FAILED
-            ),
-        )
-        await pilot.pause(0.2)
-        failure = " ".join(text(app, "#failure").split())
+        failure = " ".join((await failure_of(pilot, app, "source")).split())
         assert "cannot reach https://offline.invalid/FlagCX.git (offline?)" in failure
         assert "--set src=PATH of that checkout" in failure

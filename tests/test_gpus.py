@@ -7,7 +7,6 @@ import ctypes
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +17,7 @@ import yaml
 
 from checks import topology
 from checks.base import Status
+from tests.cli import run_wizard
 from tests.fakes import machines
 from tests.fakes.nvml_trace import trace as trace_of
 from tests.treehost import TreeHost
@@ -235,14 +235,7 @@ def test_wizard_doctor_json_with_the_fake_binding(tmp_path: Path, gpus: int) -> 
         "FAKE_NVML_TRACE": str(trace),
     }
     env.pop("CUDA_VISIBLE_DEVICES", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "wizard", "doctor", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    done = run_wizard(env, "doctor", "--json")
     gpu = next(f for f in json.loads(done.stdout)["findings"] if f["id"] == "gpu.nvidia")
     assert gpu["status"] == "ok" and not gpu["blocking"]
     assert gpu["facts"]["gpu.count"] == gpus

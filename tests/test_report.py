@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli import run_wizard
 from tests.perf_runs import FOUR, record_four_gpu_runs
 from wizard.engine.compare import compare
 from wizard.engine.parsers import FlagcxPerf, NcclTestsPerf
@@ -65,14 +65,7 @@ def test_wizard_report_end_to_end(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
 
     def wizard(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "wizard", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
+        return run_wizard(env, *args)
 
     missing = wizard("report")
     assert missing.returncode == 1 and "no flagcx run yet" in missing.stderr
@@ -107,14 +100,7 @@ def test_four_ranks_compare_bus_bandwidth_against_the_link_peak(collective: str)
 def test_wizard_report_puts_three_collectives_side_by_side(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
     record_four_gpu_runs(tmp_path, env)
-    done = subprocess.run(
-        [sys.executable, "-m", "wizard", "report"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    done = run_wizard(env, "report")
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "Links: NVLink 4.0 ×18, peak 450 GB/s per direction" in out
@@ -122,15 +108,6 @@ def test_wizard_report_puts_three_collectives_side_by_side(tmp_path: Path) -> No
         assert f"{name}, busbw (GB/s)" in out
     # allreduce at 4G: FlagCX 362.57, NCCL 362.49 GB/s, each 81% of 450
     assert "      4G     362.57     362.49   1.000          81%        81%" in out
-    data = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "wizard", "report", "--json"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        ).stdout
-    )
+    data = json.loads(run_wizard(env, "report", "--json").stdout)
     assert [c["collective"] for c in data["collectives"]] == list(FOUR)
     assert data["link_peak_gbs"] == 450.0 and data["missing"] == []

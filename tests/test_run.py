@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cli import run_wizard
 from wizard.engine.run import leftover_processes
 
 FIXTURE = Path(__file__).parent / "fixtures" / "flagcx-like"
@@ -56,17 +57,7 @@ def counting(tmp_path: Path) -> Path:
     return path
 
 
-def wizard(
-    env: dict[str, str], *args: str, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wizard", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
+wizard = run_wizard  # the tests below read as the commands a user types
 
 
 def start_slow_run(recipe: Path, work: Path, env: dict, **popen: Any) -> subprocess.Popen:

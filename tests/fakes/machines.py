@@ -15,16 +15,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tests.fakes.nvml_trace import call_key
+from tests.fakes.nvml_trace import PAIR_CALLS, call_key
 
 FAKES = Path(__file__).resolve().parent
 REAL_4XH100 = FAKES.parent / "data" / "nvml-trace-4xh100.json"
 _CALL = re.compile(r"(\w+)\((.*)\)")
 _NOT_SUPPORTED = {"raises": "NVMLError_NotSupported", "message": "Not Supported"}
-_HANDLES = {  # how many leading arguments of each call are GPU handles
-    "nvmlDeviceGetP2PStatus": 2,
-    "nvmlDeviceGetTopologyCommonAncestor": 2,
-}
+_HANDLES = dict.fromkeys(PAIR_CALLS, 2)  # calls whose first two arguments are GPU handles
 
 
 def real_4xh100() -> dict[str, Any]:

@@ -12,6 +12,29 @@ import json
 import sys
 from typing import Any
 
+SYSTEM_CALLS = (
+    "nvmlDeviceGetCount",
+    "nvmlSystemGetDriverVersion",
+    "nvmlSystemGetCudaDriverVersion_v2",
+)
+GPU_CALLS = (  # (handle)
+    "nvmlDeviceGetName",
+    "nvmlDeviceGetMemoryInfo",
+    "nvmlDeviceGetCudaComputeCapability",
+    "nvmlDeviceGetPciInfo",
+    "nvmlDeviceGetUUID",
+    "nvmlDeviceGetMaxPcieLinkGeneration",
+    "nvmlDeviceGetMaxPcieLinkWidth",
+)
+LINK_CALLS = (  # (handle, link)
+    "nvmlDeviceGetNvLinkState",
+    "nvmlDeviceGetNvLinkVersion",
+    "nvmlDeviceGetNvLinkRemoteDeviceType",
+    "nvmlDeviceGetNvLinkRemotePciInfo",
+)
+PAIR_CALLS = ("nvmlDeviceGetP2PStatus", "nvmlDeviceGetTopologyCommonAncestor")  # (a, b, ...)
+CALLS = (*SYSTEM_CALLS, *GPU_CALLS, *LINK_CALLS, *PAIR_CALLS)
+
 
 class Handle(int):
     """A GPU index that stands for its NVML handle in a recorded call."""
@@ -62,31 +85,18 @@ def trace(nv: Any) -> dict[str, Any]:
     count = record("nvmlDeviceGetCount")
     for i in range(count):
         handles[i] = nv.nvmlDeviceGetHandleByIndex(i)
-    record("nvmlSystemGetDriverVersion")
-    record("nvmlSystemGetCudaDriverVersion_v2")
+    for name in SYSTEM_CALLS[1:]:
+        record(name)
     for i in range(count):
         h = Handle(i)
-        for name in (
-            "nvmlDeviceGetName",
-            "nvmlDeviceGetMemoryInfo",
-            "nvmlDeviceGetCudaComputeCapability",
-            "nvmlDeviceGetPciInfo",
-            "nvmlDeviceGetUUID",
-            "nvmlDeviceGetMaxPcieLinkGeneration",
-            "nvmlDeviceGetMaxPcieLinkWidth",
-        ):
+        for name in GPU_CALLS:
             record(name, h)
         for link in range(getattr(nv, "NVML_NVLINK_MAX_LINKS", 18)):
-            for name in (
-                "nvmlDeviceGetNvLinkState",
-                "nvmlDeviceGetNvLinkVersion",
-                "nvmlDeviceGetNvLinkRemoteDeviceType",
-                "nvmlDeviceGetNvLinkRemotePciInfo",
-            ):
+            for name in LINK_CALLS:
                 record(name, h, link)
         for j in range(count):
             if i != j:
-                for index in (0, 2):
+                for index in (0, 2):  # NVML_P2P_CAPS_INDEX_READ and _NVLINK
                     record("nvmlDeviceGetP2PStatus", h, Handle(j), index)
                 record("nvmlDeviceGetTopologyCommonAncestor", h, Handle(j))
     # The binding's own constant, passed as the wizard once did.

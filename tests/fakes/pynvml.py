@@ -14,9 +14,11 @@ FAKE_NVML_TRACE behaves like a machine with no driver.
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import json
 import os
-from types import SimpleNamespace
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 # A C function with no argtypes that ignores its arguments: ctypes converts them exactly as it
@@ -54,12 +56,27 @@ for _name, _value in _TRACE.get("constants", {}).items():
     globals()[_name] = tuple(_value["tuple"]) if isinstance(_value, dict) else _value
 
 
+def _trace_module() -> ModuleType:
+    """The recorder beside this file, loaded by path: this module is imported as `pynvml`,
+    outside any package, and answers exactly the calls the recorder makes."""
+    spec = importlib.util.spec_from_file_location(
+        "nvml_trace", Path(__file__).with_name("nvml_trace.py")
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_RECORDER = _trace_module()
+
+
 class _Handle(int):
     """What nvmlDeviceGetHandleByIndex returns here: the GPU's index."""
 
 
-def _key(name: str, args: tuple[Any, ...]) -> str:
-    return f"{name}({', '.join(repr(int(a)) if isinstance(a, _Handle) else repr(a) for a in args)})"
+def _plain(arg: Any) -> Any:
+    return int(arg) if isinstance(arg, _Handle) else arg
 
 
 def _shaped(value: Any) -> Any:
@@ -75,7 +92,7 @@ def _recorded(name: str) -> Any:
         if not _TRACE:
             raise NVMLError_Uninitialized()
         _CONVERT(*(0 if isinstance(arg, _Handle) else arg for arg in args))
-        answer = _CALLS[_key(name, args)]
+        answer = _CALLS[_RECORDER.call_key(name, *(_plain(a) for a in args))]
         if "raises" in answer:
             cls = globals().get(answer["raises"]) or _error_class(
                 answer["raises"], answer["message"]
@@ -103,23 +120,6 @@ def nvmlDeviceGetHandleByIndex(index: int) -> _Handle:
     return _Handle(index)
 
 
-for _name in (
-    "nvmlDeviceGetCount",
-    "nvmlSystemGetDriverVersion",
-    "nvmlSystemGetCudaDriverVersion_v2",
-    "nvmlDeviceGetName",
-    "nvmlDeviceGetMemoryInfo",
-    "nvmlDeviceGetCudaComputeCapability",
-    "nvmlDeviceGetPciInfo",
-    "nvmlDeviceGetUUID",
-    "nvmlDeviceGetMaxPcieLinkGeneration",
-    "nvmlDeviceGetMaxPcieLinkWidth",
-    "nvmlDeviceGetNvLinkState",
-    "nvmlDeviceGetNvLinkVersion",
-    "nvmlDeviceGetNvLinkRemoteDeviceType",
-    "nvmlDeviceGetNvLinkRemotePciInfo",
-    "nvmlDeviceGetP2PStatus",
-    "nvmlDeviceGetTopologyCommonAncestor",
-):
+for _name in _RECORDER.CALLS:
     if _name not in _TRACE.get("missing", []):
         globals()[_name] = _recorded(_name)
