@@ -17,6 +17,8 @@ def nvidia(ctx: Context) -> Finding:
     if "error" in answer:
         if ctx.vendor != "nvidia":
             return ctx.skip(f"no NVIDIA driver; not needed for {VENDORS[ctx.vendor].name}")
+        if answer.get("started"):  # the driver is there: no driver or container fix applies
+            return ctx.fail(answer["error"], details=[answer["error"]])
         smi = ctx.host.which("nvidia-smi")
         details = [answer["error"]]
         if smi:

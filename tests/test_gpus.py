@@ -148,6 +148,17 @@ def test_a_failing_optional_query_keeps_count_model_memory_driver(
         assert any(line.startswith(f"could not read {what} (") for line in finding.details)
 
 
+def test_a_failing_required_query_is_not_called_a_missing_driver(fake_nvml: Any) -> None:
+    fake_nvml(machines.unsupported(machines.real_4xh100(), "nvmlDeviceGetMemoryInfo"))
+    answer = query()
+    assert answer["error"] == (
+        "NVML started but could not list the GPUs: NVMLError_NotSupported: Not Supported"
+    )
+    finding = gpu_finding(answer)
+    assert finding.status is Status.FAIL and finding.fixes == []
+    assert "no NVIDIA driver" not in finding.summary
+
+
 def test_missing_remote_type_still_finds_nvlink_pairs_through_p2p(fake_nvml: Any) -> None:
     trace = machines.without(
         machines.scaled(machines.real_4xh100(), 4), "nvmlDeviceGetNvLinkRemoteDeviceType"

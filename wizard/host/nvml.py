@@ -57,8 +57,9 @@ def query() -> dict[str, Any]:
         return {"error": f"NVML could not start: {exc}"}
     try:
         return Query(pynvml).answer()
-    except pynvml.NVMLError as exc:
-        return {"error": f"NVML failed: {exc}"}
+    except Exception as exc:  # a required query: the driver answered, but not with this
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return {"error": f"NVML started but could not list the GPUs: {why}", "started": True}
     finally:
         with contextlib.suppress(pynvml.NVMLError):
             pynvml.nvmlShutdown()
