@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from checks.base import Finding, Fix, Status
+from tests.cli import run_wizard
 from tests.treehost import SYSTEM_GTEST, SYSTEM_MPI, HidingHost, run_ok
 from wizard.engine import fixes
 from wizard.engine.doctor import run_doctor
@@ -254,6 +255,21 @@ def test_dry_run_changes_nothing(tmp_path: Path) -> None:
     assert done.returncode == 0
     assert "Dry run: nothing was changed" in done.stdout or "Nothing to fix" in done.stdout
     assert not (tmp_path / "state" / "wizard" / "fixes").exists()
+
+
+def test_dry_run_exits_1_while_findings_still_block(tmp_path: Path) -> None:
+    """This machine (CI's) has no GPU: gpu.nvidia blocks FlagCX on NVIDIA, fixed or not."""
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
+    done = run_wizard(env, "doctor", "--fix", "--dry-run", "--target", "flagcx-nvidia")
+    assert "gpu.nvidia" in done.stdout and "Dry run: nothing was changed" in done.stdout
+    assert done.returncode == 1
+    assert "Fixes are shown, not run." not in done.stdout  # they are offered, one by one
+    assert "The fixes follow." in done.stdout
+
+
+def test_run_help_lists_every_shipped_recipe() -> None:
+    done = run_wizard(dict(os.environ), "run", "--help")
+    assert "flagcx, googletest, mpi, nccl-tests" in " ".join(done.stdout.split())
 
 
 def test_fix_without_a_terminal_needs_yes_or_dry_run() -> None:

@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="build and test: run a recipe's steps with live output",
-        description="Run a recipe (flagcx, googletest, mpi, or a path to a recipe file). "
+        description=f"Run a recipe ({', '.join(_recipe_ids())}, or a path to a recipe file). "
         "Parameters come from --set, then what `wizard doctor` found, then defaults. Steps "
         "whose work is already done are skipped; every step's state is saved, so a failed or "
         "interrupted run continues with `wizard resume`.",
@@ -132,10 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
     steps.add_argument("--from", dest="start", metavar="STEP", help="plan a re-run from STEP")
 
     report = commands.add_parser(
-        "report", help="FlagCX's allreduce bandwidth beside NCCL's (nccl-tests), size by size"
+        "report",
+        help="FlagCX's bandwidth beside NCCL's (nccl-tests), per collective and size, against "
+        "the link's peak",
     )
     report.add_argument("--json", action="store_true", help="print the comparison as JSON")
     return parser
+
+
+def _recipe_ids() -> list[str]:
+    """The recipes shipped in steps/ (a directory listing: `wizard --help` stays fast)."""
+    from wizard.paths import data_dir
+
+    return sorted(p.stem for p in data_dir("steps").glob("*.yaml"))
 
 
 def _set_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -306,7 +315,7 @@ def doctor(args: argparse.Namespace) -> int:
     if args.fix:
         from wizard.fixing import fix_findings
 
-        TextRenderer(sys.stdout, verbose=args.verbose).render(report)
+        TextRenderer(sys.stdout, verbose=args.verbose, fixing=True).render(report)
         return fix_findings(report, only=args.only, yes=args.yes, dry_run=args.dry_run)
     if args.json:
         slowest = host.slowest()

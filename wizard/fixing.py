@@ -76,6 +76,8 @@ def fix_findings(
             show_fix(out, number, choice)
         if dry_run:
             out.write("  dry run: nothing was run")
+            if report.is_blocking(finding):
+                status = EXIT_FAILED  # it still blocks: a dry run changes nothing
             continue
         if best is None:
             out.write("  no fix can be applied from here; see the manual steps above")
@@ -89,6 +91,8 @@ def fix_findings(
             fix = ask(finding, options, best)
             if fix is None:
                 out.write("  skipped")
+                if report.is_blocking(finding):
+                    status = EXIT_FAILED
                 continue
         if fix.needs_root and not root:
             out.write("  this fix runs sudo, which may ask for your password")

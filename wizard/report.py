@@ -60,10 +60,16 @@ def to_json(report: Report, host_timing: dict[str, Any] | None = None) -> str:
 
 class TextRenderer:
     def __init__(
-        self, stream: TextIO = sys.stdout, *, verbose: bool = False, color: bool | None = None
+        self,
+        stream: TextIO = sys.stdout,
+        *,
+        verbose: bool = False,
+        color: bool | None = None,
+        fixing: bool = False,
     ) -> None:
         self.stream = stream
         self.verbose = verbose
+        self.fixing = fixing  # `--fix`: the fixes are offered next, not merely shown
         self.color = use_color(stream) if color is None else color
         encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
         self.marks = _MARKS if encoding in ("utf8", "") else _ASCII
@@ -112,7 +118,8 @@ class TextRenderer:
             self.write(self.paint(f"{len(report.blocking)} {noun} {report.target.id}: {ids}", "31"))
         else:
             self.write(self.paint(f"Nothing blocks {report.target.id}.", "32"))
-        self.write(f"{tally}; checked in {report.wall_s:.2f} s. Fixes are shown, not run.")
+        then = "The fixes follow." if self.fixing else "Fixes are shown, not run."
+        self.write(f"{tally}; checked in {report.wall_s:.2f} s. {then}")
         self.write(f"FlagCX make variables: {variables}")
         if not self.verbose:
             self.write("Run `wizard doctor -v` for details and the facts learned.")
