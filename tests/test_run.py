@@ -257,6 +257,24 @@ def test_caller_environment_reaches_every_mpirun_rank(env: dict, tmp_path: Path)
     assert "-x FLAGCX_WIZARD_PROBE" in done.stdout and "-x NCCL_NVLS_ENABLE" in done.stdout
 
 
+def test_steps_shows_the_whole_plan_when_a_parameter_has_no_value(
+    env: dict, tmp_path: Path
+) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "id: plan\ntitle: Plan\nparams:\n  src: {kind: path, help: the checkout}\n"
+        "  flags: {kind: args, default: ''}\n"
+        "steps:\n  - id: build\n    run: make {{ flags }} -C {{ src }}\n"
+        "  - id: test\n    run: mpirun {{ flags }} -np 2 {{ src }}/test {{ flags }}\n"
+    )
+    done = wizard(env, "steps", str(path))
+    assert done.returncode == 1, done.stderr
+    assert "1. run  build" in done.stdout and "2. run  test" in done.stdout
+    assert "$ make -C '<src?>'" in done.stdout
+    assert "$ mpirun -np 2 '<src?>'/test\n" in done.stdout  # no doubled or trailing spaces
+    assert "--set src=VALUE   the checkout" in done.stdout
+
+
 def test_an_offline_clone_says_to_pass_an_existing_checkout(env: dict, tmp_path: Path) -> None:
     done = wizard(
         env,

@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from wizard.console import Console
@@ -168,7 +169,11 @@ def steps(args: argparse.Namespace) -> int:
     if args.start:
         _check_step(recipe, args.start)
     facts = recipe_facts(run_doctor(LocalHost()))
-    values = _values(recipe, facts, _sets(args.sets), "<run folder>", ask=False)
+    missing: list[str] = []
+    try:
+        values = resolve(recipe, facts, _sets(args.sets), Path("<run folder>"), missing=missing)
+    except ParamError as exc:
+        raise UsageError(str(exc)) from None
     out.write(f"{recipe.title} ({recipe.path})")
     for item in plan(recipe, values, None, args.start):
         verb = "run " if item.action == "run" else "skip"
@@ -177,7 +182,15 @@ def steps(args: argparse.Namespace) -> int:
         if item.action == "run":
             for line in recipes.render(item.step.run, values, quote=True).splitlines():
                 out.write(out.paint(f"       $ {line}", "2"))
-    return EXIT_OK
+    if not missing:
+        return EXIT_OK
+    out.write()
+    out.write(out.paint("Missing parameters (shown above as <name?>):", "33"))
+    for name in missing:
+        param = recipe.params[name]
+        how = f"; the doctor found no {param.fact}" if param.fact else ""
+        out.write(f"  --set {name}=VALUE   {param.help or ''}{how}")
+    return EXIT_FAILED
 
 
 def _sets(pairs: list[str]) -> dict[str, str]:

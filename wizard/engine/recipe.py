@@ -19,6 +19,7 @@ import yaml
 from wizard.paths import data_dir
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_PLACEHOLDER_AND_SPACE = re.compile(PLACEHOLDER.pattern + "( ?)")
 STEP_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 PARAM_KINDS = ("str", "int", "path", "args")
 # Parameters the engine fills itself.
@@ -369,14 +370,17 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
 
 def render(text: str, values: dict[str, Any], *, quote: bool) -> str:
     """Fill {{ name }} placeholders. With `quote`, every value is shell-quoted (lists become
-    several quoted words), so paths and answers never reach a shell unquoted."""
+    several quoted words), so paths and answers never reach a shell unquoted. An empty list
+    takes the space after it along (`mpirun {{ flags }} -np 2` never shows two spaces)."""
 
     def one(match: re.Match[str]) -> str:
-        value = values[match.group(1)]
+        value, space = values[match.group(1)], match.group(2)
         if isinstance(value, (list, tuple)):
-            return (
-                " ".join(shlex.quote(str(v)) for v in value) if quote else " ".join(map(str, value))
-            )
-        return shlex.quote(str(value)) if quote else str(value)
+            if not value:
+                return ""
+            words = (shlex.quote(str(v)) for v in value) if quote else map(str, value)
+            return " ".join(words) + space
+        return (shlex.quote(str(value)) if quote else str(value)) + space
 
-    return PLACEHOLDER.sub(one, text)
+    filled = _PLACEHOLDER_AND_SPACE.sub(one, text)
+    return "\n".join(line.rstrip(" ") for line in filled.split("\n")) if quote else filled

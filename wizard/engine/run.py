@@ -105,9 +105,16 @@ def mpi_forward_flags(flavor: str, env: dict[str, str]) -> list[str]:
 
 
 def resolve(
-    recipe: Recipe, facts: dict[str, Any], answers: dict[str, str], run_dir: Path
+    recipe: Recipe,
+    facts: dict[str, Any],
+    answers: dict[str, str],
+    run_dir: Path,
+    *,
+    missing: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Parameter values: --set answers, then doctor facts, then defaults."""
+    """Parameter values: --set answers, then doctor facts, then defaults. A parameter with
+    none raises ParamError; given a `missing` list (to show a plan anyway), it is added there
+    and stands as `<name?>`."""
     unknown = sorted(set(answers) - set(recipe.params))
     if unknown:
         raise ParamError(
@@ -122,6 +129,10 @@ def resolve(
             value = facts[param.fact]
         elif param.default is not None:
             value = param.default
+        elif missing is not None:
+            missing.append(name)
+            values[name] = f"<{name}?>"
+            continue
         else:
             how = f" (the doctor found no {param.fact})" if param.fact else ""
             raise ParamError(
