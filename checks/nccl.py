@@ -98,18 +98,23 @@ def header_fixes(ctx: Context) -> list[Fix]:
     toolkits, _ = cuda.find_toolkits(ctx.host)
     version = versions.major_minor(toolkits[0].version if toolkits else ctx.fact("driver.cuda"))
     major = version[0] if version else 12
-    home = (ctx.host.getenv("HOME") or "~") + "/.local/nccl"
-    wheel = Fix(
-        f"Install NCCL from the nvidia-nccl-cu{major} wheel, without root",
-        [
-            f"python3 -m pip install nvidia-nccl-cu{major}",
-            "NCCL_DIR=$(python3 -c 'import nvidia.nccl as m; print(list(m.__path__)[0])')",
-            *link_commands("$NCCL_DIR/include", "$NCCL_DIR/lib/libnccl.so.2", home),
-        ],
-        changes=f"installs a wheel into the active Python and links it under {home} (CCL_HOME)",
-    )
+    home = ctx.host.getenv("HOME")
+    wheel = [
+        Fix(
+            f"Install NCCL from the nvidia-nccl-cu{major} wheel, without root",
+            [
+                f"python3 -m pip install nvidia-nccl-cu{major}",
+                "NCCL_DIR=$(python3 -c 'import nvidia.nccl as m; print(list(m.__path__)[0])')",
+                *link_commands("$NCCL_DIR/include", "$NCCL_DIR/lib/libnccl.so.2", prefix),
+            ],
+            changes=f"installs a wheel into the active Python and links it under {prefix} "
+            "(CCL_HOME)",
+            home=home,
+        )
+        for prefix in ([f"{home}/.local/nccl"] if home else [])
+    ]
     return [
-        wheel,
+        *wheel,
         *distro.nvidia_packages_fix(
             "Install libnccl-dev from NVIDIA's repository",
             {"debian": ["libnccl2", "libnccl-dev"], "rhel": ["libnccl", "libnccl-devel"]},
@@ -160,17 +165,11 @@ def nccl_library(ctx: Context) -> Finding:
         ]
         header_version = ctx.fact("nccl.version")
         if "libnccl.so" not in found:
-            home = (host.getenv("HOME") or "~") + "/.local/nccl"
-            fix = Fix(
-                f"Make a CCL_HOME whose lib/libnccl.so links to {folder}/libnccl.so.2",
-                link_commands(f"{prefix}/include", f"{folder}/libnccl.so.2", home),
-                changes=f"creates {home} (symbolic links only); use CCL_HOME={home}",
-            )
             return ctx.fail(
                 f"only libnccl.so.2 in {folder}: `-lnccl` needs a libnccl.so link",
                 details=details,
                 facts=facts,
-                fixes=[fix],
+                fixes=_link_fixes(ctx, f"{prefix}/include", f"{folder}/libnccl.so.2"),
             )
         if lib_version and header_version and lib_version != header_version:
             return ctx.warn(
@@ -188,6 +187,26 @@ def nccl_library(ctx: Context) -> Finding:
         f"nccl.h is in {prefix}/include but no libnccl.so* in {searched}",
         fixes=header_fixes(ctx),
     )
+
+
+def _link_fixes(ctx: Context, include: str, library: str) -> list[Fix]:
+    """A CCL_HOME of links: under ~/.local/nccl without root, else (no HOME) /usr/local/nccl."""
+    home = ctx.host.getenv("HOME")
+    title = f"Make a CCL_HOME whose lib/libnccl.so links to {library}"
+    if home:
+        prefix = f"{home}/.local/nccl"
+        commands = link_commands(include, library, prefix)
+        return [
+            Fix(title, commands, changes=_links_changes(prefix), home=home),
+        ]
+    distro = Distro.of(ctx)
+    prefix = "/usr/local/nccl"
+    commands = [distro.sudo(c) for c in link_commands(include, library, prefix)]
+    return [Fix(title, commands, needs_root=True, changes=_links_changes(prefix))]
+
+
+def _links_changes(prefix: str) -> str:
+    return f"creates {prefix} (symbolic links only); use CCL_HOME={prefix}"
 
 
 def _library_version(filename: str) -> str | None:

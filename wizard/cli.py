@@ -10,10 +10,18 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wizard import __version__
-from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from wizard.errors import (
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from wizard.host.base import Host
@@ -212,31 +220,38 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _crash(exc: Exception) -> int:
     import os
+    import tempfile
     import traceback
 
-    from wizard.paths import state_dir
+    from wizard.paths import writable_state_dir
 
     text = "".join(traceback.format_exception(exc))
     if os.environ.get("WIZARD_DEBUG"):
         print(text, file=sys.stderr)
     try:
-        state_dir().mkdir(parents=True, exist_ok=True)
-        crash = state_dir() / "crash.log"
+        crash = writable_state_dir() / "crash.log"
         crash.write_text(text)
-        where = f"; the traceback is in {crash}"
-    except OSError:
-        where = ""
+    except (OSError, UsageError):  # no usable state folder: the temporary one, then none
+        try:
+            fd, name = tempfile.mkstemp(prefix="wizard-crash-", suffix=".log")
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            crash = Path(name)
+        except OSError:
+            crash = None
+    where = f"; the traceback is in {crash}" if crash else ""
     print(
         f"wizard: internal error: {type(exc).__name__}: {exc}{where}. This is a bug; please "
-        "report it with that file (set WIZARD_DEBUG=1 to print it).",
+        + ("report it with that file." if crash else "report it (set WIZARD_DEBUG=1 to see it)."),
         file=sys.stderr,
     )
-    return EXIT_FAILED
+    return EXIT_INTERNAL
 
 
 def guided(args: argparse.Namespace) -> int:
     """The app on a terminal; plain prompts with --plain or without one."""
     from wizard.host import LocalHost, SnapshotError, load_snapshot
+    from wizard.paths import writable_state_dir
 
     _check_target(args.target)
     if args.snapshot:
@@ -250,6 +265,7 @@ def guided(args: argparse.Namespace) -> int:
             return load_snapshot(path)
     else:
         host_factory = LocalHost
+        writable_state_dir()  # before any screen: runs and fix logs are kept there
     if args.plain or not (sys.stdin.isatty() and sys.stdout.isatty()):
         from wizard.plain import plain
 
@@ -280,6 +296,7 @@ def _check_target(target: str | None) -> None:
 
 def doctor(args: argparse.Namespace) -> int:
     from wizard.host import LocalHost, SnapshotError, load_snapshot
+    from wizard.paths import writable_state_dir
 
     _check_target(args.target)
     if (args.yes or args.dry_run or args.only) and not args.fix:
@@ -315,6 +332,8 @@ def doctor(args: argparse.Namespace) -> int:
     if args.fix:
         from wizard.fixing import fix_findings
 
+        if not args.dry_run:
+            writable_state_dir()  # where each fix's log goes: say so before asking anything
         TextRenderer(sys.stdout, verbose=args.verbose, fixing=True).render(report)
         return fix_findings(report, only=args.only, yes=args.yes, dry_run=args.dry_run)
     if args.json:

@@ -27,6 +27,7 @@ from wizard.engine.run import (
 )
 from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from wizard.host import LocalHost
+from wizard.paths import writable_state_dir
 
 
 def _load(name: str) -> recipes.Recipe:
@@ -105,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     answers = _sets(args.sets)
     if args.start:
         _check_step(recipe, args.start)
+    writable_state_dir()  # the run's state and logs: say so before the doctor and the build
     facts = _doctor(recipe, args.force, out)
     if facts is None:
         return EXIT_FAILED

@@ -1,10 +1,20 @@
-"""Where the wizard keeps its files (XDG base directories)."""
+"""Where the wizard keeps its files (XDG base directories), and whether it can."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from xdg_base_dirs import xdg_state_home
+
+from wizard.errors import UsageError
+
+_EXAMPLE = "export XDG_STATE_HOME=/tmp/wizard-state-$(id -un)"
+
+
+class UnusableFolder(UsageError):
+    """The state folder cannot be made or written; the message names it and the variable."""
 
 
 def state_dir() -> Path:
@@ -14,6 +24,32 @@ def state_dir() -> Path:
 
 def runs_dir() -> Path:
     return state_dir() / "runs"
+
+
+def writable_state_dir() -> Path:
+    """state_dir(), made if missing and proved writable. HOME itself is never created: a
+    HOME that is unset or names no folder (user `nobody`'s /nonexistent) is an error that
+    says which variable to set, as is a folder that cannot be written."""
+    folder = state_dir()
+    if not os.environ.get("XDG_STATE_HOME"):
+        home = os.environ.get("HOME", "")
+        if not home or not os.path.isdir(home):
+            shown = f"HOME={home} is not a folder" if home else "HOME is not set"
+            raise UnusableFolder(
+                f"{shown}, so the wizard has nowhere to keep its state "
+                f"and logs ({folder}). Set HOME, or XDG_STATE_HOME to a folder you can "
+                f"write: {_EXAMPLE}"
+            )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UnusableFolder(
+            f"cannot write the wizard's state and logs in {folder} ({exc.strerror or exc}). "
+            f"Set XDG_STATE_HOME to a folder you can write: {_EXAMPLE}"
+        ) from None
+    return folder
 
 
 def data_dir(name: str) -> Path:

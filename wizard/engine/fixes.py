@@ -15,13 +15,16 @@ from wizard.engine.doctor import Report, run_doctor
 from wizard.engine.run import step_environment
 from wizard.engine.runner import Outcome, StepRunner
 from wizard.host import Host, LocalHost
-from wizard.paths import state_dir
+from wizard.paths import writable_state_dir
 
 FIX_TIMEOUT_S = 3600.0
 
 
 def fixes_dir() -> Path:
-    return state_dir() / "fixes"
+    """Where fix logs go: made (and proved writable) on first use."""
+    folder = writable_state_dir() / "fixes"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 def to_fix(report: Report, only: list[str] | None = None) -> list[Finding]:
@@ -54,6 +57,9 @@ def choices(finding: Finding, *, root: bool, sudo: str | None) -> list[Choice]:
             result.append(Choice(fix, False, "cannot be applied from here"))
         elif fix.needs_root and not root and not sudo:
             result.append(Choice(fix, False, "needs root, and sudo is not installed"))
+        elif fix.home and not (os.path.isdir(fix.home) and os.access(fix.home, os.W_OK)):
+            why = f"installs under HOME={fix.home}, which is not a folder you can write"
+            result.append(Choice(fix, False, why))
         else:
             result.append(Choice(fix, True))
     return result

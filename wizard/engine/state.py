@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from wizard.paths import runs_dir
+from wizard.paths import runs_dir, writable_state_dir
 
 PENDING, RUNNING, DONE, SKIPPED, FAILED, CANCELLED = (
     "pending",
@@ -95,8 +95,8 @@ def new_run(
     recipe_id: str, recipe_path: str, step_ids: list[str], answers: dict[str, str]
 ) -> RunState:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = runs_dir()
-    base.mkdir(parents=True, exist_ok=True)
+    base = writable_state_dir() / "runs"
+    base.mkdir(exist_ok=True)
     run_id, n = f"{recipe_id}-{stamp}", 1
     while (base / run_id).exists():
         n += 1

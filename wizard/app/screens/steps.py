@@ -30,6 +30,7 @@ from wizard.engine.run import (
     resolve,
 )
 from wizard.engine.runner import Outcome, StepRunner
+from wizard.paths import UnusableFolder
 
 MARKS = {
     st.DONE: ("✓", "green"),
@@ -113,12 +114,16 @@ class StepsScreen(WizardScreen):
         report = session.report
         assert report is not None
         if session.run is None or session.run.recipe != self.recipe.id:
-            session.run = st.new_run(
-                self.recipe.id,
-                str(self.recipe.path),
-                [s.id for s in self.recipe.steps],
-                session.answers,
-            )
+            try:
+                session.run = st.new_run(
+                    self.recipe.id,
+                    str(self.recipe.path),
+                    [s.id for s in self.recipe.steps],
+                    session.answers,
+                )
+            except UnusableFolder as exc:
+                self.status(f"Nothing was run: {exc}")
+                return False
         run = session.run
         try:
             self.values = resolve(self.recipe, recipe_facts(report), session.answers, run.folder)
