@@ -234,6 +234,52 @@ def test_corrupt_state_is_reported_and_kept_aside(
     assert len(kept) == 1 and "unclosed" in kept[0].read_text()
 
 
+def test_a_state_cut_at_a_line_boundary_is_corrupt_and_older_runs_are_offered(
+    env: dict, counting: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    (work / "go").touch()
+    wizard(env, "run", str(counting), "--set", f"work={work}")
+    older = state(env)["run_id"]
+    time.sleep(1.1)  # run ids are stamped to the second
+    wizard(env, "run", str(counting), "--set", f"work={work}")
+    newer = state(env)["run_id"]
+    state_file = Path(env["XDG_STATE_HOME"]) / "wizard" / "runs" / newer / "state.yaml"
+    lines = state_file.read_text().splitlines(keepends=True)
+    assert lines[-1].startswith("# end of wizard state, sha256 ")
+    cut = next(i for i, line in enumerate(lines) if line.startswith("  two:"))
+    state_file.write_text("".join(lines[:cut]))  # still valid YAML, steps two and three gone
+
+    looked = wizard(env, "status")  # read-only: reports, renames nothing
+    assert looked.returncode == 1 and "it was cut short" in looked.stderr
+    assert f"Other saved runs, newest first: {older}" in looked.stderr
+    assert state_file.exists() and not list(state_file.parent.glob("state.yaml.corrupt-*"))
+
+    resumed = wizard(env, "resume")
+    assert resumed.returncode == 1 and "it was kept as" in resumed.stderr
+    assert "Nothing left to do" not in resumed.stdout
+    assert f"`wizard resume --run {older}`" in resumed.stderr
+    again = wizard(env, "status")  # the latest now names what happened, and the others
+    assert "its state was unreadable and kept as" in again.stderr and older in again.stderr
+    assert wizard(env, "status", "--run", older).returncode == 0
+
+
+def test_a_changed_state_fails_its_checksum_and_an_old_format_still_loads(
+    env: dict, counting: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    (work / "go").touch()
+    wizard(env, "run", str(counting), "--set", f"work={work}")
+    state_file = Path(state(env)["path"])
+    text = state_file.read_text()
+    state_file.write_text(text.replace("status: done", "status: failed", 1))
+    done = wizard(env, "status")
+    assert done.returncode == 1 and "its checksum does not match" in done.stderr
+    body = text.rsplit("# end of wizard state", 1)[0]
+    state_file.write_text(body.replace("wizard_run: 2", "wizard_run: 1"))
+    assert wizard(env, "status").returncode == 0  # format 1 files had no marker
+
+
 def test_usage_errors(env: dict, tmp_path: Path) -> None:
     unknown = wizard(env, "run", "flagx")
     assert unknown.returncode == 2 and "did you mean 'flagcx'" in unknown.stderr

@@ -152,7 +152,7 @@ def resume(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     try:
-        state = st.load(args.run)
+        state = st.load(args.run, set_aside=False)
     except st.StateError as exc:
         print(f"wizard: error: {exc}", file=sys.stderr)
         return EXIT_FAILED

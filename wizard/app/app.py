@@ -103,7 +103,7 @@ def _resume_hint(run: st.RunState | None) -> str | None:
 def latest_unfinished() -> st.RunState | None:
     """The latest saved run, when it stopped before its end (offered at start)."""
     try:
-        run = st.load()
+        run = st.load(set_aside=False)  # only a look: `resume` sets a bad file aside
     except st.StateError:
         return None
     return run if run.first_unfinished() is not None else None

@@ -118,7 +118,7 @@ def latest_run(recipe_id: str) -> st.RunState:
     run_id = st.latest_for(recipe_id)
     if run_id is None:
         raise NoResults(f"no {recipe_id} run yet: run `wizard run {recipe_id}`")
-    return st.load(run_id)
+    return st.load(run_id, set_aside=False)
 
 
 def table(run: st.RunState, step_id: str) -> list[dict[str, Any]]:

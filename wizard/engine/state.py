@@ -7,6 +7,7 @@ previous complete state or the new one (temp file, fsync, rename).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import re
 import tempfile
@@ -27,7 +28,8 @@ PENDING, RUNNING, DONE, SKIPPED, FAILED, CANCELLED = (
     "cancelled",
 )
 FINISHED = (DONE, SKIPPED)
-FORMAT = 1
+FORMAT = 2  # 2 ends with a checksummed marker line
+_END = re.compile(r"# end of wizard state, sha256 ([0-9a-f]{64})")
 
 
 class StateError(Exception):
@@ -77,18 +79,25 @@ class RunState:
         self.updated = now()
         data = {"wizard_run": FORMAT, **asdict(self)}
         data.pop("path")
+        body = yaml.dump(
+            data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False
+        )
         fd, tmp = tempfile.mkstemp(prefix=".state.", dir=self.folder)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                yaml.dump(
-                    data, f, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False
-                )
+                f.write(body + _end_marker(body))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _end_marker(body: str) -> str:
+    """The last line of a state file: proof that it was written whole (a file cut at a line
+    boundary is still valid YAML, with steps missing)."""
+    return f"# end of wizard state, sha256 {hashlib.sha256(body.encode()).hexdigest()}\n"
 
 
 def new_run(
@@ -143,9 +152,10 @@ def latest_for(recipe_id: str) -> str | None:
     )
 
 
-def load(run_id: str | None = None) -> RunState:
-    """The named run, or the latest. A file that cannot be read is moved aside (never
-    overwritten) and reported."""
+def load(run_id: str | None = None, *, set_aside: bool = True) -> RunState:
+    """The named run, or the latest. A file that cannot be read, or was not written whole,
+    is moved aside (never overwritten) and reported with the runs still usable;
+    `set_aside=False` (for read-only commands) only reports it."""
     run_id = run_id or latest_id()
     if run_id is None:
         raise StateError("no saved run yet; start one with `wizard run flagcx`")
@@ -153,24 +163,62 @@ def load(run_id: str | None = None) -> RunState:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise StateError(f"no saved run {run_id!r} (looked for {path})") from None
+        aside = sorted(path.parent.glob("state.yaml.corrupt-*"))
+        why = f"its state was unreadable and kept as {aside[-1]}" if aside else f"no {path}"
+        raise StateError(f"run {run_id!r} cannot be used: {why}.{_others(run_id)}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise _set_aside(path, str(exc)) from None
+        raise _unreadable(path, str(exc), set_aside) from None
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        if not isinstance(data, dict) or data.get("wizard_run") != FORMAT:
-            raise ValueError("not a wizard run state")
+        data = _parse(text)
         steps = {sid: StepState(**s) for sid, s in data.pop("steps").items()}
         data.pop("wizard_run")
         return RunState(**data, steps=steps, path=path)
     except (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise _set_aside(path, f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
+        why = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise _unreadable(path, why, set_aside) from None
 
 
-def _set_aside(path: Path, why: str) -> StateError:
+def _parse(text: str) -> dict[str, Any]:
+    body, _, last = text.rstrip("\n").rpartition("\n")
+    marked = _END.fullmatch(last)
+    if marked and hashlib.sha256((body + "\n").encode()).hexdigest() != marked.group(1):
+        raise ValueError("its checksum does not match: the file was changed or damaged")
+    data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    if not isinstance(data, dict) or data.get("wizard_run") not in (1, FORMAT):
+        raise ValueError("not a wizard run state")
+    if data["wizard_run"] == FORMAT and not marked:  # format 1 predates the marker
+        raise ValueError("it was cut short: the end marker is missing")
+    return data
+
+
+def saved_runs() -> list[str]:
+    """Run ids with a state file, newest first."""
+    base = runs_dir()
+    if not base.is_dir():
+        return []
+    runs = [p.parent for p in base.glob("*/state.yaml")]
+    return [p.name for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def _others(excluded: str) -> str:
+    others = [r for r in saved_runs() if r != excluded][:5]
+    if not others:
+        return " Start again with `wizard run RECIPE`."
+    return (
+        f" Other saved runs, newest first: {', '.join(others)} "
+        f"(`wizard status --run {others[0]}`, `wizard resume --run {others[0]}`)."
+    )
+
+
+def _unreadable(path: Path, why: str, set_aside: bool) -> StateError:
+    run_id = path.parent.name
+    if not set_aside:
+        return StateError(
+            f"the saved state {path} cannot be read ({why}); `wizard resume --run {run_id}` "
+            f"will keep it aside.{_others(run_id)}"
+        )
     aside = path.with_name(f"state.yaml.corrupt-{dt.datetime.now():%Y%m%d-%H%M%S}")
     os.replace(path, aside)
     return StateError(
-        f"the saved state {path} cannot be read ({why}); it was kept as {aside}. "
-        "Start again with `wizard run RECIPE`."
+        f"the saved state {path} cannot be read ({why}); it was kept as {aside}." + _others(run_id)
     )
