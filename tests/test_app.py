@@ -36,9 +36,10 @@ def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def session(work: Path) -> Session:
+    """The H100's recorded checks, and a recipe that runs here (not a replay: a replay would
+    rightly refuse to run it)."""
     return Session(
         lambda: load_snapshot(H100),
-        replay=H100.name,
         recipe_name=str(DEMO),
         answers={"work": str(work), "log": str(PERF_LOG)},
     )
@@ -98,7 +99,7 @@ async def test_whole_flow_cancel_quit_and_resume(tmp_path: Path) -> None:
 
         await pilot.press("f")
         assert isinstance(app.screen, FixesScreen)
-        assert "Replaying a snapshot" in text(app, "#fixstatus")
+        assert "Nothing to fix." in text(app, "#fixstatus")
         await pilot.press("escape")
 
         await pilot.press("n")
@@ -233,3 +234,32 @@ async def test_an_offline_clone_says_what_to_do_instead(tmp_path: Path) -> None:
         failure = " ".join((await failure_of(pilot, app, "source")).split())
         assert "cannot reach https://offline.invalid/FlagCX.git (offline?)" in failure
         assert "--set src=PATH of that checkout" in failure
+
+
+async def test_a_replay_shows_the_plan_and_runs_nothing(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    app = WizardApp(
+        Session(
+            lambda: load_snapshot(H100),
+            replay=H100.name,
+            recipe_name=str(DEMO),
+            answers={"work": str(work), "log": str(PERF_LOG)},
+        )
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await check_machine(pilot, app)
+        await pilot.press("f")
+        assert "Replaying a snapshot" in text(app, "#fixstatus")
+        await pilot.press("escape")
+        await pilot.press("n")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, StepsScreen)
+        shown = " ".join(text(app, "#stepstatus").split())
+        assert f"Replaying {H100.name}: the plan for the machine it recorded." in shown
+        assert "Nothing is built or run here" in shown
+        assert app.screen.query_one("#steps-table", DataTable).row_count == 3
+        for key in ("r", "h", "s"):  # retry, from here, skip: still nothing
+            await pilot.press(key)
+        await pilot.pause(0.3)
+        assert app.session.run is None and list(work.iterdir()) == []

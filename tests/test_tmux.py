@@ -38,18 +38,15 @@ def wait_for(session: str, text: str, seconds: float = 60) -> str:
     raise AssertionError(f"{text!r} never appeared; the screen shows:\n{screen(session)}")
 
 
-def test_wizard_from_start_to_results_in_tmux(tmp_path: Path) -> None:
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "go").touch()
-    session = f"wizard-test-{os.getpid()}"
+def start(tmp_path: Path, work: Path, *options: str) -> str:
+    """The real `wizard` in a new 120x40 tmux session; its exit code is printed at the end."""
+    session = f"wizard-test-{os.getpid()}-{len(options)}"
     command = shlex.join(
         [
             sys.executable,
             "-m",
             "wizard",
-            "--snapshot",
-            str(H100),
+            *options,
             "--recipe",
             str(DEMO),
             "--set",
@@ -63,10 +60,20 @@ def test_wizard_from_start_to_results_in_tmux(tmp_path: Path) -> None:
         f"{command}; echo WIZARD-EXIT=$?; sleep 60"
     )
     tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", shell)
+    return session
+
+
+def test_wizard_from_start_to_results_in_tmux(tmp_path: Path) -> None:
+    """This machine's own checks (whatever they find: the demo recipe requires none), then
+    the recipe, then the results."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "go").touch()
+    session = start(tmp_path, work)
     try:
         wait_for(session, "Check this machine")
         tmux("send-keys", "-t", session, "C-n")
-        shown = wait_for(session, "Nothing blocks flagcx-nvidia")
+        shown = wait_for(session, "block")  # "Nothing blocks ..." or "2 problem(s) block ..."
         assert "NVIDIA GPUs" in shown and "NCCL header" in shown
         tmux("send-keys", "-t", session, "n")
         shown = wait_for(session, "All steps done")
@@ -76,5 +83,22 @@ def test_wizard_from_start_to_results_in_tmux(tmp_path: Path) -> None:
         assert "1497.24" in shown  # the 1G row of the real H100 log
         tmux("send-keys", "-t", session, "q")
         wait_for(session, "WIZARD-EXIT=0")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
+
+
+def test_a_replay_in_tmux_shows_the_plan_and_runs_nothing(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    session = start(tmp_path, work, "--snapshot", str(H100))
+    try:
+        wait_for(session, "Check this machine")
+        tmux("send-keys", "-t", session, "C-n")
+        wait_for(session, "Nothing blocks flagcx-nvidia")
+        tmux("send-keys", "-t", session, "n")
+        wait_for(session, "Nothing is built or run here")
+        tmux("send-keys", "-t", session, "q")
+        wait_for(session, "WIZARD-EXIT=0")
+        assert list(work.iterdir()) == []
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)

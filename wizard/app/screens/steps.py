@@ -4,6 +4,7 @@ follows the output; cancel, retry, skip and run from here."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -19,9 +20,11 @@ from wizard.app.screens.confirm import ConfirmScreen
 from wizard.app.widgets.log_pane import LogPane
 from wizard.engine import recipe as recipes
 from wizard.engine import state as st
+from wizard.engine.doctor import Report
 from wizard.engine.hints import likely_cause
 from wizard.engine.recipe import Step
 from wizard.engine.run import (
+    FALSE,
     Cancelled,
     ParamError,
     execute,
@@ -113,6 +116,9 @@ class StepsScreen(WizardScreen):
             return False
         report = session.report
         assert report is not None
+        if session.replay:
+            self.show_plan(report)
+            return False
         if session.run is None or session.run.recipe != self.recipe.id:
             try:
                 session.run = st.new_run(
@@ -131,10 +137,7 @@ class StepsScreen(WizardScreen):
             self.status(f"{exc}. Go back (escape twice) and add it under More parameters.")
             return False
         run.answers = dict(session.answers)
-        table = self.query_one("#steps-table", DataTable)
-        table.add_column("", key="mark", width=1)
-        table.add_column("time", key="time", width=5)
-        table.add_column("step", key="step")
+        table = self.steps_table()
         for step in self.recipe.steps:
             table.add_row(*self._cells(step), key=step.id)
         self.query_one("#progress", ProgressBar).update(total=len(self.recipe.steps))
@@ -144,6 +147,37 @@ class StepsScreen(WizardScreen):
         )
         self.status(f"Run {run.run_id}: {shown}")
         return True
+
+    def steps_table(self) -> DataTable[Any]:
+        table = self.query_one("#steps-table", DataTable)
+        table.add_column("", key="mark", width=1)
+        table.add_column("time", key="time", width=5)
+        table.add_column("step", key="step")
+        return table
+
+    def show_plan(self, report: Report) -> None:
+        """A replay: the recorded machine is elsewhere, so its plan is shown and nothing runs
+        (not even a step's done_if probe, which would look at this machine)."""
+        session = self.wizard.session
+        assert self.recipe is not None
+        missing: list[str] = []
+        try:
+            values = resolve(
+                self.recipe, recipe_facts(report), session.answers, Path("<run>"), missing=missing
+            )
+        except ParamError as exc:
+            self.status(str(exc))
+            return
+        table = self.steps_table()
+        for step in self.recipe.steps:
+            skipped = step.when and str(values.get(step.when, "")).strip().lower() in FALSE
+            why = f"  (skipped: {step.when} is not set)" if skipped else ""
+            table.add_row(Text("-" if skipped else "·"), "", Text(step.title + why), key=step.id)
+        note = f" Missing: {', '.join(missing)}." if missing else ""
+        self.status(
+            f"Replaying {session.replay}: the plan for the machine it recorded. Nothing is "
+            f"built or run here; run `wizard` on that machine to do it.{note}"
+        )
 
     def _cells(self, step: Step) -> tuple[Text, str, Text]:
         run = self.wizard.session.run
@@ -187,7 +221,7 @@ class StepsScreen(WizardScreen):
         )
 
     def go(self, start: str | None) -> None:
-        if self.running or self.recipe is None:
+        if self.running or self.recipe is None or self.wizard.session.replay:
             return
         self.runner = StepRunner(self.wizard.local)
         self.running = True
