@@ -7,7 +7,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from checks import versions
+from checks import gpu, versions
 from checks.base import Context, Finding, Fix, check
 from checks.distro import Distro
 from wizard.host import Host
@@ -63,6 +63,8 @@ def find_toolkits(host: Host) -> tuple[list[Toolkit], str | None]:
             continue
         seen.add(real)
         toolkits.append(Toolkit(home, toolkit_version(host, home), source))
+    # A toolkit whose version cannot be read (its nvcc crashes) comes after working ones.
+    toolkits.sort(key=lambda t: t.version is None)
     return toolkits, nvcc
 
 
@@ -89,9 +91,13 @@ def cuda_toolkit(ctx: Context) -> Finding:
         "cuda.installs": listing,
     }
     details = [
-        f"{t.home}: CUDA {t.version or 'unknown version'} (found through {t.source})"
+        f"{t.home}: CUDA {t.version or 'unknown version (nvcc fails)'} (found through {t.source})"
         for t in toolkits
     ]
+    if nvcc and not any(host.realpath(t.home) == _install_of(host, nvcc) for t in toolkits):
+        details.append(
+            f"nvcc on PATH ({nvcc}) has no CUDA headers beside it: not a full toolkit, skipped"
+        )
     summary = f"CUDA {chosen.version} at {chosen.home}"
     if len(toolkits) > 1:
         summary += f" ({len(toolkits)} installs)"
@@ -102,6 +108,13 @@ def cuda_toolkit(ctx: Context) -> Finding:
             f"CUDA at {chosen.home}, version unknown: {why}", details=details, facts=facts
         )
 
+    if not driver_cuda:
+        details.append("no NVIDIA driver answered, so whether it can run this CUDA is unknown")
+        return ctx.warn(
+            f"{summary}; compatibility with the driver not checked (no driver answers)",
+            details=details,
+            facts=facts,
+        )
     if versions.newer(chosen.version, driver_cuda):
         va, vd = versions.major_minor(chosen.version), versions.major_minor(driver_cuda)
         assert va and vd
@@ -110,7 +123,7 @@ def cuda_toolkit(ctx: Context) -> Finding:
                 f"CUDA {chosen.version} is newer than the driver supports (CUDA ≤ {driver_cuda})",
                 details=details,
                 facts=facts,
-                fixes=_install_fixes(ctx, driver_cuda),
+                fixes=_install_fixes(ctx, driver_cuda) + _driver_upgrade(ctx, chosen.version),
             )
         details.append(
             f"CUDA {chosen.version} is newer than the driver's {driver_cuda}: it runs through "
@@ -120,7 +133,7 @@ def cuda_toolkit(ctx: Context) -> Finding:
             f"{summary}; the driver supports CUDA ≤ {driver_cuda}",
             details=details,
             facts=facts,
-            fixes=_install_fixes(ctx, driver_cuda),
+            fixes=_install_fixes(ctx, driver_cuda) + _driver_upgrade(ctx, chosen.version),
         )
 
     mismatch = _path_mismatch(ctx, chosen, nvcc)
@@ -137,6 +150,26 @@ def cuda_toolkit(ctx: Context) -> Finding:
         )
         return ctx.warn(f"{summary}; {mismatch}", details=details, facts=facts, fixes=[fix])
     return ctx.ok(summary, details=details, facts=facts)
+
+
+def _install_of(host: Host, nvcc: str) -> str:
+    return host.realpath(os.path.dirname(os.path.dirname(host.realpath(nvcc))))
+
+
+def _driver_upgrade(ctx: Context, toolkit: str) -> list[Fix]:
+    """Where the driver is at fault: a newer one. In a container it is the host's to change."""
+    title = f"Upgrade the NVIDIA driver to one that supports CUDA {toolkit}"
+    container = ctx.fact("os.container")
+    if container:
+        return [
+            Fix(
+                title,
+                ["# on the host: install a newer driver, reboot, then restart this container"],
+                changes=f"the host's driver ({container} containers use the host's)",
+                manual=True,
+            )
+        ]
+    return gpu.driver_packages_fix(ctx, title)
 
 
 def _path_mismatch(ctx: Context, chosen: Toolkit, nvcc: str | None) -> str | None:

@@ -161,9 +161,13 @@ def _driver_fixes(ctx: Context) -> list[Fix]:
                 manual=True,
             )
         ]
-    distro = Distro.of(ctx)
-    return distro.nvidia_packages_fix(
-        "Install the NVIDIA driver from NVIDIA's CUDA repository",
+    return driver_packages_fix(ctx, "Install the NVIDIA driver from NVIDIA's CUDA repository")
+
+
+def driver_packages_fix(ctx: Context, title: str) -> list[Fix]:
+    """The newest driver from NVIDIA's repository (cuda-drivers), for the distro found."""
+    return Distro.of(ctx).nvidia_packages_fix(
+        title,
         {"debian": ["cuda-drivers"], "rhel": ["cuda-drivers"], "suse": ["cuda-drivers"]},
         "adds NVIDIA's repository and installs the driver; reboot afterwards",
     )

@@ -86,6 +86,52 @@ def test_no_toolkit_proposes_the_one_the_driver_supports(tree: TreeHost) -> None
     assert f["cuda.toolkit"].fixes[0].commands[-1] == "apt-get install -y cuda-toolkit-13-0"
 
 
+def test_toolkit_newer_than_the_driver_also_offers_the_driver_upgrade(tree: TreeHost) -> None:
+    tree.nvml_answer = recorded_nvml(cuda_driver_version="12.4")
+    toolkit(tree, "/usr/local/cuda-13.0", "13.0.2")
+    _, f = doctor(tree)
+    titles = [fix.title for fix in f["cuda.toolkit"].fixes]
+    assert titles[0] == "Install cuda-toolkit-12-4 from NVIDIA's repository"
+    upgrade = f["cuda.toolkit"].fixes[-1]
+    assert upgrade.title == "Upgrade the NVIDIA driver to one that supports CUDA 13.0.2"
+    assert upgrade.commands[-1] == "apt-get install -y cuda-drivers" and upgrade.needs_root
+    tree.write("/.dockerenv")  # in a container the driver is the host's
+    _, f = doctor(TreeHost(tree.root, env=tree.env, nvml=tree.nvml_answer))
+    upgrade = f["cuda.toolkit"].fixes[-1]
+    assert upgrade.manual and upgrade.commands[0].startswith("# on the host")
+
+
+def test_unknown_driver_means_compatibility_not_checked(tree: TreeHost) -> None:
+    toolkit(tree, "/usr/local/cuda-13.0", "13.0.2")  # the tree has no NVIDIA driver
+    _, f = doctor(tree)
+    assert f["cuda.toolkit"].status is Status.WARN
+    assert "compatibility with the driver not checked" in f["cuda.toolkit"].summary
+
+
+def test_a_working_toolkit_is_chosen_over_one_whose_nvcc_crashes(tree: TreeHost) -> None:
+    tree.nvml_answer = recorded_nvml()
+    tree.write("/usr/local/cuda/include/cuda_runtime.h")
+    tree.program("/usr/local/cuda/bin/nvcc", "Segmentation fault", rc=139)
+    toolkit(tree, "/usr/local/cuda-13.0", "13.0.2")
+    _, f = doctor(tree)
+    assert f["cuda.toolkit"].facts["cuda.home"] == "/usr/local/cuda-13.0"
+    assert "/usr/local/cuda: CUDA unknown version (nvcc fails)" in " ".join(
+        f["cuda.toolkit"].details
+    )
+
+
+def test_an_nvcc_on_path_that_is_no_toolkit_is_named(tree: TreeHost) -> None:
+    tree.nvml_answer = recorded_nvml()
+    toolkit(tree, "/usr/local/cuda-13.0", "13.0.2")
+    tree.program("/opt/conda/bin/nvcc", NVCC_13_0)
+    tree.env["PATH"] = "/opt/conda/bin:/usr/bin:/bin"
+    _, f = doctor(tree)
+    assert (
+        "nvcc on PATH (/opt/conda/bin/nvcc) has no CUDA headers beside it: not a full "
+        "toolkit, skipped"
+    ) in f["cuda.toolkit"].details
+
+
 def test_a_hung_nvcc_is_reported_not_waited_for(tmp_path: Path) -> None:
     tree = TreeHost(tmp_path, nvml=recorded_nvml(), timeout_cap=0.5)
     tree.write("/usr/local/cuda/include/cuda_runtime.h")
