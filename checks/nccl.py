@@ -94,6 +94,7 @@ def _torch_nccl(host: Host) -> str | None:
 
 def header_fixes(ctx: Context) -> list[Fix]:
     """Least change first: a wheel (no root), then NVIDIA's packages."""
+    q = shlex.quote
     distro = Distro.of(ctx)
     toolkits, _ = cuda.find_toolkits(ctx.host)
     version = versions.major_minor(toolkits[0].version if toolkits else ctx.fact("driver.cuda"))
@@ -103,12 +104,15 @@ def header_fixes(ctx: Context) -> list[Fix]:
         Fix(
             f"Install NCCL from the nvidia-nccl-cu{major} wheel, without root",
             [
-                f"python3 -m pip install nvidia-nccl-cu{major}",
-                "NCCL_DIR=$(python3 -c 'import nvidia.nccl as m; print(list(m.__path__)[0])')",
+                # A venv of its own: a distro's Python refuses pip installs (PEP 668).
+                f"python3 -m venv {q(prefix)}/venv",
+                f"{q(prefix)}/venv/bin/python -m pip install nvidia-nccl-cu{major}",
+                f"NCCL_DIR=$({q(prefix)}/venv/bin/python -c "
+                "'import nvidia.nccl as m; print(list(m.__path__)[0])')",
                 *link_commands("$NCCL_DIR/include", "$NCCL_DIR/lib/libnccl.so.2", prefix),
             ],
-            changes=f"installs a wheel into the active Python and links it under {prefix} "
-            "(CCL_HOME)",
+            changes=f"a virtual environment at {prefix}/venv holding the wheel, linked as "
+            f"{prefix}/include and {prefix}/lib (CCL_HOME={prefix}). {_RUNTIME.format(prefix)}",
             home=home,
         )
         for prefix in ([f"{home}/.local/nccl"] if home else [])
@@ -171,6 +175,8 @@ def nccl_library(ctx: Context) -> Finding:
                 facts=facts,
                 fixes=_link_fixes(ctx, f"{prefix}/include", f"{folder}/libnccl.so.2"),
             )
+        if not lib_version and (lib_version := _wheel_version(ctx, real)):
+            facts["nccl.lib_version"] = lib_version
         if lib_version and header_version and lib_version != header_version:
             return ctx.warn(
                 f"libnccl {lib_version} in {folder} does not match nccl.h {header_version}",
@@ -206,7 +212,30 @@ def _link_fixes(ctx: Context, include: str, library: str) -> list[Fix]:
 
 
 def _links_changes(prefix: str) -> str:
-    return f"creates {prefix} (symbolic links only); use CCL_HOME={prefix}"
+    return f"creates {prefix} (symbolic links only); use CCL_HOME={prefix}. " + _RUNTIME.format(
+        prefix
+    )
+
+
+# What a user of a linked or wheel NCCL must know beyond `-lnccl`.
+_RUNTIME = (
+    "Programs find libnccl.so.2 at run time through LD_LIBRARY_PATH={0}/lib (the flagcx "
+    "recipe sets it) or an rpath; nccl.h includes CUDA's headers, so the toolkit's include "
+    "folder must be on the compiler's path too (DEVICE_HOME)."
+)
+
+
+def _wheel_version(ctx: Context, library: str) -> str | None:
+    """A wheel's libnccl.so.2 carries no version in its name; the wheel's dist-info folder,
+    in the site-packages that holds nvidia/nccl/lib, does."""
+    site, found, _ = library.partition("/nvidia/nccl/lib/")
+    if not found:
+        return None
+    for info in ctx.host.glob(f"{site}/nvidia_nccl_cu*.dist-info"):
+        version = os.path.basename(info)[: -len(".dist-info")].partition("-")[2]
+        if version:
+            return version
+    return None
 
 
 def _library_version(filename: str) -> str | None:

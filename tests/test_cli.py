@@ -63,7 +63,7 @@ def test_doctor_blocking_text_and_fix_commands() -> None:
     done = wizard("doctor", "--snapshot", CI)
     assert done.returncode == 1
     assert "2 problems block flagcx-nvidia: gpu.nvidia, nccl.header" in done.stdout
-    assert "$ python3 -m pip install nvidia-nccl-cu13" in done.stdout
+    assert "$ /root/.local/nccl/venv/bin/python -m pip install nvidia-nccl-cu13" in done.stdout
 
 
 @pytest.mark.parametrize(

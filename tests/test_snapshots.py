@@ -90,7 +90,11 @@ def test_ci_machine_without_gpu() -> None:
     assert "libnvidia-ml.so.1 not found" in f["gpu.nvidia"].summary
     assert f["nccl.header"].status is Status.FAIL
     fixes = f["nccl.header"].fixes
-    assert fixes[0].commands[0] == "python3 -m pip install nvidia-nccl-cu13"  # rootless first
+    assert fixes[0].commands[:2] == [  # rootless first, in a venv: no PEP 668 refusal
+        "python3 -m venv /root/.local/nccl/venv",
+        "/root/.local/nccl/venv/bin/python -m pip install nvidia-nccl-cu13",
+    ]
+    assert "LD_LIBRARY_PATH=/root/.local/nccl/lib" in fixes[0].changes
     assert any("debian12/x86_64/cuda-keyring_1.1-1_all.deb" in c for c in fixes[1].commands)
     assert not any("apt-key" in c for fix in fixes for c in fix.commands)
     assert report.exit_code == 1
