@@ -106,3 +106,39 @@ def test_non_nvidia_target_on_a_gpu_machine_blocks_on_the_missing_vendor() -> No
     assert f["gpu.others"].status is Status.FAIL and "MetaX" in f["gpu.others"].summary
     assert f["cuda.toolkit"].status is Status.SKIP
     assert [b.id for b in report.blocking] == ["gpu.others"]
+
+
+def test_a_fresh_machine_gets_every_install_for_its_distro_in_order() -> None:
+    """The H100 with its toolkit, NCCL, Open MPI and googletest moved away: a driver and
+    little else, as most users start."""
+    report = replay("h100-fresh.yaml")
+    f = by_id(report)
+    assert [x.id for x in report.blocking] == ["cuda.toolkit", "nccl.header", "mpi"]
+    toolkit = f["cuda.toolkit"].fixes[0]
+    assert toolkit.commands == [
+        "wget -q https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2404/x86_64/"
+        "cuda-keyring_1.1-1_all.deb",
+        "dpkg -i cuda-keyring_1.1-1_all.deb",
+        "apt-get update",
+        "apt-get install -y cuda-toolkit-13-0",  # what the driver (CUDA 13.0) supports
+    ]
+    nccl = [fix.commands[-1] for fix in f["nccl.header"].fixes]
+    assert nccl[-1] == "apt-get install -y libnccl2 libnccl-dev"
+    assert f["mpi"].fixes[0].commands[-1] == "apt-get install -y openmpi-bin libopenmpi-dev"
+    assert f["gtest"].status is Status.WARN
+    assert any("libgtest-dev" in c for fix in f["gtest"].fixes for c in fix.commands)
+    assert report.exit_code == 1
+
+
+def test_a_toolkit_newer_than_the_driver_offers_both_ways_out() -> None:
+    """CUDA 13.2 from PyPI's wheels beside a driver for CUDA 13.0, in a container."""
+    f = by_id(replay("h100-toolkit-newer.yaml"))
+    cuda = f["cuda.toolkit"]
+    assert cuda.status is Status.WARN and cuda.facts["cuda.version"] == "13.2.86"
+    assert "the driver supports CUDA ≤ 13.0" in cuda.summary
+    titles = [fix.title for fix in cuda.fixes]
+    assert titles == [
+        "Install cuda-toolkit-13-0 from NVIDIA's repository",
+        "Upgrade the NVIDIA driver to one that supports CUDA 13.2.86",
+    ]
+    assert cuda.fixes[1].manual  # a docker container: the host's driver
