@@ -20,6 +20,7 @@ from wizard.app.screens.start import StartScreen
 from wizard.app.screens.steps import StepsScreen
 from wizard.app.widgets.bandwidth_chart import BandwidthChart
 from wizard.app.widgets.log_pane import LogPane
+from wizard.engine import recipe as recipes
 from wizard.engine import state as st
 from wizard.host import load_snapshot
 
@@ -197,6 +198,7 @@ async def test_the_command_palette_offers_the_screens_actions(tmp_path: Path) ->
         await check_machine(pilot, app)
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert titles[:3] == ["Fixes", "Build & test", "Check again"]
+        assert "Screenshot" not in titles  # it leaves no file a user could find over SSH
         await pilot.press("ctrl+p")
         await pilot.press(*"build")
         await pilot.press("enter")
@@ -263,3 +265,101 @@ async def test_a_replay_shows_the_plan_and_runs_nothing(tmp_path: Path) -> None:
             await pilot.press(key)
         await pilot.pause(0.3)
         assert app.session.run is None and list(work.iterdir()) == []
+
+
+def test_screens_depend_on_the_app_never_on_each_other() -> None:
+    """Each screen opens the next by name through the app (WizardApp.open)."""
+    import ast
+
+    from wizard.app.app import SCREENS_BY_NAME, screen_class
+
+    folder = ROOT.parent / "wizard" / "app" / "screens"
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module
+        }
+        others = {m for m in imported if m.startswith("wizard.app.screens.")}
+        assert others <= {"wizard.app.screens.base"}, f"{path.name} imports {others}"
+    assert all(screen_class(name).__name__ for name in SCREENS_BY_NAME)
+
+
+def saved_run(work: Path) -> st.RunState:
+    """An unfinished run of the demo recipe, as a failed build leaves one."""
+    run = st.new_run("demo", str(DEMO), ["prepare", "wait", "perf"], {"work": str(work)})
+    run.step("prepare").status = st.DONE
+    run.step("wait").status, run.step("wait").exit_code = st.FAILED, 2
+    run.save()
+    return run
+
+
+def footer_keys(app: WizardApp) -> list[str]:
+    from textual.widgets._footer import FooterKey
+
+    return [key.description for key in app.screen.query(FooterKey)]
+
+
+async def test_80x24_start_shows_its_actions_and_the_resume_key(tmp_path: Path) -> None:
+    saved_run(tmp_path)
+    app = WizardApp(session(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        screen = app.screen
+        for button in ("#go", "#resume"):  # on screen without scrolling
+            assert screen.region.contains_region(screen.query_one(button).region), button
+        assert "Resume the saved run" in footer_keys(app)
+
+
+async def test_ctrl_r_without_a_saved_run_says_so(tmp_path: Path) -> None:
+    app = WizardApp(session(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        assert "Resume the saved run" not in footer_keys(app)
+        await pilot.press("ctrl+r")
+        await pilot.pause(0.1)
+        said = [n.message for n in app._notifications]
+        assert "There is no unfinished run to resume. Press ctrl+n to start one." in said
+        assert isinstance(app.screen, StartScreen)
+
+
+async def test_80x24_steps_keep_their_essential_keys_and_whole_titles(tmp_path: Path) -> None:
+    (tmp_path / "go").touch()
+    app = WizardApp(session(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await check_machine(pilot, app)
+        await pilot.press("n")
+        await until(pilot, lambda: app.session.run is not None and not app.busy())
+        keys = footer_keys(app)
+        for essential in ("Cancel", "Retry", "Skip", "Results", "Back", "Help", "Quit"):
+            assert essential in keys
+        # Stacked above the log, the table takes the whole width: the flagcx recipe's longest
+        # title ("Run the plugin's example with torchrun") fits with its mark and time.
+        table = app.screen.query_one("#steps-table", DataTable)
+        assert table.region.width == app.screen.region.width
+        longest = max(len(s.title) for s in recipes.load("flagcx").steps)
+        assert table.region.width >= longest + 10
+
+
+async def test_the_results_never_show_an_empty_reason(tmp_path: Path) -> None:
+    from wizard.app.screens.results import _outcome
+
+    assert _outcome(st.StepState()) == "not run yet"
+    assert _outcome(st.StepState(status=st.SKIPPED, reason="torch is not set")) == (
+        "skipped (torch is not set)"
+    )
+    assert _outcome(st.StepState(status=st.FAILED)) == "failed"
+
+
+async def test_a_long_confirmation_opens_at_its_question(tmp_path: Path) -> None:
+    from rich.text import Text
+
+    app = WizardApp(session(tmp_path))
+    body = Text("\n".join(f"$ step {n}: a long command line" for n in range(60)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.confirm("Run these 60 commands?", body, lambda yes: None)
+        await pilot.pause(0.2)
+        screen = app.screen
+        for part in ("#question", "#yes", "#no"):
+            assert screen.region.contains_region(screen.query_one(part).region), part

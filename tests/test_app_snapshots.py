@@ -119,6 +119,17 @@ def test_results(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[n
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_start_with_a_saved_run(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    run = st.new_run("demo", str(DEMO), ["prepare", "wait", "perf"], {})
+    run.step("prepare").status = st.DONE
+    run.step("wait").status, run.step("wait").exit_code = st.FAILED, 2
+    run.save()
+    assert snap_compare(
+        app("h100-ubuntu2404.yaml", "flagcx"), terminal_size=size, run_before=settle
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_help(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
     async def help_(pilot) -> None:  # type: ignore[no-untyped-def]
         await settle(pilot)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -16,6 +17,23 @@ from wizard.engine import state as st
 from wizard.engine.doctor import Report
 from wizard.engine.recipe import Recipe
 from wizard.host import Host, LocalHost
+
+# The screens by name. A screen opens the next one through the app, by name, and never
+# imports another screen; each is imported when first opened, which keeps start-up fast.
+SCREENS_BY_NAME = {
+    "start": "wizard.app.screens.start:StartScreen",
+    "checks": "wizard.app.screens.checks:ChecksScreen",
+    "fixes": "wizard.app.screens.fixes:FixesScreen",
+    "steps": "wizard.app.screens.steps:StepsScreen",
+    "results": "wizard.app.screens.results:ResultsScreen",
+    "help": "wizard.app.screens.help:HelpScreen",
+    "confirm": "wizard.app.screens.confirm:ConfirmScreen",
+}
+
+
+def screen_class(name: str) -> type[Screen[Any]]:
+    module, _, cls = SCREENS_BY_NAME[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 @dataclass
@@ -63,18 +81,24 @@ class WizardApp(App[int]):
                 yield SystemCommand(
                     binding.description, f"key: {key}", partial(screen.run_action, binding.action)
                 )
-        yield from super().get_system_commands(screen)
+        # Textual's own, less its screenshot: it delivers the file through the terminal,
+        # which over SSH or in tmux leaves no file the user can find.
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Screenshot")
+
+    def open(self, name: str) -> None:
+        """Show a new screen of the named kind on top of this one."""
+        self.push_screen(screen_class(name)())
+
+    def confirm(self, question: str, body: Any, answered: Callable[[bool | None], None]) -> None:
+        """Ask yes or no over the current screen; `answered` gets the reply."""
+        self.push_screen(screen_class("confirm")(question, body), answered)
 
     def on_mount(self) -> None:
-        from wizard.app.screens.start import StartScreen
-
-        self.push_screen(StartScreen())
+        self.open("start")
 
     def action_help(self) -> None:
-        from wizard.app.screens.help import HelpScreen
-
-        if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+        if not isinstance(self.screen, screen_class("help")):
+            self.open("help")
 
     async def action_quit(self) -> None:
         """Stop what runs (its state is saved as cancelled), then leave."""

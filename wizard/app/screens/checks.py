@@ -196,14 +196,12 @@ class ChecksScreen(WizardScreen):
         if self.wizard.session.report is None:
             self.notify("The checks are still running.")
             return
-        from wizard.app.screens.fixes import FixesScreen
 
-        self.app.push_screen(FixesScreen())
+        self.wizard.open("fixes")
 
     def action_steps(self) -> None:
         if self.wizard.session.report is None:
             self.notify("The checks are still running.")
             return
-        from wizard.app.screens.steps import StepsScreen
 
-        self.app.push_screen(StepsScreen())
+        self.wizard.open("steps")

@@ -7,7 +7,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
@@ -24,9 +24,11 @@ class ConfirmScreen(ModalScreen[bool]):
         self.body = body
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="dialog"):
-            yield Static(Text(self.question, style="bold"))
-            yield Static(self.body)
+        # The question and the answers stay in view; only the commands between them scroll.
+        with Vertical(id="dialog"):
+            yield Static(Text(self.question, style="bold"), id="question")
+            with VerticalScroll(id="confirm-body"):
+                yield Static(self.body)
             with Horizontal():
                 yield Button("Yes, run them (y)", variant="warning", id="yes")
                 yield Button("No (n)", id="no")

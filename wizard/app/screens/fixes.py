@@ -15,7 +15,6 @@ from textual.widgets.selection_list import Selection
 
 from checks.base import Finding, Fix, Status
 from wizard.app.screens.base import WizardScreen
-from wizard.app.screens.confirm import ConfirmScreen
 from wizard.app.widgets.log_pane import LogPane
 from wizard.engine.fixes import apply, choices, preferred, sudo_path
 from wizard.engine.runner import StepRunner
@@ -131,7 +130,7 @@ class FixesScreen(WizardScreen):
             if yes:
                 self.run_fixes(chosen)
 
-        self.app.push_screen(ConfirmScreen(question, body), answered)
+        self.wizard.confirm(question, body, answered)
 
     def run_fixes(self, chosen: list[tuple[Finding, Fix]]) -> None:
         self.query_one("#fixlog", LogPane).remove_class("hidden")

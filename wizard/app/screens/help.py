@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -11,23 +12,51 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-HELP = """\
-Keys (also shown in the footer; ctrl+p opens the command palette)
-
-Anywhere     ?  this help      q  quit (a running step is stopped; its state is saved)
-Start        ctrl+n  check this machine      ctrl+r  resume the saved run
-Checks       arrows  select a check to see its details, facts and fixes
-             f  fixes   n  build and test   r  check again   escape  back
-Fixes        space  tick a fix   a  apply the ticked fixes (asks first)   escape  back
-Steps        c  cancel the running step    r  retry/resume    s  skip the failed step
-             h  run from the highlighted step    f  follow the log on/off
-             /  search the log    e  jump to the first error    n  results
-Results      escape  back to the steps
-
-Every step's state is saved as it runs: after a failure, Ctrl-C or a reboot, start the
-wizard again and choose Resume, or run `wizard resume`. Full logs stay on disk.
-
-Press escape or ? to close."""
+KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    (
+        "Anywhere",
+        (("?", "this help"), ("q", "quit (a running step is stopped; its state is saved)")),
+    ),
+    ("Start", (("ctrl+n", "check this machine"), ("ctrl+r", "resume the saved run"))),
+    (
+        "Checks",
+        (
+            ("arrows", "select a check: its details, facts and fixes"),
+            ("f", "fixes"),
+            ("n", "build and test"),
+            ("r", "check again"),
+            ("escape", "back"),
+        ),
+    ),
+    (
+        "Fixes",
+        (
+            ("space", "tick a fix"),
+            ("a", "apply the ticked fixes (asks first)"),
+            ("escape", "back"),
+        ),
+    ),
+    (
+        "Steps",
+        (
+            ("c", "cancel the running step"),
+            ("r", "retry or resume"),
+            ("s", "skip the failed step"),
+            ("h", "run from the highlighted step"),
+            ("f", "follow the log on or off"),
+            ("/", "search the log"),
+            ("e", "jump to the first error"),
+            ("n", "results"),
+            ("escape", "back"),
+        ),
+    ),
+    ("Results", (("escape", "back to the steps"),)),
+)
+ABOUT = (
+    "Every step's state is saved as it runs: after a failure, Ctrl-C or a reboot, start the "
+    "wizard again and choose Resume, or run `wizard resume`. Full logs stay on disk.\n\n"
+    "Press escape or ? to close."
+)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -35,4 +64,18 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog"):
-            yield Static(Text(HELP))
+            yield Static(Text("Keys (ctrl+p opens the command palette, which lists them too)"))
+            yield Static(_keys_table())
+            yield Static(Text(ABOUT))
+
+
+def _keys_table() -> Table:
+    """One row a key, under its screen's name: it wraps within its column at any width."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="cyan", no_wrap=True)
+    table.add_column()
+    for screen, keys in KEYS:
+        table.add_row(Text(screen, style="bold"), "")
+        for key, what in keys:
+            table.add_row("  " + key, what)
+    return table

@@ -50,10 +50,7 @@ class ResultsScreen(WizardScreen):
         yield from self.against_nccl()
         torch = run.steps.get("torch-example")
         if torch is not None:
-            outcome = {st.DONE: "ran", st.SKIPPED: f"skipped ({torch.reason})"}.get(
-                torch.status, f"{torch.status} ({torch.reason})"
-            )
-            yield Static(Text(f"PyTorch plugin example: {outcome}"), classes="section")
+            yield Static(Text(f"PyTorch plugin example: {_outcome(torch)}"), classes="section")
         yield Static(Text("Logs and state"), classes="section")
         yield Static(Text(f"{run.folder}"))
         yield Static(Text("Next"), classes="section")
@@ -117,3 +114,9 @@ class ResultsScreen(WizardScreen):
             commands.append(f"cd {cwd}/test/perf && {perf.command}")
         commands += ["wizard run nccl-tests && wizard report   # NCCL's numbers beside FlagCX's"]
         return [f"$ {c}" for c in commands]
+
+
+def _outcome(step: st.StepState) -> str:
+    """ "ran", "not run yet", or the status with its reason when there is one."""
+    word = {st.DONE: "ran", st.PENDING: "not run yet"}.get(step.status, step.status)
+    return f"{word} ({step.reason})" if step.reason and step.status != st.DONE else word

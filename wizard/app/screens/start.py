@@ -29,7 +29,9 @@ INTRO = (
 class StartScreen(WizardScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "go", "Check this machine", priority=True),
-        Binding("ctrl+r", "resume", "Resume", show=False, priority=True),
+        # In the footer only when there is a saved run; without one, the key says so.
+        Binding("ctrl+r", "resume", "Resume the saved run", priority=True),
+        Binding("ctrl+r", "no_saved_run", show=False, priority=True),
     ]
 
     def __init__(self) -> None:
@@ -51,6 +53,21 @@ class StartScreen(WizardScreen):
                 yield Static(
                     Text(f"Replaying the machine recorded in {session.replay}.", style="italic")
                 )
+            # The actions first, so they are on screen at 80x24; the settings below them.
+            if self.saved:
+                step = self.saved.first_unfinished()
+                status = self.saved.steps[step].status if step else ""
+                yield Static(
+                    Text(
+                        f"A saved run, {self.saved.run_id}, stopped at step {step} "
+                        f"({status}). Resume it, or start a new run."
+                    ),
+                    id="resume-note",
+                )
+            with Horizontal(id="actions"):
+                yield Button("Check this machine", variant="primary", id="go")
+                if self.saved:
+                    yield Button("Resume the saved run", id="resume")
             yield Label("Target")
             yield Select(
                 [(t.title, t.id) for t in TARGETS.values()],
@@ -68,20 +85,6 @@ class StartScreen(WizardScreen):
                 ),
                 id="sets",
             )
-            if self.saved:
-                step = self.saved.first_unfinished()
-                status = self.saved.steps[step].status if step else ""
-                yield Static(
-                    Text(
-                        f"A saved run, {self.saved.run_id}, stopped at step {step} "
-                        f"({status}). Resume it, or start a new run."
-                    ),
-                    id="resume-note",
-                )
-            with Horizontal():
-                yield Button("Check this machine", variant="primary", id="go")
-                if self.saved:
-                    yield Button("Resume the saved run", id="resume")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -125,9 +128,18 @@ class StartScreen(WizardScreen):
         session.answers = answers
         session.target = str(self.query_one("#target", Select).value)
         session.run = None
-        from wizard.app.screens.checks import ChecksScreen
 
-        self.app.push_screen(ChecksScreen())
+        self.wizard.open("checks")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "resume":
+            return self.saved is not None
+        if action == "no_saved_run":
+            return self.saved is None
+        return True
+
+    def action_no_saved_run(self) -> None:
+        self.notify("There is no unfinished run to resume. Press ctrl+n to start one.")
 
     def action_resume(self) -> None:
         if not self.saved:
@@ -137,6 +149,5 @@ class StartScreen(WizardScreen):
         session.answers = dict(self.saved.answers)
         session.recipe_name = self.saved.recipe_path
         session.target = str(self.query_one("#target", Select).value)
-        from wizard.app.screens.checks import ChecksScreen
 
-        self.app.push_screen(ChecksScreen())
+        self.wizard.open("checks")

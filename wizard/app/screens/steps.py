@@ -16,7 +16,6 @@ from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Stati
 
 from wizard.app.app import describe
 from wizard.app.screens.base import WizardScreen
-from wizard.app.screens.confirm import ConfirmScreen
 from wizard.app.widgets.log_pane import LogPane
 from wizard.engine import recipe as recipes
 from wizard.engine import state as st
@@ -56,10 +55,11 @@ class StepsScreen(WizardScreen):
         Binding("c", "cancel", "Cancel"),
         Binding("r", "retry", "Retry"),
         Binding("s", "skip", "Skip"),
-        Binding("h", "from_here", "From here"),
-        Binding("f", "follow", "Follow"),
-        Binding("slash", "search", "Search"),
-        Binding("e", "first_error", "Error"),
+        # Listed under ? and in the palette; the footer keeps the keys that move you on.
+        Binding("h", "from_here", "Run from here", show=False),
+        Binding("f", "follow", "Follow the log", show=False),
+        Binding("slash", "search", "Search the log", show=False),
+        Binding("e", "first_error", "First error", show=False),
         Binding("n", "results", "Results"),
         Binding("escape", "back", "Back"),
     ]
@@ -89,6 +89,10 @@ class StepsScreen(WizardScreen):
         yield ProgressBar(id="progress", show_eta=False)
         yield Static(id="stepstatus")
         yield Footer()
+
+    def on_resize(self) -> None:
+        # Below 100 columns the step titles would be cut beside the log: stack them.
+        self.query_one(".panes").set_class(self.size.width < 100, "narrow")
 
     def on_mount(self) -> None:
         self.set_interval(0.5, self.tick)
@@ -216,9 +220,7 @@ class StepsScreen(WizardScreen):
             else:
                 self.status("Not started. Press r to start anyway, or escape for the checks.")
 
-        self.app.push_screen(
-            ConfirmScreen("These checks fail; run the steps anyway?", body), answered
-        )
+        self.wizard.confirm("These checks fail; run the steps anyway?", body, answered)
 
     def go(self, start: str | None) -> None:
         if self.running or self.recipe is None or self.wizard.session.replay:
@@ -341,9 +343,8 @@ class StepsScreen(WizardScreen):
             self.notify("No error in the log shown.")
 
     def action_results(self) -> None:
-        from wizard.app.screens.results import ResultsScreen
 
-        self.app.push_screen(ResultsScreen())
+        self.wizard.open("results")
 
     def action_back(self) -> None:
         search = self.query_one("#search", Input)
