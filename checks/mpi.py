@@ -34,6 +34,21 @@ def include_dirs(ctx: Context, mpicc: str, kind: str) -> list[str]:
     return re.findall(r"-I(\S+)", result.stdout) if result.ok else []
 
 
+def split_layout(ctx: Context, mpicc: str, incdirs: list[str]) -> tuple[str, str, str] | None:
+    """Headers and library in folders of their own, as Debian's MPICH has them
+    (include/x86_64-linux-gnu/mpich, lib/x86_64-linux-gnu/libmpich.so): what `mpicc -show`
+    compiles and links with, when its mpi.h and its -l library are where it says."""
+    host = ctx.host
+    shown = host.run([mpicc, "-show"], timeout=10).stdout
+    include = next((d for d in incdirs if host.is_file(f"{d}/mpi.h")), None)
+    libs = re.findall(r"(?:^|\s)-l(mpi\w*)", shown)
+    for libdir in re.findall(r"-L(\S+)", shown):
+        for lib in libs:
+            if include and host.glob(f"{libdir}/lib{lib}.so*"):
+                return include, libdir, f"-l{lib}"
+    return None
+
+
 def derive_home(ctx: Context, incdirs: list[str]) -> str | None:
     """The prefix P with P/include/mpi.h and libmpi in P/lib, as FlagCX's Makefile expects."""
     host = ctx.host
@@ -52,18 +67,28 @@ def user_prefix(ctx: Context) -> str | None:
     return f"{home}/.local/openmpi" if home else None
 
 
-def find_mpirun(ctx: Context) -> tuple[str | None, str | None]:
-    """mpirun and mpicc: from MPI_HOME, else PATH, else the wizard's own user prefix."""
+def find_mpirun(ctx: Context) -> tuple[str | None, str | None, list[str]]:
+    """mpirun and mpicc: from MPI_HOME, else PATH, else the wizard's own user prefix (where
+    its rootless fix installs). One with mpicc beats one without, so an MPI the fix installed
+    is what the check sees next even when an incomplete one is first on PATH. The third value
+    names the incomplete ones passed over."""
     host = ctx.host
+    incomplete: list[str] = []
     for prefix in (host.getenv("MPI_HOME"), None, user_prefix(ctx)):
         if prefix is None:
             mpirun = host.which("mpirun")
-            if mpirun:
-                return mpirun, host.which("mpicc")
+            mpicc = host.which("mpicc") if mpirun else None
         elif host.is_file(f"{prefix}/bin/mpirun"):
-            mpicc = f"{prefix}/bin/mpicc"
-            return f"{prefix}/bin/mpirun", mpicc if host.is_file(mpicc) else None
-    return None, None
+            mpirun, mpicc = f"{prefix}/bin/mpirun", f"{prefix}/bin/mpicc"
+            mpicc = mpicc if host.is_file(mpicc) else None
+        else:
+            continue
+        if mpirun and mpicc:
+            passed = [f"{r} has no mpicc beside it, so it was passed over" for r in incomplete]
+            return mpirun, mpicc, passed
+        if mpirun:
+            incomplete.append(mpirun)
+    return (incomplete[0] if incomplete else None), None, []
 
 
 def wheel_fixes(ctx: Context) -> list[Fix]:
@@ -95,7 +120,7 @@ def mpi(ctx: Context) -> Finding:
         },
         "installs mpirun, mpicc and mpi.h",
     ) + wheel_fixes(ctx)
-    mpirun, mpicc = find_mpirun(ctx)
+    mpirun, mpicc, passed = find_mpirun(ctx)
     if not mpirun:
         return ctx.fail("mpirun not found: FlagCX's perf tests run under MPI", fixes=install)
     result = host.run([mpirun, "--version"], timeout=10)
@@ -119,6 +144,7 @@ def mpi(ctx: Context) -> Finding:
         )
     incdirs = include_dirs(ctx, mpicc, kind)
     home = derive_home(ctx, incdirs)
+    split = None if home or kind == "Open MPI" else split_layout(ctx, mpicc, incdirs)
     if (
         kind == "Open MPI"
         and versions.major_minor(version)
@@ -128,12 +154,33 @@ def mpi(ctx: Context) -> Finding:
         if libdir and host.glob(f"{libdir}/openmpi*/mca_btl_openib.so"):
             flags += ["--mca", "btl", "^openib"]
     facts["mpi.run_flags"] = " ".join(flags)
-    details = [f"mpirun: {mpirun}", f"mpicc include dirs: {' '.join(incdirs) or 'none'}"]
+    details = [
+        f"mpirun: {mpirun}",
+        f"mpicc include dirs: {' '.join(incdirs) or 'none'}",
+        *passed,
+    ]
+    prefix = os.path.dirname(os.path.dirname(mpirun))
+    if prefix != "/usr" and host.which("mpirun") not in (None, mpirun):
+        details.append(f"put {prefix}/bin first on PATH to use it in your shell too")
     if flags:
         details.append(f"mpirun needs: {' '.join(flags)}")
     env_home = host.getenv("MPI_HOME")
     if env_home and not host.is_file(f"{env_home}/include/mpi.h"):
         details.append(f"MPI_HOME={env_home} has no include/mpi.h: it is ignored")
+    if home is None and split:
+        include, libdir, link = split
+        facts.update(
+            {"mpi.home": prefix, "mpi.include": include, "mpi.lib": libdir, "mpi.link": link}
+        )
+        details.append(
+            f"mpi.h in {include} and {link} in {libdir}: FlagCX's Makefiles get them as "
+            f"MPI_INCLUDE, MPI_LIB and MPI_LINK (no single MPI_HOME holds both)"
+        )
+        return ctx.ok(
+            f"{kind} {version}: include {include}, {link} in {libdir}",
+            details=details,
+            facts=facts,
+        )
     if home is None:
         return ctx.warn(
             f"{kind} {version}: no single prefix has include/mpi.h and lib/libmpi.so",
@@ -141,6 +188,7 @@ def mpi(ctx: Context) -> Finding:
             facts=facts,
         )
     facts["mpi.home"] = home
+    facts["mpi.link"] = "-lmpi"
     # Open MPI 4 built with C++ bindings: mpi.h, included from C++ (FlagCX's tests are C++),
     # pulls them in, and `-lmpi` alone fails to link (undefined MPI::Comm::Comm()).
     cxx = kind == "Open MPI" and bool(host.glob(f"{home}/lib/libmpi_cxx.so*"))

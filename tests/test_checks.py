@@ -227,6 +227,66 @@ def test_no_mpirun_fails_with_the_distro_packages(tree: TreeHost) -> None:
     assert "mpi" in [b.id for b in report.blocking]
 
 
+DATA = Path(__file__).parent / "data"
+
+
+def debian_mpich(tree: TreeHost, bin_dir: str = "/usr/bin") -> None:
+    """Debian 12's MPICH as libmpich-dev lays it out; its tools print what the real ones do."""
+    tree.program(f"{bin_dir}/mpirun", (DATA / "mpich-debian12-mpirun-version.txt").read_text())
+    tree.program(f"{bin_dir}/mpicc", (DATA / "mpich-debian12-mpicc-show.txt").read_text())
+    tree.write("/usr/include/x86_64-linux-gnu/mpich/mpi.h", "/* MPICH 4.0.2 */")
+    tree.write("/usr/lib/x86_64-linux-gnu/libmpich.so.12.2.2", "\x7fELF")
+    tree.symlink("/usr/lib/x86_64-linux-gnu/libmpich.so", "libmpich.so.12.2.2")
+
+
+def test_debian_mpich_is_a_working_mpi_with_its_own_folders(tree: TreeHost) -> None:
+    debian_mpich(tree)
+    _, f = doctor(tree)
+    mpi = f["mpi"]
+    assert mpi.status is Status.OK, mpi.summary
+    assert mpi.facts["mpi.flavor"] == "MPICH" and mpi.facts["mpi.version"] == "4.0.2"
+    assert mpi.facts["mpi.include"] == "/usr/include/x86_64-linux-gnu/mpich"
+    assert mpi.facts["mpi.lib"] == "/usr/lib/x86_64-linux-gnu"
+    assert mpi.facts["mpi.link"] == "-lmpich" and mpi.facts["mpi.home"] == "/usr"
+
+
+def test_an_mpi_with_mpicc_beats_an_incomplete_one_first_on_path(tree: TreeHost) -> None:
+    """MPICH's mpirun alone first on PATH, and the Open MPI the rootless fix installed: the
+    check sees what the fix made, so its re-check can pass."""
+    tree.env["HOME"] = "/home/ada"
+    tree.program("/opt/mpich/bin/mpirun", (DATA / "mpich-debian12-mpirun-version.txt").read_text())
+    tree.env["PATH"] = "/opt/mpich/bin:/usr/bin:/bin"
+    prefix = "/home/ada/.local/openmpi"
+    tree.program(f"{prefix}/bin/mpirun", recorded_output("/usr/bin/mpirun --version"))
+    tree.program(f"{prefix}/bin/mpicc", f"{prefix}/include")
+    tree.write(f"{prefix}/include/mpi.h", "/* Open MPI */")
+    tree.write(f"{prefix}/lib/libmpi.so.40", "\x7fELF")
+    tree.symlink(f"{prefix}/lib/libmpi.so", "libmpi.so.40")
+    _, f = doctor(tree)
+    mpi = f["mpi"]
+    assert mpi.facts["mpi.mpirun"] == f"{prefix}/bin/mpirun" and mpi.facts["mpi.home"] == prefix
+    assert "/opt/mpich/bin/mpirun has no mpicc beside it, so it was passed over" in mpi.details
+    assert f"put {prefix}/bin first on PATH to use it in your shell too" in mpi.details
+
+
+def test_the_flagcx_recipe_builds_against_debian_mpich_with_make_variables(
+    tree: TreeHost, tmp_path: Path
+) -> None:
+    from wizard.engine import recipe as recipes
+    from wizard.engine.run import recipe_facts, resolve
+
+    debian_mpich(tree)
+    report, _ = doctor(tree)
+    flagcx = recipes.load("flagcx")
+    values = resolve(flagcx, recipe_facts(report), {"src": str(tmp_path)}, tmp_path)
+    step = flagcx.steps[flagcx.index("perf-build")]
+    env = {name: recipes.render(value, values, quote=False) for name, value in step.env.items()}
+    assert env["MPI_INCLUDE_DIR"] == "/usr/include/x86_64-linux-gnu/mpich"
+    assert env["MPI_LIBRARY_DIR"] == "/usr/lib/x86_64-linux-gnu"
+    assert env["MPI_LINK_LIB"] == "-lmpich"
+    assert "MPI_INCLUDE=$MPI_INCLUDE_DIR" in recipes.render(step.run, values, quote=True)
+
+
 # -- RDMA, limits ----------------------------------------------------------------------------
 
 
