@@ -363,3 +363,25 @@ async def test_a_long_confirmation_opens_at_its_question(tmp_path: Path) -> None
         screen = app.screen
         for part in ("#question", "#yes", "#no"):
             assert screen.region.contains_region(screen.query_one(part).region), part
+
+
+async def test_80x24_fix_commands_scroll_sideways_rather_than_wrap() -> None:
+    ci = ROOT.parent / "snapshots" / "ci-debian12.yaml"
+    app = WizardApp(Session(lambda: load_snapshot(ci), replay=ci.name))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await check_machine(pilot, app)
+        report = app.session.report
+        assert report is not None
+        nccl = next(f for f in report.findings if f.id == "nccl.header")
+        app.screen.query_one("#checks", Tree).select_node(app.screen.nodes["nccl.header"])
+        await pilot.pause(0.2)
+        longest = max(len(f"  $ {c}") for fix in nccl.fixes for c in fix.commands)
+        lines = app.screen.query_one("#detail-fixes", Static)
+        assert lines.region.width >= longest  # one line a command, however long
+        assert lines.parent.max_scroll_x > 0  # type: ignore[union-attr]
+
+        await pilot.press("f")
+        await pilot.pause(0.2)
+        shown = app.screen.query_one("#command-lines", Static)
+        _, first = next(iter(app.screen.entries.values()))  # type: ignore[attr-defined]
+        assert shown.region.width >= max(len(f"  $ {c}") for c in first.commands)

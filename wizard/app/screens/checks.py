@@ -9,7 +9,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, ScrollableContainer, VerticalScroll
 from textual.widgets import Footer, Header, Static, Tree
 from textual.widgets.tree import TreeNode
 
@@ -53,10 +53,19 @@ def details(finding: Finding, blocking: bool) -> Group:
         parts.append(Text("\n".join(finding.details), style="dim"))
     if finding.facts:
         parts.append(Text("\n".join(f"{k} = {v}" for k, v in finding.facts.items()), style="cyan"))
-    for fix in finding.fixes:
-        parts.append(Text(f"Fix: {fix.label}", style="bold"))
-        parts.append(Text("\n".join(f"  $ {c}" for c in fix.commands)))
     return Group(*[p for part in parts for p in (part, Text(""))][:-1])
+
+
+def fix_commands(finding: Finding) -> Text:
+    """The fixes, each command on one line that never wraps: the pane scrolls sideways
+    instead, so a command is read (and copied) whole."""
+    text = Text(no_wrap=True, overflow="ignore")
+    for fix in finding.fixes:
+        text.append(f"Fix: {fix.label}\n", style="bold")
+        text.append("".join(f"  $ {c}\n" for c in fix.commands))
+        text.append("\n")
+    text.rstrip()
+    return text
 
 
 class ChecksScreen(WizardScreen):
@@ -84,6 +93,8 @@ class ChecksScreen(WizardScreen):
                 yield Static(
                     Text("Select a check to see its details, facts and fixes."), id="detail-text"
                 )
+                with ScrollableContainer(classes="commands-scroll"):
+                    yield Static(id="detail-fixes", classes="commands")
         yield Static(Text("Checking this machine…"), id="summary")
         yield Footer()
 
@@ -188,6 +199,7 @@ class ChecksScreen(WizardScreen):
         report = self.wizard.session.report
         blocking = bool(report and report.is_blocking(finding))
         self.query_one("#detail-text", Static).update(details(finding, blocking))
+        self.query_one("#detail-fixes", Static).update(fix_commands(finding))
 
     def action_recheck(self) -> None:
         self.start()

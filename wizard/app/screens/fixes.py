@@ -9,7 +9,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, ScrollableContainer, VerticalScroll
 from textual.widgets import Footer, Header, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
@@ -37,6 +37,9 @@ class FixesScreen(WizardScreen):
             yield SelectionList[str](id="fixlist")
             with VerticalScroll(id="commands"):
                 yield Static(id="command-text")
+                with ScrollableContainer(classes="commands-scroll"):
+                    yield Static(id="command-lines", classes="commands")
+                yield Static(id="command-notes")
         yield LogPane(id="fixlog", classes="hidden")
         yield Static(id="fixstatus")
         yield Footer()
@@ -91,17 +94,19 @@ class FixesScreen(WizardScreen):
     def _show(self, key: str) -> None:
         finding, fix = self.entries[key]
         text = Text.assemble(
-            (f"{finding.id}: ", "bold"), finding.summary, "\n\n", (fix.title, "bold"), "\n"
+            (f"{finding.id}: ", "bold"), finding.summary, "\n\n", (fix.title, "bold")
         )
-        for command in fix.commands:
-            text.append(f"  $ {command}\n")
+        lines = Text("\n".join(f"  $ {c}" for c in fix.commands), no_wrap=True, overflow="ignore")
+        notes = Text()
         if fix.changes:
-            text.append(f"\nchanges: {fix.changes}", style="dim")
+            notes.append(f"changes: {fix.changes}", style="dim")
         if fix.needs_root:
-            text.append(
+            notes.append(
                 "\nneeds root" + ("" if self._root() else ": runs with sudo"), style="yellow"
             )
         self.query_one("#command-text", Static).update(text)
+        self.query_one("#command-lines", Static).update(lines)
+        self.query_one("#command-notes", Static).update(notes)
 
     def _root(self) -> bool:
         report = self.wizard.session.report
