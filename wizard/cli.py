@@ -68,6 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="replay a snapshot recorded by `wizard snapshot` instead of this host",
     )
+    many = doctor.add_argument_group("other hosts, over SSH (your ssh and its config)")
+    many.add_argument(
+        "--hosts", metavar="A,B,...", help="check these hosts: [user@]name[:port], comma-separated"
+    )
+    many.add_argument(
+        "--hostfile",
+        metavar="FILE",
+        help="check the hosts of an MPI hostfile (`name slots=N`, `name:N` or one name a line)",
+    )
+    many.add_argument(
+        "--ssh-config", metavar="FILE", help="an ssh config file to use instead of ~/.ssh/config"
+    )
     fixing = doctor.add_argument_group("fixing (asks before changing anything)")
     fixing.add_argument(
         "--fix",
@@ -306,6 +318,12 @@ def doctor(args: argparse.Namespace) -> int:
             "--fix asks before changing anything: run it in a terminal, or pass "
             "--yes to apply the preferred fixes, or --dry-run to only show them"
         )
+    if args.hosts or args.hostfile:
+        if args.fix or args.snapshot:
+            raise UsageError("--hosts and --hostfile go with neither --fix nor --snapshot")
+        from wizard.hosts_report import doctor_many
+
+        return doctor_many(args)
     if args.fix and (args.snapshot or args.json):
         raise UsageError(
             "--fix changes this machine: it cannot be combined with "

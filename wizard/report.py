@@ -38,7 +38,11 @@ def make_vars(report: Report) -> dict[str, str]:
 
 
 def to_json(report: Report, host_timing: dict[str, Any] | None = None) -> str:
-    data: dict[str, Any] = {
+    return json.dumps(to_dict(report, host_timing), indent=2)
+
+
+def to_dict(report: Report, host_timing: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
         "schema": SCHEMA,
         "host": report.host,
         "target": report.target.id,
@@ -55,7 +59,6 @@ def to_json(report: Report, host_timing: dict[str, Any] | None = None) -> str:
         ],
         "timing": {"wall_s": round(report.wall_s, 4), **(host_timing or {})},
     }
-    return json.dumps(data, indent=2)
 
 
 class TextRenderer:

@@ -1,0 +1,189 @@
+"""Real remote hosts for tests: network namespaces on a bridge, each with its own sshd.
+
+The namespaces share this machine's filesystem (the stand-in for a shared folder); each has
+its own address, its own sshd (on port 22, or another), and its own environment through
+sshd's SetEnv. The client side is an ssh config file that names every host, with a key and a
+known_hosts file made for the lab, so nothing in ~/.ssh is read or changed. Everything is
+removed when the lab closes, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SSHD = "/usr/sbin/sshd"
+_LABS = itertools.count()
+
+
+def available() -> str | None:
+    """Why a lab cannot be built here, or None when it can."""
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    if not Path(SSHD).exists() or not shutil.which("ssh"):
+        return "openssh-server and openssh-client are not installed (.ci/run installs them)"
+    if subprocess.run(["ip", "netns", "list"], capture_output=True, check=False).returncode:
+        return "`ip netns` does not work here"
+    return None
+
+
+@dataclass
+class LabHost:
+    name: str  # the alias in the lab's ssh config
+    address: str
+    port: int
+    namespace: str
+    sshd: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)  # sshd's SetEnv for its sessions
+    authorized: Path | None = None  # its own authorized_keys, checked with StrictModes
+
+
+class Lab:
+    def __init__(self, folder: Path, count: int, *, ports: dict[int, int] | None = None) -> None:
+        tag = f"{os.getpid() % 10000}{next(_LABS) % 100:02d}"  # unique names, <= 15 chars
+        self.folder = folder
+        self.bridge = f"wzb{tag}"
+        subnet = 100 + os.getpid() % 150
+        self.prefix = f"10.251.{subnet}"
+        self.hosts = [
+            LabHost(f"node{i}", f"{self.prefix}.{10 + i}", (ports or {}).get(i, 22), f"wz{tag}n{i}")
+            for i in range(count)
+        ]
+        self.key = folder / "id_ed25519"
+        self.config = folder / "ssh_config"
+        self.known = folder / "known_hosts"
+        self.authorized = folder / "authorized_keys"
+
+    # -- building ---------------------------------------------------------------------------
+
+    def __enter__(self) -> Lab:
+        try:
+            self._network()
+            self._keys()
+            for host in self.hosts:
+                self.start(host)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _network(self) -> None:
+        _ip("link", "add", self.bridge, "type", "bridge")
+        _ip("addr", "add", f"{self.prefix}.1/24", "dev", self.bridge)
+        _ip("link", "set", self.bridge, "up")
+        for i, host in enumerate(self.hosts):
+            outside, inside = f"{self.bridge}v{i}", f"{self.bridge}p{i}"
+            _ip("netns", "add", host.namespace)
+            _ip("link", "add", outside, "type", "veth", "peer", "name", inside)
+            _ip("link", "set", inside, "netns", host.namespace)
+            _ip("link", "set", outside, "master", self.bridge)
+            _ip("link", "set", outside, "up")
+            inns = ["netns", "exec", host.namespace, "ip"]
+            _ip(*inns, "addr", "add", f"{host.address}/24", "dev", inside)
+            _ip(*inns, "link", "set", inside, "up")
+            _ip(*inns, "link", "set", "lo", "up")
+
+    def _keys(self) -> None:
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)], check=True
+        )
+        self.authorized.write_text(self.key.with_suffix(".pub").read_text())
+        self.authorized.chmod(0o600)
+        self.hostkey = self.folder / "host_ed25519"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.hostkey)], check=True
+        )
+        public = self.hostkey.with_suffix(".pub").read_text().split()[:2]
+        self.known.write_text("".join(f"{_known_name(h)} {' '.join(public)}\n" for h in self.hosts))
+        self.config.write_text(
+            "".join(
+                f"Host {h.name}\n  HostName {h.address}\n  Port {h.port}\n  User root\n"
+                f"  IdentityFile {self.key}\n  UserKnownHostsFile {self.known}\n"
+                "  StrictHostKeyChecking yes\n  IdentitiesOnly yes\n"
+                for h in self.hosts
+            )
+        )
+
+    def start(self, host: LabHost) -> None:
+        """(Re)start the host's sshd, with its SetEnv."""
+        self.stop(host)
+        Path("/run/sshd").mkdir(exist_ok=True)
+        config = self.folder / f"sshd_{host.name}"
+        setenv = (
+            "SetEnv " + " ".join(f"{k}={v}" for k, v in host.env.items()) + "\n" if host.env else ""
+        )
+        keys, strict = (host.authorized, "yes") if host.authorized else (self.authorized, "no")
+        config.write_text(
+            f"ListenAddress {host.address}\nPort {host.port}\nHostKey {self.hostkey}\n"
+            f"AuthorizedKeysFile {keys}\nPidFile {self.folder}/sshd_{host.name}.pid\n"
+            "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+            f"KbdInteractiveAuthentication no\nUsePAM no\nStrictModes {strict}\n" + setenv
+        )
+        host.sshd = subprocess.Popen(
+            ["ip", "netns", "exec", host.namespace, SSHD, "-D", "-e", "-f", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            probe = subprocess.run(
+                ["ip", "netns", "exec", host.namespace, "ss", "-ltn"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if f"{host.address}:{host.port}" in probe.stdout:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"sshd for {host.name} did not start")
+
+    def stop(self, host: LabHost) -> None:
+        if host.sshd is not None and host.sshd.poll() is None:
+            host.sshd.terminate()
+            host.sshd.wait(timeout=10)
+        host.sshd = None
+
+    def close(self) -> None:
+        for i, host in enumerate(self.hosts):
+            self.stop(host)
+            # Anything left inside (a session's sshd child) would keep the namespace alive.
+            pids = subprocess.run(
+                ["ip", "netns", "pids", host.namespace], capture_output=True, text=True, check=False
+            ).stdout.split()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
+            for command in (
+                ["netns", "del", host.namespace],
+                ["link", "del", f"{self.bridge}v{i}"],
+            ):
+                subprocess.run(["ip", *command], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
+
+    def ssh(self, host: LabHost, command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ssh", "-F", str(self.config), "-o", "BatchMode=yes", host.name, command],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+def _known_name(host: LabHost) -> str:
+    """As known_hosts spells it: the bare address for port 22, [address]:port otherwise."""
+    return host.address if host.port == 22 else f"[{host.address}]:{host.port}"

@@ -1,0 +1,187 @@
+"""Many hosts as one: host lists and hostfiles, and `wizard doctor --hosts` against real sshd
+servers in network namespaces (tests/netns.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests import netns
+from tests.cli import run_wizard
+from wizard.engine.hostlist import HostListError, HostSpec, parse_hosts, read_hostfile
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+
+# -- host lists ------------------------------------------------------------------------------
+
+
+def test_hosts_on_the_command_line() -> None:
+    assert parse_hosts("a, bob@b:8010 ,c") == [
+        HostSpec("a"),
+        HostSpec("b", "bob", 8010),
+        HostSpec("c"),
+    ]
+    assert parse_hosts("a,,b") == [HostSpec("a"), HostSpec("b")]  # empty entries are skipped
+    for bad in ("", " , ", "a:99999", "a b", "a,a", "a;b"):
+        with pytest.raises(HostListError):
+            parse_hosts(bad)
+
+
+def test_hostfiles_of_every_launcher(tmp_path: Path) -> None:
+    path = tmp_path / "hosts"
+    path.write_text(
+        "# Open MPI\nnode1 slots=4\nnode2 slots=4 max_slots=8  # a comment\n\n"
+        "# MPICH\nnode3:2\n# a name alone\nroot@node4\n"
+    )
+    assert read_hostfile(path) == [
+        HostSpec("node1", slots=4),
+        HostSpec("node2", slots=4),
+        HostSpec("node3", slots=2),
+        HostSpec("node4", "root"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("node1 slots=4\nnode2 slots=four\n", ":2: 'node2 slots=four'"),
+        ("node1:0\n", ":1: 'node1:0': a host needs at least one slot"),
+        ("# nothing\n\n", "names no host"),
+        ("node1\nnode1 slots=2\n", "node1 is named twice"),
+    ],
+)
+def test_a_bad_hostfile_line_names_file_and_line(tmp_path: Path, text: str, where: str) -> None:
+    path = tmp_path / "hosts"
+    path.write_text(text)
+    with pytest.raises(HostListError) as caught:
+        read_hostfile(path)
+    assert where in str(caught.value) and (str(path) in str(caught.value))
+
+
+def test_a_bad_hostfile_is_a_usage_error_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "hosts"
+    path.write_text("node1 slots=x\n")
+    done = run_wizard(dict(os.environ), "doctor", "--hostfile", str(path))
+    assert done.returncode == 2 and f"{path}:1:" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# -- real hosts ------------------------------------------------------------------------------
+
+needs_lab = pytest.mark.skipif(netns.available() is not None, reason=str(netns.available()))
+
+
+@pytest.fixture
+def lab_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    return folder
+
+
+def doctor_json(lab: netns.Lab, *hosts: str) -> tuple[int, dict]:
+    done = run_wizard(
+        dict(os.environ),
+        "doctor",
+        "--json",
+        "--hosts",
+        ",".join(hosts),
+        "--ssh-config",
+        str(lab.config),
+        timeout=180,
+    )
+    assert done.stdout, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+@needs_lab
+def test_doctor_across_three_hosts_one_on_port_8010(lab_folder: Path) -> None:
+    with netns.Lab(lab_folder, 3, ports={2: 8010}) as lab:
+        code, data = doctor_json(lab, "node0", "node1", "node2")
+    assert [h["host"] for h in data["hosts"]] == ["node0", "node1", "node2"]
+    assert all(h["reachable"] for h in data["hosts"])
+    ids = {f["id"] for f in data["hosts"][2]["findings"]}
+    assert {"os", "mpi", "gpu.nvidia", "python.env"} <= ids
+    # The namespaces share one filesystem: the same software everywhere, nothing differs.
+    assert data["differences"] == []
+    # This machine has no GPU, so every host blocks FlagCX on NVIDIA.
+    assert data["ok"] is False and code == 1
+
+
+@needs_lab
+def test_a_host_whose_sshd_is_down_is_a_finding_and_the_others_report(lab_folder: Path) -> None:
+    with netns.Lab(lab_folder, 2) as lab:
+        lab.stop(lab.hosts[1])
+        code, data = doctor_json(lab, "node0", "node1")
+    down = data["hosts"][1]
+    assert down["reachable"] is False and "Connection refused" in down["error"]
+    assert down["fixes"] == ["ssh -v node1 true   # is sshd running there, and on this port?"]
+    assert data["hosts"][0]["reachable"] and data["hosts"][0]["findings"]
+    assert code == 1
+
+
+@needs_lab
+def test_wrong_permissions_on_authorized_keys_say_what_to_do(lab_folder: Path) -> None:
+    with netns.Lab(lab_folder, 2) as lab:
+        loose = lab_folder / "loose_keys"
+        shutil.copy(lab.authorized, loose)
+        loose.chmod(0o666)  # sshd's StrictModes refuses a key file others can write
+        lab.hosts[1].authorized = loose
+        lab.start(lab.hosts[1])
+        _, data = doctor_json(lab, "node0", "node1")
+    refused = data["hosts"][1]
+    assert refused["reachable"] is False and "Permission denied" in refused["error"]
+    assert refused["fixes"][0].startswith("ssh-copy-id node1")
+
+
+@needs_lab
+def test_a_host_whose_mpi_differs_blocks_the_run(lab_folder: Path) -> None:
+    """sshd's SetEnv puts MPICH's mpirun first on PATH for one host's sessions."""
+    mpich = lab_folder / "mpich-bin"
+    mpich.mkdir()
+    for tool, output in (
+        ("mpirun", "mpich-debian12-mpirun-version.txt"),
+        ("mpicc", "mpich-debian12-mpicc-show.txt"),
+    ):
+        script = mpich / tool
+        script.write_text(f"#!/bin/sh\ncat {DATA / output}\n")
+        script.chmod(0o755)
+    with netns.Lab(lab_folder, 2) as lab:
+        lab.hosts[1].env = {"PATH": f"{mpich}:/usr/local/bin:/usr/bin:/bin"}
+        lab.start(lab.hosts[1])
+        code, data = doctor_json(lab, "node0", "node1")
+    flavor = next(d for d in data["differences"] if d["fact"] == "mpi.flavor")
+    assert flavor["values"] == {"node0": "Open MPI", "node1": "MPICH"}
+    assert flavor["blocking"] is True and "one MPI implementation" in flavor["why"]
+    assert data["ok"] is False and code == 1
+
+
+@needs_lab
+def test_a_gpu_host_over_ssh_reads_gpus_and_topology_through_nvidia_smi(
+    lab_folder: Path,
+) -> None:
+    """A 4x H100 host behind SSH: its nvidia-smi prints what the real one printed."""
+    tools = lab_folder / "gpu-bin"
+    tools.mkdir()
+    script = tools / "nvidia-smi"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *query-gpu*) cat {DATA / "nvidia-smi-query-4xh100.csv"};;\n'
+        f'  "topo -m") cat {DATA / "nvidia-smi-topo-4xh100.txt"};;\n'
+        f"  *) cat {DATA / 'nvidia-smi-4xh100.txt'};; esac\n"
+    )
+    script.chmod(0o755)
+    with netns.Lab(lab_folder, 1) as lab:
+        lab.hosts[0].env = {"PATH": f"{tools}:/usr/local/bin:/usr/bin:/bin"}
+        lab.start(lab.hosts[0])
+        _, data = doctor_json(lab, "node0")
+    gpu = next(f for f in data["hosts"][0]["findings"] if f["id"] == "gpu.nvidia")
+    assert gpu["status"] == "ok", gpu["summary"]
+    assert gpu["facts"]["gpu.count"] == 4 and gpu["facts"]["driver.cuda"] == "13.0"
+    assert gpu["facts"]["gpu.model"] == "NVIDIA H100 80GB HBM3"
+    assert gpu["facts"]["gpu.nvlink.pairs"] == 6  # from `nvidia-smi topo -m`: NV18 everywhere
+    assert "paths NVML did not give were read from `nvidia-smi topo -m`" in gpu["details"]

@@ -1,0 +1,208 @@
+"""SshHost: another machine, observed over the user's own ssh (through plumbum's SshMachine).
+
+Every probe is a small POSIX command on the remote host; no agent is installed there. All of
+them share one SSH connection: OpenSSH's connection multiplexing (ControlMaster), set up by
+the first command and reused by the rest. BatchMode keeps ssh from asking for a password the
+wizard could not type: a host that needs one is reported as unreachable, with ssh's words.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+from typing import Any
+
+from plumbum.machines.ssh_machine import SshMachine
+
+from wizard.host.base import CommandResult, Host
+
+CONNECT_TIMEOUT_S = 5  # ssh's own: the TCP connection
+LOGIN_TIMEOUT_S = 30  # until the remote shell answers: a busy host's .bashrc takes its time
+_NOT_FOUND = 127
+_TIMED_OUT = 124
+_SMI_FIELDS = "index,name,memory.total,pci.bus_id,compute_cap,driver_version,uuid"
+
+
+class Unreachable(Exception):
+    """ssh could not log in; the message is ssh's own."""
+
+
+class SshHost(Host):
+    def __init__(
+        self,
+        name: str,
+        *,
+        user: str | None = None,
+        port: int | None = None,
+        ssh_config: str | None = None,
+        label: str | None = None,
+    ) -> None:
+        super().__init__(label or name)
+        self._sockets = tempfile.mkdtemp(prefix="wizard-ssh-")
+        options = ["-F", ssh_config] if ssh_config else []
+        options += [
+            "-o", "BatchMode=yes",
+            "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}",
+            "-o", "ControlMaster=auto",
+            "-o", f"ControlPath={self._sockets}/%C",
+            "-o", "ControlPersist=60",
+        ]  # fmt: skip
+        self._options = options
+        self._target = f"{user}@{name}" if user else name
+        self._port = ["-p", str(port)] if port else []
+        try:
+            self.machine = SshMachine(
+                name, user=user, port=port, ssh_opts=options, connect_timeout=LOGIN_TIMEOUT_S
+            )
+            self.session = self.machine.session()
+        except Exception as exc:  # plumbum raises several kinds; all mean "could not log in"
+            raise Unreachable(_ssh_words(exc)) from None
+
+    def close(self) -> None:
+        """The sessions, then the multiplexing master (it would linger for ControlPersist)."""
+        self.session.close()
+        self.machine.close()
+        subprocess.run(
+            ["ssh", *self._options, *self._port, "-O", "exit", self._target],
+            capture_output=True,
+            check=False,
+            timeout=10,
+        )
+        shutil.rmtree(self._sockets, ignore_errors=True)
+
+    # -- the probes, as commands ------------------------------------------------------------
+
+    def _sh(self, script: str, timeout: float = 10.0) -> CommandResult:
+        """A POSIX shell snippet on the host, in the C locale, through the machine's one
+        long-lived remote shell: a new ssh session for each probe would cost the remote
+        shell's start (the user's .bashrc, often 0.1 s or more) every time. The session runs
+        one command at a time (it locks); coreutils' `timeout` bounds each."""
+        wrapped = (
+            f"timeout -k 2 {timeout:g} env LC_ALL=C LANG=C sh -c {shlex.quote(script)} < /dev/null"
+        )
+        try:
+            code, out, err = self.session.run(wrapped, retcode=None)
+        except Exception as exc:  # the connection dropped: every later probe fails the same
+            return CommandResult(("sh",), None, error=f"ssh to {self.name} failed: {exc}")
+        if code == _TIMED_OUT:
+            return CommandResult(
+                ("sh",), None, _text(out), _text(err), error=f"no answer within {timeout:g} s"
+            )
+        return CommandResult(("sh",), code, _text(out), _text(err))
+
+    def _command(self, argv: list[str], timeout: float, name: str) -> dict[str, Any]:
+        result = self._sh(shlex.join(argv), timeout)
+        if result.returncode == _NOT_FOUND and not result.stdout:
+            return CommandResult(
+                tuple(argv), None, error=f"{argv[0]}: command not found"
+            ).to_record()
+        return CommandResult(
+            tuple(argv), result.returncode, result.stdout, result.stderr, result.error
+        ).to_record()
+
+    def _read_text(self, path: str, max_bytes: int) -> str | None:
+        result = self._sh(f"head -c {max_bytes} {shlex.quote(path)}")
+        return result.stdout if result.ok else None
+
+    def _path_kind(self, path: str) -> str | None:
+        result = self._sh(f"stat -L -c %F {shlex.quote(path)}")
+        if not result.ok:
+            return None
+        kind = result.stdout.strip()
+        return {"directory": "dir", "regular file": "file"}.get(
+            kind, "file" if kind == "regular empty file" else "other"
+        )
+
+    def _glob(self, pattern: str) -> list[str]:
+        # An unquoted variable is split and globbed by the shell, never run: the pattern
+        # expands as it would here, and nothing in it is executed.
+        script = f'p={shlex.quote(pattern)}; for f in $p; do [ -e "$f" ] && echo "$f"; done'
+        result = self._sh(script)
+        return result.stdout.splitlines() if result.ok else []
+
+    def _realpath(self, path: str) -> str:
+        result = self._sh(f"realpath -m {shlex.quote(path)}")
+        return result.stdout.strip() if result.ok and result.stdout.strip() else path
+
+    def _getenv(self, name: str) -> str | None:
+        result = self._sh(f"printenv {shlex.quote(name)}")
+        return result.stdout.rstrip("\n") if result.ok else None
+
+    def _which(self, program: str) -> str | None:
+        result = self._sh(f"command -v {shlex.quote(program)}")
+        found = result.stdout.strip()
+        return found if result.ok and found.startswith("/") else None
+
+    def _statvfs(self, path: str) -> dict[str, int] | None:
+        result = self._sh(f"df -P -B1 {shlex.quote(path)}")
+        lines = result.stdout.splitlines() if result.ok else []
+        fields = lines[-1].split() if len(lines) > 1 else []
+        if len(fields) < 4:
+            return None
+        return {"total": int(fields[1]), "free": int(fields[3])}
+
+    def _nvml(self) -> dict[str, Any]:
+        """What NVML tells, through nvidia-smi (the remote host may have no Python): driver,
+        CUDA version, each GPU; pair paths come from `nvidia-smi topo -m` in the GPU check."""
+        query = self._sh(
+            f"nvidia-smi --query-gpu={_SMI_FIELDS} --format=csv,noheader,nounits", timeout=20
+        )
+        if query.returncode == _NOT_FOUND:
+            return {"error": f"nvidia-smi not found on {self.name}: no NVIDIA driver there"}
+        if not query.ok:
+            why = query.error or (query.output.strip().splitlines() or ["no output"])[-1]
+            return {"error": f"nvidia-smi failed on {self.name}: {why}"}
+        gpus = [_gpu(line) for line in query.stdout.splitlines() if line.strip()]
+        header = self._sh("nvidia-smi", timeout=20).stdout
+        cuda = re.search(r"CUDA Version:\s*([\d.]+)", header)
+        return {
+            "driver_version": gpus[0]["driver"] if gpus else "",
+            "cuda_driver_version": cuda.group(1) if cuda else "",
+            "gpus": [{k: v for k, v in g.items() if k != "driver"} for g in gpus],
+            "pairs": [
+                {"gpus": [i, j], "p2p_read": None, "p2p_nvlink": None, "common_ancestor": None}
+                for i in range(len(gpus))
+                for j in range(i + 1, len(gpus))
+            ],
+            "unread": [],
+        }
+
+
+def _text(data: bytes | str) -> str:
+    return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+
+
+def _gpu(line: str) -> dict[str, Any]:
+    index, name, memory, bus, capability, driver, uuid = (f.strip() for f in line.split(","))
+    return {
+        "index": int(index),
+        "name": name,
+        "memory_mib": int(float(memory)),
+        "compute_capability": capability,
+        "pci_bus_id": bus,
+        "uuid": uuid,
+        "nvlinks": 0,
+        "nvlink_version": None,
+        "nvlink_generation": "",
+        "nvlink_remotes": {},
+        "pcie": {},
+        "driver": driver,
+    }
+
+
+def _ssh_words(exc: Exception) -> str:
+    """The last thing ssh said (`Permission denied (publickey)`, `Connection refused`), out
+    of plumbum's report of the failed login."""
+    text = str(getattr(exc, "stderr", "") or exc)
+    lines = [line.strip(" |") for line in text.splitlines()]
+    said = [
+        line
+        for line in lines
+        if any(w in line for w in ("ssh:", "denied", "refused", "verification", "timed out"))
+    ]
+    if said:
+        return said[-1]
+    return f"no shell prompt from the host within {LOGIN_TIMEOUT_S} s ({type(exc).__name__})"

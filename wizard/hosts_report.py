@@ -1,0 +1,130 @@
+"""`wizard doctor --hosts/--hostfile`: every host's doctor, then what differs across them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from checks.base import Status
+from wizard.engine.fleet import HostResult, differences, doctor_hosts, ok
+from wizard.engine.hostlist import HostListError, HostSpec, parse_hosts, read_hostfile
+from wizard.errors import EXIT_FAILED, EXIT_OK, UsageError
+from wizard.report import SCHEMA, TextRenderer, to_dict
+
+
+def hosts_of(args: argparse.Namespace) -> list[HostSpec]:
+    try:
+        specs = parse_hosts(args.hosts) if args.hosts else []
+        if args.hostfile:
+            specs += read_hostfile(Path(args.hostfile))
+    except HostListError as exc:
+        raise UsageError(str(exc)) from None
+    return specs
+
+
+def doctor_many(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
+    from wizard.host.ssh import SshHost
+
+    specs = hosts_of(args)
+    if args.ssh_config and not Path(args.ssh_config).is_file():
+        raise UsageError(f"--ssh-config {args.ssh_config}: no such file")
+
+    def connect(spec: HostSpec) -> SshHost:
+        return SshHost(
+            spec.name, user=spec.user, port=spec.port, ssh_config=args.ssh_config, label=spec.label
+        )
+
+    results = doctor_hosts(specs, connect, target=args.target)
+    diffs = differences(results)
+    if args.json:
+        stream.write(json.dumps(as_json(results, diffs), indent=2) + "\n")
+    else:
+        render(results, diffs, stream, verbose=args.verbose)
+    return EXIT_OK if ok(results, diffs) else EXIT_FAILED
+
+
+def as_json(results: list[HostResult], diffs: list[Any]) -> dict[str, Any]:
+    hosts = []
+    for result in results:
+        entry: dict[str, Any] = {
+            "host": result.spec.label,
+            "reachable": result.reachable,
+            "wall_s": round(result.wall_s, 3),
+        }
+        if result.report is not None:
+            entry.update(to_dict(result.report))
+            entry["host"] = result.spec.label
+        else:
+            entry.update({"error": result.error, "fixes": unreachable_advice(result)})
+        hosts.append(entry)
+    return {
+        "schema": SCHEMA,
+        "hosts": hosts,
+        "differences": [d.to_dict() for d in diffs],
+        "ok": ok(results, diffs),
+    }
+
+
+def unreachable_advice(result: HostResult) -> list[str]:
+    """What to type next, from ssh's words."""
+    label, why = result.spec.label, result.error or ""
+    name = result.spec.name
+    if "Permission denied" in why:
+        return [f"ssh-copy-id {label}   # once, with your password: then keys work"]
+    if "Host key verification failed" in why or "host key" in why.lower():
+        port = f"-p {result.spec.port} " if result.spec.port else ""
+        return [f"ssh-keyscan {port}{name}   # compare the fingerprint, then add it to known_hosts"]
+    if "refused" in why:
+        return [f"ssh -v {label} true   # is sshd running there, and on this port?"]
+    return [f"ssh -v {label} true   # see where the connection stops"]
+
+
+def render(
+    results: list[HostResult], diffs: list[Any], stream: TextIO, *, verbose: bool = False
+) -> None:
+    renderer = TextRenderer(stream, verbose=verbose)
+    paint, write = renderer.paint, renderer.write
+    width = max(len(r.spec.label) for r in results)
+    write(f"wizard doctor on {len(results)} hosts")
+    write()
+    for result in results:
+        label = result.spec.label.ljust(width)
+        report = result.report
+        if report is None:
+            write(
+                f" {paint(renderer.marks[Status.FAIL], '31')} {label}  unreachable: {result.error}"
+            )
+            for advice in unreachable_advice(result):
+                write(f"     {paint('fix:', '36')} $ {advice}")
+            continue
+        blocking = report.blocking
+        status, color = (Status.FAIL, "31") if blocking else (Status.OK, "32")
+        line = (
+            f"{len(blocking)} blocking {report.target.id}: {', '.join(f.id for f in blocking)}"
+            if blocking
+            else f"nothing blocks {report.target.id}"
+        )
+        mark = paint(renderer.marks[status], color)
+        write(f" {mark} {label}  {line}  ({result.wall_s:.2f} s)")
+        if verbose:
+            renderer.render(report)
+            write()
+    write()
+    if not diffs:
+        write("The hosts agree on every compared fact (MPI, NCCL, drivers, CUDA, GPUs, Python).")
+    else:
+        write("What differs across the hosts:")
+        labels = [r.spec.label for r in results if r.reachable]
+        for diff in diffs:
+            mark = paint("blocks", "31") if diff.blocking else "note"
+            write(f"  {diff.fact} ({mark}): {diff.why}")
+            for label in labels:
+                write(f"      {label.ljust(width)}  {diff.values.get(label) or '-'}")
+    reached = sum(r.reachable for r in results)
+    summary = f"{reached} of {len(results)} hosts reached"
+    if any(d.blocking for d in diffs):
+        summary += "; a difference blocks a run across them"
+    write(paint(summary + ".", "32" if ok(results, diffs) else "31"))
