@@ -2,7 +2,8 @@
 
 Run as root on a machine with openssh-server: python bench/hosts.py [--hosts 16] [--runs 3].
 Prints the whole command's wall time, each host's own time in that run (the slowest is what
-the run cannot beat), and one host checked alone, as medians of the runs.
+the run cannot beat), and one host checked alone, as medians of the runs; then one run with
+--ssh-mesh (every host tries every other).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests import netns
 
 
-def doctor(lab: netns.Lab, names: list[str]) -> tuple[float, list[float]]:
+def doctor(lab: netns.Lab, names: list[str], *extra: str) -> tuple[float, list[float]]:
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "wizard", "doctor", "--json", "--hosts", ",".join(names),
-         "--ssh-config", str(lab.config)],
+         "--ssh-config", str(lab.config), *extra],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     wall = time.perf_counter() - started
@@ -50,6 +51,7 @@ def main() -> None:
             walls.append(wall)
             slowest.append(max(each))
             fastest.append(min(each))
+        mesh = doctor(lab, names, "--ssh-mesh")[0]
     whole, worst = statistics.median(walls), statistics.median(slowest)
     print(f"hosts: {args.hosts}, runs: {args.runs} (medians)")
     print(f"one host alone, whole command:      {statistics.median(alone):.2f} s")
@@ -57,6 +59,8 @@ def main() -> None:
     print(f"  each host's own time, fastest:    {statistics.median(fastest):.2f} s")
     print(f"  each host's own time, slowest:    {worst:.2f} s")
     print(f"  whole - slowest host:             {whole - worst:.2f} s  (goal: <= 1 s)")
+    logins = args.hosts * (args.hosts - 1)
+    print(f"{args.hosts} hosts with --ssh-mesh, once:    {mesh:.2f} s  ({logins} logins)")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ class LabHost:
     sshd: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)  # sshd's SetEnv for its sessions
     authorized: Path | None = None  # its own authorized_keys, checked with StrictModes
+    only_from: str | None = None  # sshd's AllowUsers root@ADDRESS: logins from there alone
 
 
 class Lab:
@@ -77,9 +78,14 @@ class Lab:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def here(self) -> str:
+        """This machine's address on the lab's bridge: where the wizard connects from."""
+        return f"{self.prefix}.1"
+
     def _network(self) -> None:
         _ip("link", "add", self.bridge, "type", "bridge")
-        _ip("addr", "add", f"{self.prefix}.1/24", "dev", self.bridge)
+        _ip("addr", "add", f"{self.here}/24", "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
         for i, host in enumerate(self.hosts):
             outside, inside = f"{self.bridge}v{i}", f"{self.bridge}p{i}"
@@ -127,7 +133,9 @@ class Lab:
             f"ListenAddress {host.address}\nPort {host.port}\nHostKey {self.hostkey}\n"
             f"AuthorizedKeysFile {keys}\nPidFile {self.folder}/sshd_{host.name}.pid\n"
             "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-            f"KbdInteractiveAuthentication no\nUsePAM no\nStrictModes {strict}\n" + setenv
+            f"KbdInteractiveAuthentication no\nUsePAM no\nStrictModes {strict}\n"
+            + (f"AllowUsers root@{host.only_from}\n" if host.only_from else "")
+            + setenv
         )
         host.sshd = subprocess.Popen(
             ["ip", "netns", "exec", host.namespace, SSHD, "-D", "-e", "-f", str(config)],

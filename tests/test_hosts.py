@@ -83,7 +83,7 @@ def lab_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def doctor_json(lab: netns.Lab, *hosts: str) -> tuple[int, dict]:
+def doctor_json(lab: netns.Lab, *hosts: str, mesh: bool = False) -> tuple[int, dict]:
     done = run_wizard(
         dict(os.environ),
         "doctor",
@@ -92,6 +92,7 @@ def doctor_json(lab: netns.Lab, *hosts: str) -> tuple[int, dict]:
         ",".join(hosts),
         "--ssh-config",
         str(lab.config),
+        *(["--ssh-mesh"] if mesh else []),
         timeout=180,
     )
     assert done.stdout, done.stderr
@@ -108,6 +109,7 @@ def test_doctor_across_three_hosts_one_on_port_8010(lab_folder: Path) -> None:
     assert {"os", "mpi", "gpu.nvidia", "python.env"} <= ids
     # The namespaces share one filesystem: the same software everywhere, nothing differs.
     assert data["differences"] == []
+    assert data["hosts"][0]["ssh_to"] == {} and data["ssh_failures"] == []  # no --ssh-mesh
     # This machine has no GPU, so every host blocks FlagCX on NVIDIA.
     assert data["ok"] is False and code == 1
 
@@ -185,3 +187,21 @@ def test_a_gpu_host_over_ssh_reads_gpus_and_topology_through_nvidia_smi(
     assert gpu["facts"]["gpu.model"] == "NVIDIA H100 80GB HBM3"
     assert gpu["facts"]["gpu.nvlink.pairs"] == 6  # from `nvidia-smi topo -m`: NV18 everywhere
     assert "paths NVML did not give were read from `nvidia-smi topo -m`" in gpu["details"]
+
+
+@needs_lab
+def test_ssh_between_hosts_is_tried_in_every_direction(lab_folder: Path) -> None:
+    """node2's sshd lets root in from this machine only (AllowUsers root@HERE), as a host
+    whose authorized_keys lacks the other hosts' keys would: the doctor reaches it, but
+    node0 and node1 cannot, and mpirun started on them would stop there."""
+    with netns.Lab(lab_folder, 3) as lab:
+        lab.hosts[2].only_from = lab.here
+        lab.start(lab.hosts[2])
+        code, data = doctor_json(lab, "node0", "node1", "node2", mesh=True)
+    assert all(h["reachable"] for h in data["hosts"])
+    to = data["hosts"][0]["ssh_to"]
+    assert to["node1"] is None and to["node2"].endswith("Permission denied (publickey).")
+    failures = {(f["from"], f["to"]) for f in data["ssh_failures"]}
+    assert failures == {("node0", "node2"), ("node1", "node2")}
+    assert data["hosts"][2]["ssh_to"] == {"node0": None, "node1": None}
+    assert data["ok"] is False and code == 1

@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument(
         "--ssh-config", metavar="FILE", help="an ssh config file to use instead of ~/.ssh/config"
     )
+    many.add_argument(
+        "--ssh-mesh",
+        action="store_true",
+        help="also try passwordless SSH from every host to every other, as mpirun will "
+        "(N×(N-1) logins; past 64 hosts, the first host to all and back)",
+    )
     fixing = doctor.add_argument_group("fixing (asks before changing anything)")
     fixing.add_argument(
         "--fix",

@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from checks.base import Status
-from wizard.engine.fleet import HostResult, differences, doctor_hosts, ok
+from wizard.engine.fleet import (
+    HostResult,
+    differences,
+    doctor_hosts,
+    mesh_failures,
+    ok,
+)
 from wizard.engine.hostlist import HostListError, HostSpec, parse_hosts, read_hostfile
 from wizard.errors import EXIT_FAILED, EXIT_OK, UsageError
 from wizard.report import SCHEMA, TextRenderer, to_dict
@@ -37,7 +43,16 @@ def doctor_many(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
             spec.name, user=spec.user, port=spec.port, ssh_config=args.ssh_config, label=spec.label
         )
 
-    results = doctor_hosts(specs, connect, target=args.target)
+    def ssh_argv(spec: HostSpec) -> list[str]:
+        """How one host reaches another: as this one does (same config file, if given)."""
+        argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
+        argv += ["-F", args.ssh_config] if args.ssh_config else []
+        argv += ["-p", str(spec.port)] if spec.port else []
+        return [*argv, f"{spec.user}@{spec.name}" if spec.user else spec.name]
+
+    results = doctor_hosts(
+        specs, connect, target=args.target, ssh_argv=ssh_argv if args.ssh_mesh else None
+    )
     diffs = differences(results)
     if args.json:
         stream.write(json.dumps(as_json(results, diffs), indent=2) + "\n")
@@ -57,6 +72,7 @@ def as_json(results: list[HostResult], diffs: list[Any]) -> dict[str, Any]:
         if result.report is not None:
             entry.update(to_dict(result.report))
             entry["host"] = result.spec.label
+            entry["ssh_to"] = result.ssh_to or {}
         else:
             entry.update({"error": result.error, "fixes": unreachable_advice(result)})
         hosts.append(entry)
@@ -64,6 +80,9 @@ def as_json(results: list[HostResult], diffs: list[Any]) -> dict[str, Any]:
         "schema": SCHEMA,
         "hosts": hosts,
         "differences": [d.to_dict() for d in diffs],
+        "ssh_failures": [
+            {"from": a, "to": b, "error": why} for a, b, why in mesh_failures(results)
+        ],
         "ok": ok(results, diffs),
     }
 
@@ -123,6 +142,18 @@ def render(
             write(f"  {diff.fact} ({mark}): {diff.why}")
             for label in labels:
                 write(f"      {label.ljust(width)}  {diff.values.get(label) or '-'}")
+    failures = mesh_failures(results)
+    tried = sum(len(r.ssh_to or {}) for r in results)
+    if failures:
+        write(paint(f"SSH between the hosts: {len(failures)} of {tried} directions fail:", "31"))
+        for source, target, why in failures:
+            write(f"  {source} -> {target}: {why}")
+        write(
+            "  fix: from each failing source, `ssh-copy-id TARGET` (or append its "
+            "~/.ssh/id_*.pub to TARGET's ~/.ssh/authorized_keys, mode 600 in a 700 ~/.ssh)"
+        )
+    elif tried:
+        write(f"SSH between the hosts: all {tried} directions work without a password.")
     reached = sum(r.reachable for r in results)
     summary = f"{reached} of {len(results)} hosts reached"
     if any(d.blocking for d in diffs):

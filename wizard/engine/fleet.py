@@ -9,6 +9,7 @@ run across the hosts.
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,12 +23,16 @@ from wizard.host import Host
 PARALLEL = 32
 
 
+MESH_LIMIT = 64  # past this many hosts, only the head's directions are tried (N² otherwise)
+
+
 @dataclass
 class HostResult:
     spec: HostSpec
     report: Report | None
     error: str | None = None  # why it could not be reached
     wall_s: float = 0.0
+    ssh_to: dict[str, str | None] | None = None  # other host -> None (works) or ssh's words
 
     @property
     def reachable(self) -> bool:
@@ -83,9 +88,13 @@ def doctor_hosts(
     target: str | None = None,
     parallel: int = PARALLEL,
     on_result: Callable[[HostResult], None] | None = None,
+    ssh_argv: Callable[[HostSpec], list[str]] | None = None,
 ) -> list[HostResult]:
     """Every host's doctor, in the order given. `connect` makes a host (an SshHost) or raises
-    with the reason it cannot; `on_result` hears each result as it comes."""
+    with the reason it cannot; `on_result` hears each result as it comes. With `ssh_argv`
+    (the ssh command that reaches a host), each host also tries passwordless SSH to the
+    others, as mpirun's launcher will: every direction up to MESH_LIMIT hosts, else the
+    first host to all and all to the first."""
 
     def one(spec: HostSpec) -> HostResult:
         started = time.perf_counter()
@@ -96,17 +105,60 @@ def doctor_hosts(
         else:
             try:
                 report = run_doctor(host, target)
+                ssh_to = try_ssh(host, _mesh_targets(spec, specs), ssh_argv) if ssh_argv else None
             finally:
                 close = getattr(host, "close", None)
                 if close:
                     close()
-            result = HostResult(spec, report, None, time.perf_counter() - started)
+            result = HostResult(spec, report, None, time.perf_counter() - started, ssh_to)
         if on_result:
             on_result(result)
         return result
 
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(specs)))) as pool:
         return list(pool.map(one, specs))
+
+
+def _mesh_targets(spec: HostSpec, specs: list[HostSpec]) -> list[HostSpec]:
+    """The hosts this one tries, starting after itself: as every host goes round in its own
+    order, each is dialled by about one other at a time (sshd's MaxStartups drops logins
+    past 10 at once, which a burst from every host would hit)."""
+    if len(specs) > MESH_LIMIT:
+        return [s for s in specs[1:] if s != spec] if spec == specs[0] else [specs[0]]
+    me = specs.index(spec)
+    return specs[me + 1 :] + specs[:me]
+
+
+def try_ssh(
+    host: Host, targets: list[HostSpec], ssh_argv: Callable[[HostSpec], list[str]]
+) -> dict[str, str | None]:
+    """From `host`, `ssh target true` to each target in turn, in one remote command: None
+    where it works, else the last line ssh printed."""
+    if not targets:
+        return {}
+    jobs = " ".join(
+        f"if out=$({shlex.join(ssh_argv(t))} true 2>&1 </dev/null); then echo {i} ok; "
+        f'else echo {i} "$(printf %s "$out" | tail -n 1)"; fi;'
+        for i, t in enumerate(targets)
+    )
+    result = host.run(
+        ["sh", "-c", jobs], timeout=10 + 6 * len(targets), key="ssh to the other hosts"
+    )
+    said = dict(line.partition(" ")[::2] for line in result.stdout.splitlines() if line)
+    return {
+        t.label: None if said.get(str(i)) == "ok" else (said.get(str(i)) or "no answer")
+        for i, t in enumerate(targets)
+    }
+
+
+def mesh_failures(results: list[HostResult]) -> list[tuple[str, str, str]]:
+    """(from, to, why) for every direction that did not work."""
+    return [
+        (r.spec.label, other, why)
+        for r in results
+        for other, why in (r.ssh_to or {}).items()
+        if why is not None
+    ]
 
 
 def differences(results: list[HostResult]) -> list[Difference]:
@@ -128,7 +180,10 @@ def _value(report: Report, fact: str) -> Any:
 
 
 def ok(results: list[HostResult], diffs: list[Difference]) -> bool:
-    """Every host reached, none blocked by its own findings, no blocking difference."""
-    return all(r.report is not None and not r.report.blocking for r in results) and not any(
-        d.blocking for d in diffs
+    """Every host reached, none blocked by its own findings, no blocking difference, and
+    SSH works in every direction tried."""
+    return (
+        all(r.report is not None and not r.report.blocking for r in results)
+        and not any(d.blocking for d in diffs)
+        and not mesh_failures(results)
     )
