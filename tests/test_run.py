@@ -217,13 +217,18 @@ def test_a_hung_step_times_out(env: dict, tmp_path: Path) -> None:
     assert "failed (timed out after 1 s)" in done.stdout
 
 
-def test_corrupt_state_is_reported_and_kept_aside(
-    env: dict, counting: Path, tmp_path: Path
-) -> None:
+def finished_run(env: dict, counting: Path, tmp_path: Path) -> str:
+    """A whole run of the counting recipe; its id."""
     work = tmp_path / "work"
     (work / "go").touch()
     wizard(env, "run", str(counting), "--set", f"work={work}")
-    run_id = state(env)["run_id"]
+    return state(env)["run_id"]
+
+
+def test_corrupt_state_is_reported_and_kept_aside(
+    env: dict, counting: Path, tmp_path: Path
+) -> None:
+    run_id = finished_run(env, counting, tmp_path)
     state_file = Path(env["XDG_STATE_HOME"]) / "wizard" / "runs" / run_id / "state.yaml"
     state_file.write_text("wizard_run: 1\nsteps: [unclosed\n")
     done = wizard(env, "resume")
@@ -237,13 +242,9 @@ def test_corrupt_state_is_reported_and_kept_aside(
 def test_a_state_cut_at_a_line_boundary_is_corrupt_and_older_runs_are_offered(
     env: dict, counting: Path, tmp_path: Path
 ) -> None:
-    work = tmp_path / "work"
-    (work / "go").touch()
-    wizard(env, "run", str(counting), "--set", f"work={work}")
-    older = state(env)["run_id"]
+    older = finished_run(env, counting, tmp_path)
     time.sleep(1.1)  # run ids are stamped to the second
-    wizard(env, "run", str(counting), "--set", f"work={work}")
-    newer = state(env)["run_id"]
+    newer = finished_run(env, counting, tmp_path)
     state_file = Path(env["XDG_STATE_HOME"]) / "wizard" / "runs" / newer / "state.yaml"
     lines = state_file.read_text().splitlines(keepends=True)
     assert lines[-1].startswith("# end of wizard state, sha256 ")
@@ -267,9 +268,7 @@ def test_a_state_cut_at_a_line_boundary_is_corrupt_and_older_runs_are_offered(
 def test_a_changed_state_fails_its_checksum_and_an_old_format_still_loads(
     env: dict, counting: Path, tmp_path: Path
 ) -> None:
-    work = tmp_path / "work"
-    (work / "go").touch()
-    wizard(env, "run", str(counting), "--set", f"work={work}")
+    finished_run(env, counting, tmp_path)
     state_file = Path(state(env)["path"])
     text = state_file.read_text()
     state_file.write_text(text.replace("status: done", "status: failed", 1))
