@@ -58,8 +58,27 @@ class SshHost(Host):
                 name, user=user, port=port, ssh_opts=options, connect_timeout=LOGIN_TIMEOUT_S
             )
             self.session = self.machine.session()
-        except Exception as exc:  # plumbum raises several kinds; all mean "could not log in"
-            raise Unreachable(_ssh_words(exc)) from None
+        except Exception:  # plumbum raises several kinds; all mean "could not log in"
+            raise Unreachable(self._why_not()) from None
+
+    def _why_not(self) -> str:
+        """ssh's own words for a failed login: plumbum's error may have lost them (a broken
+        pipe when ssh exits first), so ask ssh once more, plainly."""
+        try:
+            done = subprocess.run(
+                ["ssh", *self._options, *self._port, self._target, "true"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=LOGIN_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return f"no answer from ssh within {LOGIN_TIMEOUT_S} s"
+        if done.returncode == 0:
+            return "ssh logs in, but no shell answered there (plumbum could not start one)"
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        return lines[-1] if lines else f"ssh exited with {done.returncode}"
 
     def close(self) -> None:
         """The sessions, then the multiplexing master (it would linger for ControlPersist)."""
@@ -191,18 +210,3 @@ def _gpu(line: str) -> dict[str, Any]:
         "pcie": {},
         "driver": driver,
     }
-
-
-def _ssh_words(exc: Exception) -> str:
-    """The last thing ssh said (`Permission denied (publickey)`, `Connection refused`), out
-    of plumbum's report of the failed login."""
-    text = str(getattr(exc, "stderr", "") or exc)
-    lines = [line.strip(" |") for line in text.splitlines()]
-    said = [
-        line
-        for line in lines
-        if any(w in line for w in ("ssh:", "denied", "refused", "verification", "timed out"))
-    ]
-    if said:
-        return said[-1]
-    return f"no shell prompt from the host within {LOGIN_TIMEOUT_S} s ({type(exc).__name__})"
