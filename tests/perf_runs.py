@@ -16,13 +16,25 @@ FOUR = {  # collective: (FlagCX log, nccl-tests log), real runs on the 4x H100 m
 _PARAMS = "params:\n  link: {default: NVLink 4.0 ×18}\n  link_peak_gbs: {default: '450.0'}\n"
 
 
-def record_four_gpu_runs(folder: Path, env: dict[str, str]) -> None:
-    """`wizard run` a flagcx and a nccl-tests recipe that `cat` the real logs, under env's
-    XDG_STATE_HOME, with the link the doctor read on that machine."""
-    for recipe_id, steps in (
+TORCH = {  # torch.distributed's sweep, from the torch-nccl recipe on a 4x H200 (NVLink 4.0 x18)
+    "allreduce": "torch-4xh200-all-reduce.log",
+    "allgather": "torch-4xh200-all-gather.log",
+    "reducescatter": "torch-4xh200-reduce-scatter.log",
+}
+
+
+def record_four_gpu_runs(folder: Path, env: dict[str, str], *, torch: bool = False) -> None:
+    """`wizard run` a flagcx and a nccl-tests recipe (and with `torch`, a torch-nccl one) that
+    `cat` the real logs, under env's XDG_STATE_HOME, with the link the doctor read there."""
+    recipes = [
         ("flagcx", {c.flagcx_step: (FOUR[c.name][0], "flagcx-perf") for c in COLLECTIVES}),
         ("nccl-tests", {c.nccl_step: (FOUR[c.name][1], "nccl-tests") for c in COLLECTIVES}),
-    ):
+    ]
+    if torch:
+        recipes.append(
+            ("torch-nccl", {c.nccl_step: (TORCH[c.name], "nccl-tests") for c in COLLECTIVES})
+        )
+    for recipe_id, steps in recipes:
         path = folder / f"{recipe_id}.yaml"
         path.write_text(
             f"id: {recipe_id}\ntitle: replay\n{_PARAMS}steps:\n"

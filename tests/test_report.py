@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli import run_wizard
-from tests.perf_runs import FOUR, record_four_gpu_runs
+from tests.perf_runs import FOUR, TORCH, record_four_gpu_runs
 from wizard.engine.compare import compare
 from wizard.engine.parsers import FlagcxPerf, NcclTestsPerf
 
@@ -111,3 +111,23 @@ def test_wizard_report_puts_three_collectives_side_by_side(tmp_path: Path) -> No
     data = json.loads(run_wizard(env, "report", "--json").stdout)
     assert [c["collective"] for c in data["collectives"]] == list(FOUR)
     assert data["link_peak_gbs"] == 450.0 and data["missing"] == []
+
+
+@pytest.mark.parametrize("log", sorted(TORCH.values()))
+def test_the_torch_sweep_prints_what_the_nccl_tests_parser_reads(log: str) -> None:
+    rows = parsed(NcclTestsPerf, DATA / log)
+    assert [r["size_bytes"] for r in rows] == [131072 << i for i in range(16)]
+    assert all(r["busbw_gbs"] > 0 and "wrong" not in r for r in rows)  # every answer right
+
+
+def test_wizard_report_adds_torch_as_a_third_column(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
+    record_four_gpu_runs(tmp_path, env, torch=True)
+    done = run_wizard(env, "report")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "torch: torch.distributed's figures from run torch-nccl-" in done.stdout
+    # allreduce at 4G: FlagCX and NCCL as before, torch's 362.66 GB/s beside them
+    assert "      4G     362.57     362.49   1.000          81%        81%    362.66" in done.stdout
+    data = json.loads(run_wizard(env, "report", "--json").stdout)
+    assert data["torch_run"].startswith("torch-nccl-")
+    assert data["collectives"][0]["rows"][-1]["torch_gbs"] == 362.66

@@ -224,6 +224,8 @@ def report(args: argparse.Namespace) -> int:
     out = Console()
     first = result.comparisons[0]
     out.write(f"FlagCX run {first.flagcx_run} against nccl-tests run {first.nccl_run}")
+    if result.torch_run:
+        out.write(f"torch: torch.distributed's figures from run {result.torch_run}")
     if result.peak_gbs:
         out.write(f"Links: {result.link}, peak {result.peak_gbs:g} GB/s per direction")
     else:
@@ -232,13 +234,14 @@ def report(args: argparse.Namespace) -> int:
     for comparison in result.comparisons:
         out.write()
         out.write(f"{comparison.collective}, {comparison.metric} (GB/s)")
-        out.write(_REPORT_HEADER)
+        out.write(_REPORT_HEADER + (f" {'torch':>9}" if result.torch_run else ""))
         for row in comparison.rows:
             ratio = f"{row.ratio:.3f}" if row.ratio is not None else "-"
             ours, theirs = comparison.of_peak(row.flagcx), comparison.of_peak(row.nccl)
+            torch = f" {_gbs(row.torch):>9}" if result.torch_run else ""
             out.write(
                 f"{size_text(row.size_bytes):>8} {row.flagcx:>10.2f} {row.nccl:>10.2f} {ratio:>7}"
-                f" {_share(ours):>12} {_share(theirs):>10}"
+                f" {_share(ours):>12} {_share(theirs):>10}{torch}"
             )
         if comparison.metric == "algbw":
             out.write("One rank: bus bandwidth is 0 for both, so algorithm bandwidth is compared.")
@@ -261,6 +264,10 @@ def report(args: argparse.Namespace) -> int:
 _REPORT_HEADER = (
     f"{'size':>8} {'FlagCX':>10} {'NCCL':>10} {'ratio':>7} {'FlagCX/peak':>12} {'NCCL/peak':>10}"
 )
+
+
+def _gbs(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
 
 
 def _share(value: float | None) -> str:

@@ -43,6 +43,7 @@ class Row:
     size_bytes: int
     flagcx: float
     nccl: float
+    torch: float | None = None  # torch.distributed's, from a torch-nccl run
 
     @property
     def ratio(self) -> float | None:
@@ -85,6 +86,7 @@ class Comparison:
                     "ratio": r.ratio,
                     "flagcx_of_peak": self.of_peak(r.flagcx),
                     "nccl_of_peak": self.of_peak(r.nccl),
+                    "torch_gbs": r.torch,
                 }
                 for r in self.rows
             ],
@@ -100,9 +102,11 @@ class Report:
     link: str
     peak_gbs: float | None
     missing: list[str]
+    torch_run: str | None = None  # the torch-nccl run whose busbw is the third column
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "torch_run": self.torch_run,
             "link": self.link,
             "link_peak_gbs": self.peak_gbs,
             "collectives": [c.to_dict() for c in self.comparisons],
@@ -151,17 +155,25 @@ def link_peak(run: st.RunState) -> float | None:
 
 
 def latest() -> Report:
-    """The latest flagcx and nccl-tests runs, compared collective by collective."""
+    """The latest flagcx and nccl-tests runs, compared collective by collective, with the
+    latest torch-nccl run's figures beside them when there is one."""
     flagcx, nccl = latest_run("flagcx"), latest_run("nccl-tests")
+    try:
+        torch: st.RunState | None = latest_run("torch-nccl")
+    except (NoResults, st.StateError):
+        torch = None
     peak = link_peak(flagcx) or link_peak(nccl)
     link = str(flagcx.params.get("link") or nccl.params.get("link") or "")
     comparisons, missing = [], []
     for c in COLLECTIVES:
         ours, theirs = table(flagcx, c.flagcx_step), table(nccl, c.nccl_step)
         if ours and theirs:
-            comparisons.append(
-                compare(ours, theirs, flagcx.run_id, nccl.run_id, collective=c.name, peak_gbs=peak)
+            comparison = compare(
+                ours, theirs, flagcx.run_id, nccl.run_id, collective=c.name, peak_gbs=peak
             )
+            if torch is not None:
+                _add_torch(comparison, table(torch, c.nccl_step))
+            comparisons.append(comparison)
         elif ours or theirs:
             recipe, step = ("nccl-tests", c.nccl_step) if ours else ("flagcx", c.flagcx_step)
             missing.append(f"{c.name}: the latest {recipe} run has no {step} results")
@@ -171,4 +183,11 @@ def latest() -> Report:
             "no collective with results: run `wizard run flagcx --from allreduce` and "
             "`wizard run nccl-tests --from all-reduce`"
         )
-    return Report(comparisons, link, peak, missing)
+    return Report(comparisons, link, peak, missing, torch.run_id if torch else None)
+
+
+def _add_torch(comparison: Comparison, rows: list[dict[str, Any]]) -> None:
+    key = f"{comparison.metric}_gbs"
+    by_size = {int(r["size_bytes"]): float(r[key]) for r in rows}
+    for row in comparison.rows:
+        row.torch = by_size.get(row.size_bytes)

@@ -23,7 +23,7 @@ _PLACEHOLDER_AND_SPACE = re.compile(PLACEHOLDER.pattern + "( ?)")
 STEP_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 PARAM_KINDS = ("str", "int", "path", "args")
 # Parameters the engine fills itself.
-BUILTINS = ("nproc", "mpi_env", "mpi_flavor", "run_dir")
+BUILTINS = ("nproc", "mpi_env", "mpi_flavor", "run_dir", "steps_dir")
 
 RECIPE_KEYS = {"id", "title", "description", "requires", "params", "steps"}
 PARAM_KEYS = {"default", "fact", "help", "kind"}

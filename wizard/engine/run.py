@@ -23,6 +23,7 @@ from wizard.engine.parsers import PARSERS
 from wizard.engine.recipe import Recipe, Step, render
 from wizard.engine.runner import Outcome, StepRunner
 from wizard.host import LocalHost
+from wizard.paths import data_dir
 
 # NVLink multicast can take down every GPU of a shared host: off unless the caller chose.
 SAFE_ENV = {
@@ -146,6 +147,7 @@ def resolve(
     values["mpi_flavor"] = str(facts.get("mpi.flavor", ""))
     values["mpi_env"] = mpi_forward_flags(values["mpi_flavor"], env)
     values["run_dir"] = str(run_dir)
+    values["steps_dir"] = str(data_dir("steps"))  # the recipes' own tools (steps/tools/)
     return values
 
 

@@ -90,16 +90,21 @@ class ResultsScreen(WizardScreen):
             )
             table: DataTable[Any] = DataTable(id=f"nccl-{c.collective}", cursor_type="none")
             table.add_columns("size", "FlagCX", "NCCL", "ratio", "FlagCX/peak", "NCCL/peak")
+            if report.torch_run:
+                table.add_column("torch")
             for row in c.rows:
                 ours, theirs = c.of_peak(row.flagcx), c.of_peak(row.nccl)
-                table.add_row(
+                cells = [
                     size_text(row.size_bytes),
                     f"{row.flagcx:.2f}",
                     f"{row.nccl:.2f}",
                     f"{row.ratio:.3f}" if row.ratio is not None else "-",
                     f"{ours:.0%}" if ours is not None else "-",
                     f"{theirs:.0%}" if theirs is not None else "-",
-                )
+                ]
+                if report.torch_run:
+                    cells.append(f"{row.torch:.2f}" if row.torch is not None else "-")
+                table.add_row(*cells)
             yield table
         for note in report.missing:
             yield Static(Text(f"Not compared: {note}."))
