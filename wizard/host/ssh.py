@@ -1,9 +1,10 @@
 """SshHost: another machine, observed over the user's own ssh (through plumbum's SshMachine).
 
-Every probe is a small POSIX command on the remote host; no agent is installed there. All of
-them share one SSH connection: OpenSSH's connection multiplexing (ControlMaster), set up by
-the first command and reused by the rest. BatchMode keeps ssh from asking for a password the
-wizard could not type: a host that needs one is reported as unreachable, with ssh's words.
+Every probe is a small POSIX command on the remote host; no agent is installed there. They
+all go, one at a time, through one long-lived remote shell (plumbum's ShellSession), over one
+SSH connection (OpenSSH's ControlMaster, which plumbum's own session shares). BatchMode keeps
+ssh from asking for a password the wizard could not type: a host that needs one is reported
+as unreachable, with ssh's words.
 """
 
 from __future__ import annotations
