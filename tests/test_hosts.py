@@ -63,6 +63,18 @@ def test_a_bad_hostfile_line_names_file_and_line(tmp_path: Path, text: str, wher
     assert where in str(caught.value) and (str(path) in str(caught.value))
 
 
+def test_host_options_that_do_not_fit_are_usage_errors(tmp_path: Path) -> None:
+    path = tmp_path / "hosts"
+    path.write_text("node1 slots=2\n")
+    env = dict(os.environ)
+    both = run_wizard(env, "doctor", "--hosts", "node1", "--hostfile", str(path))
+    assert both.returncode == 2 and "named in both --hosts and --hostfile: node1" in both.stderr
+    alone = run_wizard(env, "doctor", "--ssh-mesh")
+    assert alone.returncode == 2 and "go with --hosts or --hostfile" in alone.stderr
+    fixing = run_wizard(env, "doctor", "--hosts", "node1", "--fix", "--dry-run")
+    assert fixing.returncode == 2 and "neither --fix nor --snapshot" in fixing.stderr
+
+
 def test_a_bad_hostfile_is_a_usage_error_not_a_traceback(tmp_path: Path) -> None:
     path = tmp_path / "hosts"
     path.write_text("node1 slots=x\n")

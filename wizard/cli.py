@@ -324,6 +324,8 @@ def doctor(args: argparse.Namespace) -> int:
             "--fix asks before changing anything: run it in a terminal, or pass "
             "--yes to apply the preferred fixes, or --dry-run to only show them"
         )
+    if (args.ssh_config or args.ssh_mesh) and not (args.hosts or args.hostfile):
+        raise UsageError("--ssh-config and --ssh-mesh go with --hosts or --hostfile")
     if args.hosts or args.hostfile:
         if args.fix or args.snapshot:
             raise UsageError("--hosts and --hostfile go with neither --fix nor --snapshot")

@@ -28,6 +28,9 @@ def hosts_of(args: argparse.Namespace) -> list[HostSpec]:
             specs += read_hostfile(Path(args.hostfile))
     except HostListError as exc:
         raise UsageError(str(exc)) from None
+    labels = [s.label for s in specs]
+    if twice := sorted({label for label in labels if labels.count(label) > 1}):
+        raise UsageError(f"named in both --hosts and --hostfile: {', '.join(twice)}")
     return specs
 
 
