@@ -10,11 +10,12 @@ import pytest
 from wizard.engine import recipe
 from wizard.engine.parsers import FlagcxPerf, Gtest, NcclTestsPerf, gtest_summary
 from wizard.engine.run import ParamError, mpi_forward_flags, resolve
+from wizard.paths import recipe_ids
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-@pytest.mark.parametrize("name", recipe.available())
+@pytest.mark.parametrize("name", recipe_ids())
 def test_shipped_recipes_load(name: str) -> None:
     loaded = recipe.load(name)
     assert loaded.id == name and loaded.steps

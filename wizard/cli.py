@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from wizard.paths import recipe_ids
+
     parser = argparse.ArgumentParser(
         prog="wizard",
         description="Take a GPU machine to a built and tested FlagCX stack: detect, explain, "
@@ -123,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="build and test: run a recipe's steps with live output",
-        description=f"Run a recipe ({', '.join(_recipe_ids())}, or a path to a recipe file). "
+        description=f"Run a recipe ({', '.join(recipe_ids())}, or a path to a recipe file). "
         "Parameters come from --set, then what `wizard doctor` found, then defaults. Steps "
         "whose work is already done are skipped; every step's state is saved, so a failed or "
         "interrupted run continues with `wizard resume`.",
@@ -164,13 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--json", action="store_true", help="print the comparison as JSON")
     return parser
-
-
-def _recipe_ids() -> list[str]:
-    """The recipes shipped in steps/ (a directory listing: `wizard --help` stays fast)."""
-    from wizard.paths import data_dir
-
-    return sorted(p.stem for p in data_dir("steps").glob("*.yaml"))
 
 
 def _set_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

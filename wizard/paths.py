@@ -52,6 +52,12 @@ def writable_state_dir() -> Path:
     return folder
 
 
+def recipe_ids() -> list[str]:
+    """The recipes shipped in steps/, by id: a folder listing that reads no YAML, so
+    `wizard --help` can name them and stay fast."""
+    return sorted(p.stem for p in data_dir("steps").glob("*.yaml"))
+
+
 def data_dir(name: str) -> Path:
     """A folder of data shipped with the wizard (`steps`, `snapshots`): inside the installed
     package (the wheel puts them under wizard/data), else beside it in a source checkout."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from wizard.paths import data_dir
+from wizard.paths import data_dir, recipe_ids
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _PLACEHOLDER_AND_SPACE = re.compile(PLACEHOLDER.pattern + "( ?)")
@@ -105,10 +105,6 @@ def recipe_dir() -> Path:
     return data_dir("steps")
 
 
-def available() -> list[str]:
-    return sorted(p.stem for p in recipe_dir().glob("*.yaml"))
-
-
 def find(name: str) -> Path:
     """A recipe by id (a file shipped in steps/) or by path."""
     path = Path(name).expanduser()
@@ -118,9 +114,9 @@ def find(name: str) -> Path:
         return path
     shipped = recipe_dir() / f"{name}.yaml"
     if not shipped.is_file():
-        hint = _did_you_mean(name, available())
+        hint = _did_you_mean(name, recipe_ids())
         raise RecipeError(
-            name, None, f"no recipe named {name!r}{hint}; available: {', '.join(available())}"
+            name, None, f"no recipe named {name!r}{hint}; available: {', '.join(recipe_ids())}"
         )
     return shipped
 
