@@ -13,7 +13,7 @@ import shlex
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from wizard.engine.doctor import Report, run_doctor
@@ -73,12 +73,7 @@ class Difference:
     why: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "fact": self.fact,
-            "values": self.values,
-            "blocking": self.blocking,
-            "why": self.why,
-        }
+        return asdict(self)
 
 
 def doctor_hosts(
@@ -107,9 +102,7 @@ def doctor_hosts(
                 report = run_doctor(host, target)
                 ssh_to = try_ssh(host, _mesh_targets(spec, specs), ssh_argv) if ssh_argv else None
             finally:
-                close = getattr(host, "close", None)
-                if close:
-                    close()
+                host.close()
             result = HostResult(spec, report, None, time.perf_counter() - started, ssh_to)
         if on_result:
             on_result(result)

@@ -133,6 +133,10 @@ class Host(ABC):
         {'error': why} when there is no driver or NVML fails."""
         return self._observe("nvml", "query", self._nvml)
 
+    def close(self) -> None:
+        """Let go of what the host holds open (an SSH connection); nothing, by default."""
+        return None
+
     # -- what a concrete host implements ----------------------------------------------------
 
     @abstractmethod
