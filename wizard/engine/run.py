@@ -227,6 +227,11 @@ def _cwd(step: Step, values: dict[str, Any]) -> str | None:
     return os.path.expanduser(render(step.cwd, values, quote=False)) if step.cwd else None
 
 
+def not_wanted(step: Step, values: dict[str, Any]) -> bool:
+    """A step whose `when` parameter is empty, 0, false, no, off or none."""
+    return bool(step.when) and str(values.get(step.when, "")).strip().lower() in FALSE
+
+
 def plan(
     recipe: Recipe, values: dict[str, Any], state: st.RunState | None, start: str | None = None
 ) -> list[Planned]:
@@ -235,7 +240,7 @@ def plan(
     planned = []
     for index, step in enumerate(recipe.steps):
         saved = state.steps.get(step.id) if state else None
-        if step.when and str(values.get(step.when, "")).strip().lower() in FALSE:
+        if not_wanted(step, values):
             planned.append(Planned(index, step, "skip", f"{step.when} is not set"))
         elif start_index is not None and index < start_index:
             planned.append(Planned(index, step, "skip", f"before --from {start}"))

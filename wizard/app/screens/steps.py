@@ -23,11 +23,11 @@ from wizard.engine.doctor import Report
 from wizard.engine.hints import likely_cause
 from wizard.engine.recipe import Step
 from wizard.engine.run import (
-    FALSE,
     Cancelled,
     ParamError,
     execute,
     failing_requirements,
+    not_wanted,
     recipe_facts,
     resolve,
 )
@@ -174,7 +174,7 @@ class StepsScreen(WizardScreen):
             return
         table = self.steps_table()
         for step in self.recipe.steps:
-            skipped = step.when and str(values.get(step.when, "")).strip().lower() in FALSE
+            skipped = not_wanted(step, values)
             why = f"  (skipped: {step.when} is not set)" if skipped else ""
             table.add_row(Text("-" if skipped else "·"), "", Text(step.title + why), key=step.id)
         note = f" Missing: {', '.join(missing)}." if missing else ""
