@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -234,15 +235,10 @@ def report(args: argparse.Namespace) -> int:
     for comparison in result.comparisons:
         out.write()
         out.write(f"{comparison.collective}, {comparison.metric} (GB/s)")
-        out.write(_REPORT_HEADER + (f" {'torch':>9}" if result.torch_run else ""))
+        torch = bool(result.torch_run)
+        out.write(_aligned(_REPORT_COLUMNS if torch else _REPORT_COLUMNS[:-1]))
         for row in comparison.rows:
-            ratio = f"{row.ratio:.3f}" if row.ratio is not None else "-"
-            ours, theirs = comparison.of_peak(row.flagcx), comparison.of_peak(row.nccl)
-            torch = f" {_gbs(row.torch):>9}" if result.torch_run else ""
-            out.write(
-                f"{size_text(row.size_bytes):>8} {row.flagcx:>10.2f} {row.nccl:>10.2f} {ratio:>7}"
-                f" {_share(ours):>12} {_share(theirs):>10}{torch}"
-            )
+            out.write(_aligned([size_text(row.size_bytes), *comparison.figures(row, torch=torch)]))
         if comparison.metric == "algbw":
             out.write("One rank: bus bandwidth is 0 for both, so algorithm bandwidth is compared.")
         gaps += [(comparison.collective, row) for row in comparison.gaps()]
@@ -261,14 +257,10 @@ def report(args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
-_REPORT_HEADER = (
-    f"{'size':>8} {'FlagCX':>10} {'NCCL':>10} {'ratio':>7} {'FlagCX/peak':>12} {'NCCL/peak':>10}"
-)
+_REPORT_COLUMNS = ("size", "FlagCX", "NCCL", "ratio", "FlagCX/peak", "NCCL/peak", "torch")
+_REPORT_WIDTHS = (8, 10, 10, 7, 12, 10, 9)
 
 
-def _gbs(value: float | None) -> str:
-    return f"{value:.2f}" if value is not None else "-"
-
-
-def _share(value: float | None) -> str:
-    return f"{value:.0%}" if value is not None else "-"
+def _aligned(cells: Sequence[str]) -> str:
+    """Right-aligned in the report's columns (the last, torch, only when it is shown)."""
+    return " ".join(f"{cell:>{w}}" for cell, w in zip(cells, _REPORT_WIDTHS, strict=False))

@@ -66,6 +66,21 @@ class Comparison:
         """busbw as a share of the link's peak (never for algbw, which is not comparable)."""
         return value / self.peak_gbs if self.peak_gbs and self.metric == "busbw" else None
 
+    def figures(self, row: Row, *, torch: bool = False) -> list[str]:
+        """A row's figures as shown: FlagCX, NCCL, their ratio, each as a share of the peak,
+        and with `torch` torch.distributed's; "-" where there is none."""
+        ours, theirs = self.of_peak(row.flagcx), self.of_peak(row.nccl)
+        shown = [
+            f"{row.flagcx:.2f}",
+            f"{row.nccl:.2f}",
+            f"{row.ratio:.3f}" if row.ratio is not None else "-",
+            f"{ours:.0%}" if ours is not None else "-",
+            f"{theirs:.0%}" if theirs is not None else "-",
+        ]
+        if torch:
+            shown.append(f"{row.torch:.2f}" if row.torch is not None else "-")
+        return shown
+
     def gaps(self) -> list[Row]:
         return [
             r for r in self.rows if r.size_bytes >= LARGE and r.ratio is not None and r.ratio < GAP

@@ -93,18 +93,8 @@ class ResultsScreen(WizardScreen):
             if report.torch_run:
                 table.add_column("torch")
             for row in c.rows:
-                ours, theirs = c.of_peak(row.flagcx), c.of_peak(row.nccl)
-                cells = [
-                    size_text(row.size_bytes),
-                    f"{row.flagcx:.2f}",
-                    f"{row.nccl:.2f}",
-                    f"{row.ratio:.3f}" if row.ratio is not None else "-",
-                    f"{ours:.0%}" if ours is not None else "-",
-                    f"{theirs:.0%}" if theirs is not None else "-",
-                ]
-                if report.torch_run:
-                    cells.append(f"{row.torch:.2f}" if row.torch is not None else "-")
-                table.add_row(*cells)
+                figures = c.figures(row, torch=bool(report.torch_run))
+                table.add_row(size_text(row.size_bytes), *figures)
             yield table
         for note in report.missing:
             yield Static(Text(f"Not compared: {note}."))
