@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -110,7 +111,7 @@ class Query:
             "pairs": pairs,
         }
         # The answer's older shape, kept for tools that read it.
-        answer["p2p_read"] = [[p["gpus"][0], p["gpus"][1], p["p2p_read"]] for p in answer["pairs"]]
+        answer["p2p_read"] = [[p["gpus"][0], p["gpus"][1], p["p2p_read"]] for p in pairs]
         answer["unread"] = self.unread()
         return answer
 
@@ -122,8 +123,7 @@ class Query:
         )
         pci = self.optional(where, "PCI bus id", lambda: nv.nvmlDeviceGetPciInfo(handle).busId)
         uuid = self.optional(where, "UUID", lambda: nv.nvmlDeviceGetUUID(handle))
-        links = self.nvlinks(where, handle)
-        version = next((link["version"] for link in links if link["version"]), None)
+        remotes, version = self.nvlinks(where, handle)
         return {
             "index": index,
             "name": _text(nv.nvmlDeviceGetName(handle)),
@@ -131,19 +131,20 @@ class Query:
             "compute_capability": f"{capability[0]}.{capability[1]}" if capability else "",
             "pci_bus_id": _text(pci) if pci else "",
             "uuid": _text(uuid) if uuid else "",
-            "nvlinks": len(links),
+            "nvlinks": len(remotes),
             "nvlink_version": version,
             "nvlink_generation": NVLINK_GENERATIONS.get(version or 0, ""),
-            "nvlink_remotes": _remotes(links),
+            # How many active links end at each far end: {"switch": 18} or {bus id: 4, ...}
+            "nvlink_remotes": dict(Counter(r or "unknown" for r in remotes)),
             "pcie": self.pcie(where, handle),
         }
 
-    def nvlinks(self, where: str, handle: Any) -> list[dict[str, Any]]:
-        """Each active link: its version and what is at its other end (a GPU's bus id or
-        "switch"). Links are numbered from 0 with no gaps, so the first index NVML calls
-        invalid ends the loop: 19 calls for an H100's 18 links, not the binding's 36."""
+    def nvlinks(self, where: str, handle: Any) -> tuple[list[str], int | None]:
+        """What is at the other end of each active link (a GPU's bus id or "switch"), and
+        their NVLink version. Links are numbered from 0 with no gaps, so the first index NVML
+        calls invalid ends the loop: 19 calls for an H100's 18 links, not the binding's 36."""
         nv = self.nv
-        active: list[dict[str, Any]] = []
+        remotes: list[str] = []
         version = None
         for link in range(getattr(nv, "NVML_NVLINK_MAX_LINKS", _MAX_LINKS_FALLBACK)):
             try:
@@ -161,8 +162,8 @@ class Query:
                     "NVLink version",
                     lambda li=link: nv.nvmlDeviceGetNvLinkVersion(handle, li),
                 )
-            active.append({"version": version, "remote": self.remote(label, handle, link)})
-        return active
+            remotes.append(self.remote(label, handle, link))
+        return remotes, version
 
     def remote(self, label: str, handle: Any, link: int) -> str:
         nv = self.nv
@@ -242,15 +243,6 @@ def _p2p_index(nv: Any, name: str) -> int:
     if isinstance(value, tuple):  # `NVML_P2P_CAPS_INDEX_READ = 0,` in nvidia-ml-py 13.615
         value = value[0]
     return int(value)
-
-
-def _remotes(links: list[dict[str, Any]]) -> dict[str, int]:
-    """How many active links end at each remote: {"switch": 18} or {bus id: 4, ...}."""
-    counts: dict[str, int] = {}
-    for link in links:
-        remote = link["remote"] or "unknown"
-        counts[remote] = counts.get(remote, 0) + 1
-    return counts
 
 
 def _text(value: bytes | str) -> str:
