@@ -35,8 +35,8 @@ def find_headers(ctx: Context) -> list[Header]:
     for env in ("NCCL_HOME", "CCL_HOME"):
         if value := host.getenv(env):
             candidates.append((value.rstrip("/"), env))
-    if home := host.getenv("HOME"):  # where the wizard's rootless fix links a wheel's NCCL
-        candidates.append((f"{home}/.local/nccl", "~/.local/nccl"))
+    if prefix := user_prefix(ctx):  # where the wizard's rootless fixes link a wheel's NCCL
+        candidates.append((prefix, "~/.local/nccl"))
     candidates += [
         ("/usr", "system"),
         ("/usr/local", "/usr/local"),
@@ -92,6 +92,13 @@ def _torch_nccl(host: Host) -> str | None:
     return next(iter(wheels.values()), None)
 
 
+def user_prefix(ctx: Context) -> str | None:
+    """Where the wizard's rootless fixes link NCCL (~/.local/nccl), as mpi.user_prefix does
+    for MPI; None with HOME unset."""
+    home = ctx.host.getenv("HOME")
+    return f"{home}/.local/nccl" if home else None
+
+
 def header_fixes(ctx: Context) -> list[Fix]:
     """Least change first: a wheel (no root), then NVIDIA's packages."""
     q = shlex.quote
@@ -99,26 +106,27 @@ def header_fixes(ctx: Context) -> list[Fix]:
     toolkits, _ = cuda.find_toolkits(ctx.host)
     version = versions.major_minor(toolkits[0].version if toolkits else ctx.fact("driver.cuda"))
     major = version[0] if version else 12
-    home = ctx.host.getenv("HOME")
-    wheel = [
-        Fix(
-            f"Install NCCL from the nvidia-nccl-cu{major} wheel, without root",
-            [
-                # A venv of its own: a distro's Python refuses pip installs (PEP 668).
-                f"python3 -m venv {q(prefix)}/venv",
-                f"{q(prefix)}/venv/bin/python -m pip install nvidia-nccl-cu{major}",
-                f"NCCL_DIR=$({q(prefix)}/venv/bin/python -c "
-                "'import nvidia.nccl as m; print(list(m.__path__)[0])')",
-                *link_commands("$NCCL_DIR/include", "$NCCL_DIR/lib/libnccl.so.2", prefix),
-            ],
-            changes=f"a virtual environment at {prefix}/venv holding the wheel, linked as "
-            f"{prefix}/include and {prefix}/lib (CCL_HOME={prefix}). {_RUNTIME.format(prefix)}",
-            home=home,
+    fixes = []
+    if prefix := user_prefix(ctx):  # with HOME unset there is no rootless place for it
+        fixes.append(
+            Fix(
+                f"Install NCCL from the nvidia-nccl-cu{major} wheel, without root",
+                [
+                    # A venv of its own: a distro's Python refuses pip installs (PEP 668).
+                    f"python3 -m venv {q(prefix)}/venv",
+                    f"{q(prefix)}/venv/bin/python -m pip install nvidia-nccl-cu{major}",
+                    f"NCCL_DIR=$({q(prefix)}/venv/bin/python -c "
+                    "'import nvidia.nccl as m; print(list(m.__path__)[0])')",
+                    *link_commands("$NCCL_DIR/include", "$NCCL_DIR/lib/libnccl.so.2", prefix),
+                ],
+                changes=f"a virtual environment at {prefix}/venv holding the wheel, linked as "
+                f"{prefix}/include and {prefix}/lib (CCL_HOME={prefix}). "
+                + _RUNTIME.format(prefix),
+                home=ctx.host.getenv("HOME") or "",
+            )
         )
-        for prefix in ([f"{home}/.local/nccl"] if home else [])
-    ]
     return [
-        *wheel,
+        *fixes,
         *distro.nvidia_packages_fix(
             "Install libnccl-dev from NVIDIA's repository",
             {"debian": ["libnccl2", "libnccl-dev"], "rhel": ["libnccl", "libnccl-devel"]},
@@ -197,14 +205,11 @@ def nccl_library(ctx: Context) -> Finding:
 
 def _link_fixes(ctx: Context, include: str, library: str) -> list[Fix]:
     """A CCL_HOME of links: under ~/.local/nccl without root, else (no HOME) /usr/local/nccl."""
-    home = ctx.host.getenv("HOME")
     title = f"Make a CCL_HOME whose lib/libnccl.so links to {library}"
-    if home:
-        prefix = f"{home}/.local/nccl"
+    if prefix := user_prefix(ctx):
         commands = link_commands(include, library, prefix)
-        return [
-            Fix(title, commands, changes=_links_changes(prefix), home=home),
-        ]
+        home = ctx.host.getenv("HOME") or ""
+        return [Fix(title, commands, changes=_links_changes(prefix), home=home)]
     distro = Distro.of(ctx)
     prefix = "/usr/local/nccl"
     commands = [distro.sudo(c) for c in link_commands(include, library, prefix)]
