@@ -104,7 +104,8 @@ def new_run(
     recipe_id: str, recipe_path: str, step_ids: list[str], answers: dict[str, str]
 ) -> RunState:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = writable_state_dir() / "runs"
+    writable_state_dir()  # or a clear error naming the folder and XDG_STATE_HOME
+    base = runs_dir()
     base.mkdir(exist_ok=True)
     run_id, n = f"{recipe_id}-{stamp}", 1
     while (base / run_id).exists():
