@@ -39,6 +39,11 @@ def nvcc_version(host: Host, nvcc: str) -> str | None:
     return (match.group(2) or match.group(1)) if match else None
 
 
+def nvcc_home(host: Host, nvcc: str) -> str:
+    """The install an nvcc belongs to: two levels above the real file (HOME/bin/nvcc)."""
+    return os.path.dirname(os.path.dirname(host.realpath(nvcc)))
+
+
 def is_toolkit(host: Host, home: str) -> bool:
     return host.is_file(f"{home}/bin/nvcc") and host.is_file(f"{home}/include/cuda_runtime.h")
 
@@ -51,7 +56,7 @@ def find_toolkits(host: Host) -> tuple[list[Toolkit], str | None]:
             candidates.append((value.rstrip("/") or "/", env))
     nvcc = host.which("nvcc")
     if nvcc:
-        candidates.append((os.path.dirname(os.path.dirname(host.realpath(nvcc))), "PATH"))
+        candidates.append((nvcc_home(host, nvcc), "PATH"))
     candidates.append(("/usr/local/cuda", "/usr/local/cuda"))
     for path in reversed(host.glob("/usr/local/cuda-*")):
         candidates.append((path, "/usr/local/cuda-*"))
@@ -94,7 +99,9 @@ def cuda_toolkit(ctx: Context) -> Finding:
         f"{t.home}: CUDA {t.version or 'unknown version (nvcc fails)'} (found through {t.source})"
         for t in toolkits
     ]
-    if nvcc and not any(host.realpath(t.home) == _install_of(host, nvcc) for t in toolkits):
+    if nvcc and not any(
+        host.realpath(t.home) == host.realpath(nvcc_home(host, nvcc)) for t in toolkits
+    ):
         details.append(
             f"nvcc on PATH ({nvcc}) has no CUDA headers beside it: not a full toolkit, skipped"
         )
@@ -152,10 +159,6 @@ def cuda_toolkit(ctx: Context) -> Finding:
     return ctx.ok(summary, details=details, facts=facts)
 
 
-def _install_of(host: Host, nvcc: str) -> str:
-    return host.realpath(os.path.dirname(os.path.dirname(host.realpath(nvcc))))
-
-
 def _driver_upgrade(ctx: Context, toolkit: str) -> list[Fix]:
     """Where the driver is at fault: a newer one. In a container it is the host's to change."""
     title = f"Upgrade the NVIDIA driver to one that supports CUDA {toolkit}"
@@ -176,7 +179,7 @@ def _path_mismatch(ctx: Context, chosen: Toolkit, nvcc: str | None) -> str | Non
     host = ctx.host
     root = host.realpath(chosen.home)
     if nvcc:
-        nvcc_root = os.path.dirname(os.path.dirname(host.realpath(nvcc)))
+        nvcc_root = nvcc_home(host, nvcc)
         if is_toolkit(host, nvcc_root) and host.realpath(nvcc_root) != root:
             return f"nvcc on PATH is {nvcc}, from another install than {chosen.home}"
     for entry in (host.getenv("LD_LIBRARY_PATH") or "").split(":"):
