@@ -116,20 +116,17 @@ def render(
         label = result.spec.label.ljust(width)
         report = result.report
         if report is None:
-            write(
-                f" {paint(renderer.marks[Status.FAIL], '31')} {label}  unreachable: {result.error}"
-            )
+            write(f" {renderer.mark(Status.FAIL)} {label}  unreachable: {result.error}")
             for advice in unreachable_advice(result):
                 write(f"     {paint('fix:', '36')} $ {advice}")
             continue
         blocking = report.blocking
-        status, color = (Status.FAIL, "31") if blocking else (Status.OK, "32")
         line = (
             f"{len(blocking)} blocking {report.target.id}: {', '.join(f.id for f in blocking)}"
             if blocking
             else f"nothing blocks {report.target.id}"
         )
-        mark = paint(renderer.marks[status], color)
+        mark = renderer.mark(Status.FAIL if blocking else Status.OK)
         write(f" {mark} {label}  {line}  ({result.wall_s:.2f} s)")
         if verbose:
             renderer.render(report)

@@ -80,6 +80,10 @@ class TextRenderer:
     def paint(self, text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self.color else text
 
+    def mark(self, status: Status) -> str:
+        """The status's sign (✓, !, ✗, -), in its colour."""
+        return self.paint(self.marks[status], _COLORS[status])
+
     def write(self, line: str = "") -> None:
         self.stream.write(line + "\n")
 
@@ -94,7 +98,7 @@ class TextRenderer:
         self.summary(report)
 
     def finding(self, finding: Finding, width: int, blocking: bool) -> None:
-        mark = self.paint(self.marks[finding.status], _COLORS[finding.status])
+        mark = self.mark(finding.status)
         title = finding.title.ljust(width)
         self.write(f" {mark} {self.paint(title, '1') if blocking else title}  {finding.summary}")
         indent = " " * 5
