@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -44,6 +45,9 @@ class LabHost:
     env: dict[str, str] = field(default_factory=dict)  # sshd's SetEnv for its sessions
     authorized: Path | None = None  # its own authorized_keys, checked with StrictModes
     only_from: str | None = None  # sshd's AllowUsers root@ADDRESS: logins from there alone
+    # Folders this host has a disk of its own at: path -> the folder mounted there for it
+    # (a bind mount in the host's own mount namespace; elsewhere the path is this machine's).
+    private: dict[Path, Path] = field(default_factory=dict)
 
 
 class Lab:
@@ -137,8 +141,16 @@ class Lab:
             + (f"AllowUsers root@{host.only_from}\n" if host.only_from else "")
             + setenv
         )
+        sshd = [SSHD, "-D", "-e", "-f", str(config)]
+        if host.private:
+            mounts = " && ".join(
+                f"mount --bind {shlex.quote(str(b))} {shlex.quote(str(p))}"
+                for p, b in host.private.items()
+            )
+            sshd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                    f"{mounts} && exec {shlex.join(sshd)}"]  # fmt: skip
         host.sshd = subprocess.Popen(
-            ["ip", "netns", "exec", host.namespace, SSHD, "-D", "-e", "-f", str(config)],
+            ["ip", "netns", "exec", host.namespace, *sshd],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests import netns
 from tests.cli import run_wizard
-from wizard.engine.hostlist import HostListError, HostSpec, parse_hosts, read_hostfile
+from wizard.engine.cluster import Cluster, ClusterError, RunHost
+from wizard.engine.hostlist import (
+    HostListError,
+    HostSpec,
+    parse_host,
+    parse_hosts,
+    read_hostfile,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -217,3 +226,166 @@ def test_ssh_between_hosts_is_tried_in_every_direction(lab_folder: Path) -> None
     assert failures == {("node0", "node2"), ("node1", "node2")}
     assert data["hosts"][2]["ssh_to"] == {"node0": None, "node1": None}
     assert data["ok"] is False and code == 1
+
+
+# -- runs across hosts -------------------------------------------------------------------------
+
+FIXTURE = ROOT / "tests" / "fixtures" / "flagcx-like"
+SMALL = "perf_args=-b 128K -e 1M -f 2 -p 1"
+
+
+def run_across(lab: netns.Lab, env: dict[str, str], *args: str) -> tuple[int, str, dict]:
+    """`wizard run flagcx --hosts node0,node1` (or resume), and the saved run."""
+    done = run_wizard(env, *args, timeout=300)
+    status = run_wizard(env, "status", "--json")
+    return done.returncode, done.stdout + done.stderr, json.loads(status.stdout)
+
+
+def flagcx_on(lab: netns.Lab, src: Path) -> list[str]:
+    return [
+        "run", "flagcx", "--force", "--yes",
+        "--hosts", ",".join(h.name for h in lab.hosts), "--ssh-config", str(lab.config),
+        "--set", f"src={src}", "--set", SMALL,
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def state_env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
+
+
+@needs_lab
+@pytest.mark.integration
+def test_flagcx_across_two_hosts_sharing_its_folder(
+    lab_folder: Path, tmp_path: Path, state_env: dict[str, str]
+) -> None:
+    """The namespaces share this machine's disk, as a shared folder: one build, here, then
+    a real mpirun that starts one rank on each host over the lab's ssh."""
+    src = tmp_path / "FlagCX"
+    shutil.copytree(FIXTURE, src)
+    with netns.Lab(lab_folder, 2) as lab:
+        for host in lab.hosts:
+            host.env = {"LAB_HOST": host.name}
+            lab.start(host)
+        code, out, run = run_across(lab, state_env, *flagcx_on(lab, src))
+    assert code == 0, out
+    steps = run["steps"]
+    assert steps["build"]["hosts"]["here"]["status"] == "done"
+    assert set(steps["build"]["hosts"]) == {"here"}  # the hosts share src with this machine
+    assert f"# here, for node0, node1 (they share {src})" in out
+    allreduce = steps["allreduce"]
+    assert f"--host node0:1,node1:1 --mca plm_rsh_args '-F {lab.config}'" in allreduce["command"]
+    assert "-np 2 ./test_allreduce" in allreduce["command"]
+    log = Path(allreduce["log"]).read_text()
+    assert "rank 0 runs on node0" in log and "rank 1 runs on node1" in log
+    assert [r["size_bytes"] for r in allreduce["results"]["table"]] == [
+        131072,
+        262144,
+        524288,
+        1048576,
+    ]
+    assert steps["torch-example"]["status"] == "skipped"
+    assert run["cluster"]["hosts"] == [{"host": "node0", "slots": 1}, {"host": "node1", "slots": 1}]
+
+
+@needs_lab
+@pytest.mark.integration
+def test_hosts_with_their_own_disks_build_each_and_resume_per_host(
+    lab_folder: Path, tmp_path: Path, state_env: dict[str, str]
+) -> None:
+    """Each host has its own copy at the same path (a bind mount in its own mount namespace):
+    both build over SSH at once, with their lines prefixed. node1's copy is broken first;
+    after it is fixed, `wizard resume` builds node1 again and leaves node0's build alone."""
+    src = tmp_path / "FlagCX"
+    shutil.copytree(FIXTURE, src)  # this machine's copy: mpirun's working folder
+    disks = {}
+    for name in ("node0", "node1"):
+        disks[name] = tmp_path / f"disk-{name}"
+        shutil.copytree(FIXTURE, disks[name])
+    makefile = disks["node1"] / "Makefile"
+    good = makefile.read_text()
+    makefile.write_text(good.replace("all:", "all: missing-on-purpose\nnot-all:", 1))
+    with netns.Lab(lab_folder, 2) as lab:
+        for host in lab.hosts:
+            host.env = {"LAB_HOST": host.name}
+            host.private = {src: disks[host.name]}
+            lab.start(host)
+        code, out, run = run_across(lab, state_env, *flagcx_on(lab, src))
+        assert code == 1, out
+        build = run["steps"]["build"]
+        assert build["status"] == "failed" and build["reason"].startswith("node1: exit code")
+        assert build["hosts"]["node0"]["status"] == "done"
+        assert "[node0] Linking" in out and "[node1] make: *** No rule" in out
+        assert "$ [node1] make -j" in out  # the command as it runs there, not its ssh wrapping
+        assert "[node0] already done: " in out and "/Makefile exists there" in out
+        assert (disks["node0"] / "build" / "lib" / "libflagcx.so").exists()
+        assert not (src / "build").exists()  # nothing was built in this machine's copy
+        built_at = (disks["node0"] / "build" / "lib" / "libflagcx.so").stat().st_mtime
+
+        makefile.write_text(good)
+        code, out, run = run_across(lab, state_env, "resume", "--force")
+    assert code == 0, out
+    assert "[node0] done earlier in this run" in out
+    assert (disks["node0"] / "build" / "lib" / "libflagcx.so").stat().st_mtime == built_at
+    assert run["steps"]["build"]["hosts"]["node1"]["status"] == "done"
+    assert run["steps"]["perf-build"]["hosts"].keys() == {"node0", "node1"}
+    log = Path(run["steps"]["allreduce"]["log"]).read_text()
+    assert "rank 0 runs on node0" in log and "rank 1 runs on node1" in log
+
+
+def cluster_of(*labels: str, **facts: dict) -> Cluster:
+    hosts = []
+    for i, label in enumerate(labels):
+        spec = parse_host(label)
+        hosts.append(
+            RunHost(spec, 2, facts.get(spec.name, {}), interface=f"eth{i}", subnet="10.0.0.0/24")
+        )
+    return Cluster(hosts, ssh_config="/cfg", here_subnet="10.0.0.0/24")
+
+
+def test_launcher_options_for_each_mpi() -> None:
+    cluster = cluster_of("a:8010", "b:8010")
+    assert cluster.launcher_flags("Open MPI") == [
+        "--host", "a:2,b:2", "--mca", "plm_rsh_args", "-F /cfg -p 8010",
+        "--mca", "oob_tcp_if_include", "10.0.0.0/24", "--mca", "btl_tcp_if_include", "10.0.0.0/24",
+    ]  # fmt: skip
+    assert cluster.launcher_flags("MPICH") == ["-hosts", "a:2,b:2"]
+    assert cluster.launcher_env("MPICH") == {"HYDRA_LAUNCHER_EXTRA_ARGS": "-F /cfg -p 8010"}
+    assert cluster.launcher_env("Open MPI") == {}
+    assert cluster.ranks == 4
+    with pytest.raises(ClusterError, match="different SSH ports"):
+        cluster_of("a:8010", "b").launcher_flags("Open MPI")
+    with pytest.raises(ClusterError, match="different users"):
+        cluster_of("u@a", "v@b").launcher_flags("MPICH")
+
+
+def test_rank_variables_name_the_shared_interface_and_common_hcas() -> None:
+    cluster = cluster_of("a", "b", a={"rdma.hca": "mlx5_0,mlx5_1"}, b={"rdma.hca": "mlx5_1,mlx5_0"})
+    assert cluster.rank_env() == {
+        "FLAGCX_SOCKET_IFNAME": "eth",
+        "NCCL_SOCKET_IFNAME": "eth",
+        "FLAGCX_IB_HCA": "mlx5_0,mlx5_1",
+        "NCCL_IB_HCA": "mlx5_0,mlx5_1",
+    }
+    cluster.hosts[1].interface = "ib0"  # nothing in common: leave the choice to the library
+    cluster.hosts[1].facts = {}
+    assert cluster.rank_env() == {}
+
+
+def test_a_remote_variable_expands_there_and_runs_nothing() -> None:
+    cluster = cluster_of("a")
+    command = cluster.remote_command(
+        cluster.hosts[0],
+        'echo "$LD_LIBRARY_PATH"; echo $WEIRD',
+        cwd="/tmp",
+        env={"LD_LIBRARY_PATH": "/x:$LD_LIBRARY_PATH", "WEIRD": "$(touch /tmp/owned) `id` $ ${"},
+        run_id="r1",
+    )
+    argv = shlex.split(command)
+    assert argv[:2] == ["ssh", "-F"] and "-tt" in argv and argv[-2] == "a"
+    remote = subprocess.run(
+        ["sh", "-c", argv[-1]],
+        env={"PATH": os.environ["PATH"], "LD_LIBRARY_PATH": "/old"},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert remote.stdout.splitlines() == ["/x:/old", "$(touch /tmp/owned) `id` $ ${"]

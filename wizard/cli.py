@@ -71,17 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay a snapshot recorded by `wizard snapshot` instead of this host",
     )
     many = doctor.add_argument_group("other hosts, over SSH (your ssh and its config)")
-    many.add_argument(
-        "--hosts", metavar="A,B,...", help="check these hosts: [user@]name[:port], comma-separated"
-    )
-    many.add_argument(
-        "--hostfile",
-        metavar="FILE",
-        help="check the hosts of an MPI hostfile (`name slots=N`, `name:N` or one name a line)",
-    )
-    many.add_argument(
-        "--ssh-config", metavar="FILE", help="an ssh config file to use instead of ~/.ssh/config"
-    )
+    _host_options(many)
     many.add_argument(
         "--ssh-mesh",
         action="store_true",
@@ -138,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-run from this step on, continuing the recipe's latest run",
     )
     _run_options(run)
+    across = run.add_argument_group(
+        "across hosts, over SSH (builds on every host, then one launch over all)"
+    )
+    _host_options(across)
 
     resume = commands.add_parser(
         "resume",
@@ -176,6 +170,20 @@ def _set_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> No
         default=[],
         metavar="KEY=VALUE",
         help="set a recipe parameter, e.g. --set src=~/FlagCX (repeatable)",
+    )
+
+
+def _host_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--hosts", metavar="A,B,...", help="these hosts: [user@]name[:port], comma-separated"
+    )
+    group.add_argument(
+        "--hostfile",
+        metavar="FILE",
+        help="the hosts of an MPI hostfile (`name slots=N`, `name:N` or one name a line)",
+    )
+    group.add_argument(
+        "--ssh-config", metavar="FILE", help="an ssh config file to use instead of ~/.ssh/config"
     )
 
 

@@ -14,7 +14,9 @@ from typing import Any
 from wizard.console import Console
 from wizard.engine import recipe as recipes
 from wizard.engine import state as st
+from wizard.engine.cluster import Builder, Cluster, ClusterError
 from wizard.engine.doctor import run_doctor
+from wizard.engine.hostlist import HostSpec
 from wizard.engine.run import (
     Cancelled,
     ParamError,
@@ -28,6 +30,7 @@ from wizard.engine.run import (
 )
 from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from wizard.host import LocalHost
+from wizard.hosts_report import hosts_of
 from wizard.paths import writable_state_dir
 
 
@@ -51,17 +54,117 @@ def _doctor(recipe: recipes.Recipe, force: bool, out: Console) -> dict[str, Any]
 
 
 def _values(
-    recipe: recipes.Recipe, facts: dict[str, Any], answers: dict[str, str], run_dir: Any, ask: bool
+    recipe: recipes.Recipe,
+    facts: dict[str, Any],
+    answers: dict[str, str],
+    run_dir: Any,
+    ask: bool,
+    across: Across | None = None,
 ) -> dict[str, Any]:
     while True:
         try:
-            return resolve(recipe, facts, answers, run_dir)
+            values = resolve(
+                recipe, facts, answers, run_dir, cluster=across.cluster if across else None
+            )
+            if across:
+                across.local = values
+                across.check_values(answers)
+            return values
+        except ClusterError as exc:
+            raise UsageError(str(exc)) from None
         except ParamError as exc:
             missing = exc.missing
             if not (ask and missing and sys.stdin.isatty()):
                 raise UsageError(str(exc)) from None
             param = recipe.params[missing]
             answers[missing] = input(f"{missing}{f' ({param.help})' if param.help else ''}: ")
+
+
+class Across:
+    """A run across hosts: the cluster, and each builder's parameter values (its own
+    doctor's facts, so each host builds for what it has)."""
+
+    def __init__(
+        self, recipe: recipes.Recipe, cluster: Cluster, answers: dict[str, str], run_dir: Path
+    ) -> None:
+        self.recipe, self.cluster, self.answers, self.run_dir = recipe, cluster, answers, run_dir
+        self.local: dict[str, Any] = {}
+
+    def values_for(self, builder: Builder) -> dict[str, Any]:
+        if builder.host is None:
+            return self.local
+        return resolve(
+            self.recipe, builder.host.facts, self.answers, self.run_dir, cluster=self.cluster
+        )
+
+    def check_values(self, answers: dict[str, str]) -> None:
+        """Every host's values, now: a parameter one host has no value for is an error
+        before anything runs, not halfway through a build."""
+        self.answers = answers
+        for host in self.cluster.hosts:
+            try:
+                resolve(self.recipe, host.facts, answers, self.run_dir, cluster=self.cluster)
+            except ParamError as exc:
+                raise UsageError(f"{host.label}: {exc}") from None
+
+
+def _across(
+    recipe: recipes.Recipe,
+    specs: list[HostSpec],
+    args: argparse.Namespace,
+    answers: dict[str, str],
+    run_dir: Path,
+    out: Console,
+) -> Across | None:
+    """The doctor on every host, then the cluster; None (after saying why) when a host
+    cannot be reached, or (without --force) blocks the recipe or differs where it must not."""
+    from wizard.engine.cluster import discover
+    from wizard.engine.fleet import differences
+    from wizard.host.ssh import SshHost
+
+    if args.ssh_config and not Path(args.ssh_config).is_file():
+        raise UsageError(f"--ssh-config {args.ssh_config}: no such file")
+
+    def connect(spec: HostSpec) -> SshHost:
+        return SshHost(
+            spec.name, user=spec.user, port=spec.port, ssh_config=args.ssh_config, label=spec.label
+        )
+
+    per_host = answers.get("gpus")
+    out.write(f"Checking {len(specs)} hosts over SSH ...")
+    results, cluster = discover(
+        specs,
+        connect,
+        ssh_config=args.ssh_config,
+        ranks_per_host=int(per_host) if per_host and per_host.isdigit() else None,
+    )
+    stop = False
+    for result, host in zip(results, cluster.hosts, strict=True):
+        if result.report is None:
+            out.write(f"unreachable: {host.label}: {result.error}")
+            stop = True
+            continue
+        failing = failing_requirements(recipe, result.report)
+        for finding in failing:
+            word = "warning" if args.force else "blocked"
+            out.write(f"{word}: {host.label}: {finding.id}: {finding.summary}")
+        stop |= bool(failing) and not args.force
+        out.write(f"  {host.label}: {host.slots} rank(s), {result.report.target.id}")
+    for diff in differences(results):
+        if diff.blocking:
+            shown = ", ".join(f"{k}={v}" for k, v in diff.values.items())
+            out.write(f"{'warning' if args.force else 'blocked'}: {diff.fact} differs: {shown}")
+            out.write(f"  ({diff.why})")
+            stop |= not args.force
+    if stop:
+        out.write("Run `wizard doctor --hosts ...` for the details, or pass --force.")
+        return None
+    for label in cluster.one_gpu_hosts():
+        out.write(
+            f"note: {label} has one GPU: FlagCX falls back to host-based communication "
+            "between hosts (correct, much slower; GPU utilisation stays near 0%)."
+        )
+    return Across(recipe, cluster, answers, run_dir)
 
 
 def _sigterm_as_interrupt() -> None:
@@ -77,6 +180,7 @@ def _go(
     values: dict[str, Any],
     out: Console,
     start: str | None,
+    across: Across | None = None,
 ) -> int:
     _sigterm_as_interrupt()
     shown = {k: v for k, v in values.items() if k in recipe.params}
@@ -85,8 +189,19 @@ def _go(
         "Parameters: "
         + " ".join(f"{k}={' '.join(v) if isinstance(v, list) else v}" for k, v in shown.items())
     )
+    if across:
+        state.cluster = across.cluster.to_dict()
+        state.save()
     try:
-        ok = execute(recipe, state, values, out, start=start)
+        ok = execute(
+            recipe,
+            state,
+            values,
+            out,
+            start=start,
+            cluster=across.cluster if across else None,
+            values_for=across.values_for if across else None,
+        )
     except Cancelled as stopped:
         out.summary(recipe, state)
         out.write(
@@ -120,11 +235,17 @@ def run(args: argparse.Namespace) -> int:
         except st.StateError as exc:
             out.write(f"warning: {exc}")
             state = None
+    specs = hosts_of(args)
     if state is None:
         state = st.new_run(recipe.id, str(recipe.path), [s.id for s in recipe.steps], answers)
-    values = _values(recipe, facts, answers, state.folder, ask=not args.yes)
+    elif state.cluster and not specs:  # --from continues the run on its hosts
+        specs, args.ssh_config = Cluster.specs_from(state.cluster), state.cluster["ssh_config"]
+    across = _across(recipe, specs, args, answers, state.folder, out) if specs else None
+    if specs and across is None:
+        return EXIT_FAILED
+    values = _values(recipe, facts, answers, state.folder, ask=not args.yes, across=across)
     state.answers = answers
-    return _go(recipe, state, values, out, args.start)
+    return _go(recipe, state, values, out, args.start, across)
 
 
 def resume(args: argparse.Namespace) -> int:
@@ -147,8 +268,15 @@ def resume(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     answers = {**state.answers, **_sets(args.sets)}
     state.answers = answers
-    values = _values(recipe, facts, answers, state.folder, ask=not args.yes)
-    return _go(recipe, state, values, out, None)
+    across = None
+    if state.cluster:  # the hosts the run started with
+        args.ssh_config = state.cluster.get("ssh_config")
+        specs = Cluster.specs_from(state.cluster)
+        across = _across(recipe, specs, args, answers, state.folder, out)
+        if across is None:
+            return EXIT_FAILED
+    values = _values(recipe, facts, answers, state.folder, ask=not args.yes, across=across)
+    return _go(recipe, state, values, out, None, across)
 
 
 def status(args: argparse.Namespace) -> int:

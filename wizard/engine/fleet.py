@@ -33,6 +33,7 @@ class HostResult:
     error: str | None = None  # why it could not be reached
     wall_s: float = 0.0
     ssh_to: dict[str, str | None] | None = None  # other host -> None (works) or ssh's words
+    probed: Any = None  # what the caller's `probe` learned there
 
     @property
     def reachable(self) -> bool:
@@ -84,12 +85,14 @@ def doctor_hosts(
     parallel: int = PARALLEL,
     on_result: Callable[[HostResult], None] | None = None,
     ssh_argv: Callable[[HostSpec], list[str]] | None = None,
+    probe: Callable[[Host, HostSpec], Any] | None = None,
 ) -> list[HostResult]:
     """Every host's doctor, in the order given. `connect` makes a host (an SshHost) or raises
     with the reason it cannot; `on_result` hears each result as it comes. With `ssh_argv`
     (the ssh command that reaches a host), each host also tries passwordless SSH to the
     others, as mpirun's launcher will: every direction up to MESH_LIMIT hosts, else the
-    first host to all and all to the first."""
+    first host to all and all to the first. `probe` asks each host something more over the
+    same connection."""
 
     def one(spec: HostSpec) -> HostResult:
         started = time.perf_counter()
@@ -101,9 +104,11 @@ def doctor_hosts(
             try:
                 report = run_doctor(host, target)
                 ssh_to = try_ssh(host, _mesh_targets(spec, specs), ssh_argv) if ssh_argv else None
+                probed = probe(host, spec) if probe else None
             finally:
                 host.close()
-            result = HostResult(spec, report, None, time.perf_counter() - started, ssh_to)
+            took = time.perf_counter() - started
+            result = HostResult(spec, report, None, took, ssh_to, probed)
         if on_result:
             on_result(result)
         return result

@@ -23,9 +23,11 @@ _PLACEHOLDER_AND_SPACE = re.compile(PLACEHOLDER.pattern + "( ?)")
 STEP_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 PARAM_KINDS = ("str", "int", "path", "args")
 # Parameters the engine fills itself.
-BUILTINS = ("nproc", "mpi_env", "mpi_flavor", "run_dir", "steps_dir")
+BUILTINS = ("nproc", "mpi_env", "mpi_flavor", "mpi_hosts", "ranks", "run_dir", "steps_dir")
+# Where a step runs in a run across hosts (on one host, all run here).
+WHERE = ("here", "every-host", "single-host")
 
-RECIPE_KEYS = {"id", "title", "description", "requires", "params", "steps"}
+RECIPE_KEYS = {"id", "title", "description", "requires", "shared", "params", "steps"}
 PARAM_KEYS = {"default", "fact", "help", "kind"}
 STEP_KEYS = {
     "id",
@@ -39,6 +41,7 @@ STEP_KEYS = {
     "optional",
     "needs",
     "when",
+    "where",
 }
 DONE_IF_KEYS = {"exists", "newer", "than", "command"}
 
@@ -78,6 +81,7 @@ class Step:
     optional: bool = False
     needs: tuple[str, ...] = ()
     when: str | None = None
+    where: str = "here"
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class Recipe:
     requires: tuple[str, ...] = ()
     params: dict[str, Param] = field(default_factory=dict)
     steps: tuple[Step, ...] = ()
+    shared: str | None = None  # the folder hosts may share, so one build serves them
 
     def index(self, step_id: str) -> int:
         for i, step in enumerate(self.steps):
@@ -216,7 +221,15 @@ class _Validator:
             requires=tuple(requires),
             params=params,
             steps=tuple(steps),
+            shared=self.shared(data, params),
         )
+
+    def shared(self, data: _Lines, params: dict[str, Param]) -> str | None:
+        shared = self.text(data, "shared", "the recipe", required=False)
+        for name in PLACEHOLDER.findall(shared or ""):
+            if name not in params:
+                raise self.fail(data, f"'shared' uses {{{{ {name} }}}}, not a parameter", "shared")
+        return shared
 
     def params(self, data: _Lines) -> dict[str, Param]:
         if "params" not in data:
@@ -300,6 +313,11 @@ class _Validator:
         when = entry.get("when")
         if when is not None and when not in params:
             raise self.fail(entry, f"step {step_id!r}: 'when' must name a parameter", "when")
+        where = entry.get("where", "here")
+        if where not in WHERE:
+            raise self.fail(
+                entry, f"step {step_id!r}: 'where' must be one of {', '.join(WHERE)}", "where"
+            )
         done_if = self.done_if(entry, step_id)
         step = Step(
             id=step_id,
@@ -313,6 +331,7 @@ class _Validator:
             optional=bool(entry.get("optional", False)),
             needs=tuple(needs),
             when=when,
+            where=where,
         )
         self.placeholders(entry, step, params)
         return step

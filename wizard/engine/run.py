@@ -11,13 +11,14 @@ import os
 import re
 import shlex
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from checks.base import Finding, Status
 from wizard.engine import state as st
+from wizard.engine.cluster import Builder, Cluster
 from wizard.engine.doctor import Report
 from wizard.engine.parsers import PARSERS
 from wizard.engine.recipe import Recipe, Step, render
@@ -112,10 +113,11 @@ def resolve(
     run_dir: Path,
     *,
     missing: list[str] | None = None,
+    cluster: Cluster | None = None,
 ) -> dict[str, Any]:
     """Parameter values: --set answers, then doctor facts, then defaults. A parameter with
     none raises ParamError; given a `missing` list (to show a plan anyway), it is added there
-    and stands as `<name?>`."""
+    and stands as `<name?>`. With a cluster, the launcher's values place ranks on its hosts."""
     unknown = sorted(set(answers) - set(recipe.params))
     if unknown:
         raise ParamError(
@@ -146,9 +148,18 @@ def resolve(
     values["nproc"] = nproc()
     values["mpi_flavor"] = str(facts.get("mpi.flavor", ""))
     values["mpi_env"] = mpi_forward_flags(values["mpi_flavor"], env)
+    values["mpi_hosts"] = cluster.launcher_flags(values["mpi_flavor"]) if cluster else []
+    values["ranks"] = cluster.ranks if cluster else _int_or(values.get("gpus"), 1)
     values["run_dir"] = str(run_dir)
     values["steps_dir"] = str(data_dir("steps"))  # the recipes' own tools (steps/tools/)
     return values
+
+
+def _int_or(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
 
 
 def _convert(name: str, kind: str, value: Any) -> Any:
@@ -196,7 +207,7 @@ def done_reason(step: Step, values: dict[str, Any]) -> str | None:
         return None
     if cond.command:
         command = render(cond.command, values, quote=True)
-        cwd = _cwd(step, values)
+        cwd = step_cwd(step, values)
         done = subprocess.run(
             ["bash", "-c", command],
             capture_output=True,
@@ -222,7 +233,7 @@ def _mtimes(path: str) -> Iterator[float]:
                 continue
 
 
-def _cwd(step: Step, values: dict[str, Any]) -> str | None:
+def step_cwd(step: Step, values: dict[str, Any]) -> str | None:
     """The step's working folder, filled in and ~ expanded; None when it names none."""
     return os.path.expanduser(render(step.cwd, values, quote=False)) if step.cwd else None
 
@@ -233,21 +244,31 @@ def not_wanted(step: Step, values: dict[str, Any]) -> bool:
 
 
 def plan(
-    recipe: Recipe, values: dict[str, Any], state: st.RunState | None, start: str | None = None
+    recipe: Recipe,
+    values: dict[str, Any],
+    state: st.RunState | None,
+    start: str | None = None,
+    *,
+    across: bool = False,
 ) -> list[Planned]:
-    """What would happen, step by step. `start` (--from) re-runs from that step on."""
+    """What would happen, step by step. `start` (--from) re-runs from that step on. Across
+    hosts, an every-host step's done_if is asked on each host when it runs."""
     start_index = recipe.index(start) if start else None
     planned = []
     for index, step in enumerate(recipe.steps):
         saved = state.steps.get(step.id) if state else None
         if not_wanted(step, values):
             planned.append(Planned(index, step, "skip", f"{step.when} is not set"))
+        elif across and step.where == "single-host":
+            planned.append(Planned(index, step, "skip", "it runs on a single host only"))
         elif start_index is not None and index < start_index:
             planned.append(Planned(index, step, "skip", f"before --from {start}"))
         elif start_index is not None:
             planned.append(Planned(index, step, "run", "--from"))
         elif saved and saved.status in st.FINISHED:
             planned.append(Planned(index, step, "skip", f"{saved.status} earlier in this run"))
+        elif across and step.where == "every-host":
+            planned.append(Planned(index, step, "run"))
         elif reason := done_reason(step, values):
             planned.append(Planned(index, step, "skip", f"already done: {reason}"))
         else:
@@ -267,14 +288,21 @@ def execute(
     *,
     start: str | None = None,
     runner: StepRunner | None = None,
+    cluster: Cluster | None = None,
+    values_for: Callable[[Builder], dict[str, Any]] | None = None,
 ) -> bool:
     """Run the plan, saving state after every change. True when no step failed.
-    Raises Cancelled (state saved) when the user stops it."""
+    Raises Cancelled (state saved) when the user stops it. With a cluster, every-host steps
+    run on each builder, with the values `values_for` gives it (its own doctor's facts)."""
     runner = runner or StepRunner(LocalHost())
     state.params = {k: v for k, v in values.items() if k not in ("mpi_env", "mpi_flavor")}
     base_env = step_environment()
     base_env["WIZARD_RUN_ID"] = state.run_id
-    steps = plan(recipe, values, state, start)
+    if cluster:
+        flavor = values.get("mpi_flavor", "")
+        for name, value in {**cluster.launcher_env(flavor), **cluster.rank_env()}.items():
+            base_env.setdefault(name, value)
+    steps = plan(recipe, values, state, start, across=cluster is not None)
     total = len(steps)
     all_ok = True
     for item in steps:
@@ -291,7 +319,13 @@ def execute(
             state.save()
             listener.step_skipped(item.index, total, step, saved.reason)
             continue
-        outcome = _run_step(step, item.index, total, state, values, base_env, listener, runner)
+        if cluster and step.where == "every-host":
+            from wizard.engine.everywhere import Everywhere
+
+            everywhere = Everywhere(recipe, cluster, values_for or (lambda b: values), runner)
+            outcome = everywhere.run(step, item.index, total, state, base_env, listener)
+        else:
+            outcome = _run_step(step, item.index, total, state, values, base_env, listener, runner)
         if outcome.cancelled:
             raise Cancelled(step.id)
         if not outcome.ok:
@@ -314,7 +348,7 @@ def _run_step(
     saved = state.step(step.id)
     env = dict(base_env)
     for name, value in step.env.items():
-        env[name] = _expand(render(value, values, quote=False), env)
+        env[name] = expand_vars(render(value, values, quote=False), env)
     # Forward the step's own variables too, so remote ranks see what local ones see.
     values = {**values, "mpi_env": mpi_forward_flags(values.get("mpi_flavor", ""), env)}
     command = render(step.run, values, quote=True)
@@ -331,7 +365,7 @@ def _run_step(
             parser.feed(texts)
         listener.lines(texts)
 
-    cwd = _cwd(step, values)
+    cwd = step_cwd(step, values)
     if cwd and not os.path.isdir(cwd):
         outcome = Outcome(None, 0.0, error=f"working folder {cwd} does not exist")
         log.write_text(outcome.error + "\n")  # type: ignore[operator]
@@ -359,7 +393,7 @@ def _run_step(
     return outcome
 
 
-def _expand(text: str, env: dict[str, str]) -> str:
+def expand_vars(text: str, env: dict[str, str]) -> str:
     """$NAME and ${NAME} from the step's environment (unset: empty), as a shell would."""
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m.group(1) or m.group(2), ""), text)
 

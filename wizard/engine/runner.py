@@ -42,11 +42,29 @@ class StepRunner:
     def __init__(self, host: LocalHost) -> None:
         self.host = host
         self._cancel = threading.Event()
+        self._siblings: list[StepRunner] = []
         self.pgid: int | None = None
 
     def cancel(self) -> None:
-        """Ask the running step to stop (from another thread, e.g. the app's cancel key)."""
+        """Ask the running step to stop (from another thread, e.g. the app's cancel key),
+        with every sibling running a part of it."""
         self._cancel.set()
+        for sibling in self._siblings:
+            sibling.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def sibling(self) -> StepRunner:
+        """Another runner for a part of this step that runs beside it (one host of several):
+        cancelling this one cancels it too."""
+        runner = StepRunner(self.host)
+        self._siblings.append(runner)
+        return runner
+
+    def forget_siblings(self) -> None:
+        self._siblings.clear()
 
     def run(
         self,

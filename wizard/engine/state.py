@@ -51,6 +51,8 @@ class StepState:
     reason: str = ""
     command: str = ""
     results: dict[str, Any] = field(default_factory=dict)
+    # A step run on several hosts: each builder's status, exit code, log and reason.
+    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,6 +66,7 @@ class RunState:
     answers: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     steps: dict[str, StepState] = field(default_factory=dict)
+    cluster: dict[str, Any] = field(default_factory=dict)  # the hosts of a run across hosts
 
     @property
     def folder(self) -> Path:
