@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
+HOME_SSH = Path("/root/.ssh")
 _LABS = itertools.count()
 
 
@@ -48,6 +49,10 @@ class LabHost:
     # Folders this host has a disk of its own at: path -> the folder mounted there for it
     # (a bind mount in the host's own mount namespace; elsewhere the path is this machine's).
     private: dict[Path, Path] = field(default_factory=dict)
+    # A ~/.ssh of its own (empty at first): sshd also reads its authorized_keys there, with
+    # StrictModes, beside the lab's file that lets the wizard in; ssh run there uses it.
+    own_ssh: Path | None = None
+    hostkey: Path | None = None  # its own host key
 
 
 class Lab:
@@ -109,12 +114,13 @@ class Lab:
         )
         self.authorized.write_text(self.key.with_suffix(".pub").read_text())
         self.authorized.chmod(0o600)
-        self.hostkey = self.folder / "host_ed25519"
-        subprocess.run(
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.hostkey)], check=True
-        )
-        public = self.hostkey.with_suffix(".pub").read_text().split()[:2]
-        self.known.write_text("".join(f"{_known_name(h)} {' '.join(public)}\n" for h in self.hosts))
+        for host in self.hosts:  # each its own host key, as separate machines have
+            host.hostkey = self.folder / f"host_{host.name}"
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host.hostkey)],
+                check=True,
+            )
+        self.known.write_text("".join(self.known_line(h) for h in self.hosts))
         self.config.write_text(
             "".join(
                 f"Host {h.name}\n  HostName {h.address}\n  Port {h.port}\n  User root\n"
@@ -123,6 +129,31 @@ class Lab:
                 for h in self.hosts
             )
         )
+
+    def _secure_authorized(self) -> Path:
+        """The lab's authorized_keys where StrictModes accepts it: every folder above it
+        root's and not writable by others (/tmp, which holds tests' folders, is)."""
+        folder = Path("/run") / f"wizard-lab-{self.bridge}"
+        folder.mkdir(mode=0o755, exist_ok=True)
+        path = folder / "authorized_keys"
+        shutil.copy(self.authorized, path)
+        path.chmod(0o600)
+        return path
+
+    def known_line(self, host: LabHost) -> str:
+        """The host's known_hosts line, as ssh-keyscan would print it."""
+        assert host.hostkey is not None
+        public = host.hostkey.with_suffix(".pub").read_text().split()[:2]
+        return f"{_known_name(host)} {' '.join(public)}\n"
+
+    def give_own_ssh(self, host: LabHost) -> Path:
+        """An empty ~/.ssh of the host's own, mounted over /root/.ssh there (restart it)."""
+        folder = self.folder / f"dot-ssh-{host.name}"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        HOME_SSH.mkdir(mode=0o700, exist_ok=True)  # the mount point
+        host.own_ssh = folder
+        host.private[HOME_SSH] = folder
+        return folder
 
     def start(self, host: LabHost) -> None:
         """(Re)start the host's sshd, with its SetEnv."""
@@ -133,8 +164,10 @@ class Lab:
             "SetEnv " + " ".join(f"{k}={v}" for k, v in host.env.items()) + "\n" if host.env else ""
         )
         keys, strict = (host.authorized, "yes") if host.authorized else (self.authorized, "no")
+        if host.own_ssh:
+            keys, strict = f"{self._secure_authorized()} .ssh/authorized_keys", "yes"
         config.write_text(
-            f"ListenAddress {host.address}\nPort {host.port}\nHostKey {self.hostkey}\n"
+            f"ListenAddress {host.address}\nPort {host.port}\nHostKey {host.hostkey}\n"
             f"AuthorizedKeysFile {keys}\nPidFile {self.folder}/sshd_{host.name}.pid\n"
             "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
             f"KbdInteractiveAuthentication no\nUsePAM no\nStrictModes {strict}\n"
@@ -189,6 +222,7 @@ class Lab:
             ):
                 subprocess.run(["ip", *command], capture_output=True, check=False)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
+        shutil.rmtree(Path("/run") / f"wizard-lab-{self.bridge}", ignore_errors=True)
 
     def ssh(self, host: LabHost, command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -198,6 +232,14 @@ class Lab:
             timeout=30,
             check=False,
         )
+
+
+def with_own_ssh(folder: Path, argv: list[str]) -> list[str]:
+    """argv run with `folder` as this machine's /root/.ssh (in a mount namespace of its
+    own): a wizard that reads and writes its ~/.ssh for real, without touching this one's."""
+    HOME_SSH.mkdir(mode=0o700, exist_ok=True)
+    mount = f'mount --bind {shlex.quote(str(folder))} {HOME_SSH} && exec "$@"'
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", mount, "sh", *argv]
 
 
 def _ip(*args: str) -> None:

@@ -8,6 +8,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -389,3 +390,120 @@ def test_a_remote_variable_expands_there_and_runs_nothing() -> None:
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert remote.stdout.splitlines() == ["/x:/old", "$(touch /tmp/owned) `id` $ ${"]
+
+
+# -- wizard hosts setup ------------------------------------------------------------------------
+
+
+def setup_here(lab: netns.Lab, here_ssh: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`wizard hosts setup` with `here_ssh` as this machine's ~/.ssh, on the lab's hosts
+    named by address (as FlagCX's guide names them), each with a ~/.ssh of its own."""
+    addresses = ",".join(h.address for h in lab.hosts)
+    argv = [sys.executable, "-m", "wizard", "hosts", "setup", "--hosts", addresses, *args]
+    env = {**os.environ, "NO_COLOR": "1", "XDG_STATE_HOME": str(here_ssh.parent / "state")}
+    return subprocess.run(
+        netns.with_own_ssh(here_ssh, argv),
+        env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+        check=False, cwd=ROOT,
+    )  # fmt: skip
+
+
+def own_ssh_lab(lab: netns.Lab) -> dict[str, Path]:
+    dirs = {}
+    for host in lab.hosts:
+        dirs[host.name] = lab.give_own_ssh(host)
+        lab.start(host)
+    return dirs
+
+
+def here_with(folder: Path, lab: netns.Lab, *, key: bool = True, known: bool = True) -> Path:
+    """This machine's ~/.ssh: the lab's key (which every host lets in) and its host keys."""
+    folder.mkdir(mode=0o700)
+    if key:
+        shutil.copy(lab.key, folder / "id_ed25519")
+        shutil.copy(lab.key.with_suffix(".pub"), folder / "id_ed25519.pub")
+    if known:
+        (folder / "known_hosts").write_text(lab.known.read_text())
+    return folder
+
+
+@needs_lab
+def test_hosts_setup_makes_the_mesh_from_no_keys(lab_folder: Path, tmp_path: Path) -> None:
+    """Three hosts with empty ~/.ssh (one with an authorized_keys others may write): setup
+    makes a key on each, hands the keys round, fixes the modes, fills known_hosts with the
+    keys this machine trusts, and then every direction works."""
+    with netns.Lab(lab_folder, 3) as lab:
+        dirs = own_ssh_lab(lab)
+        loose = dirs["node2"] / "authorized_keys"
+        loose.write_text("")
+        loose.chmod(0o666)
+        here = here_with(tmp_path / "here-ssh", lab)
+        done = setup_here(lab, here, "--yes")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Between the hosts: 6 of 6 directions work." in done.stdout
+        assert "✗ ssh.perms:" in done.stdout and "authorized_keys is mode 666" in done.stdout
+        for host in lab.hosts:
+            own = dirs[host.name]
+            assert (own / "id_ed25519").exists()
+            assert oct((own / "authorized_keys").stat().st_mode & 0o777) == "0o600"
+            others = [h for h in lab.hosts if h is not host]
+            known = (own / "known_hosts").read_text()
+            assert all(lab.known_line(h).split()[2] in known for h in others)
+        # A second run finds nothing to do, and the doctor agrees, direction by direction.
+        again = setup_here(lab, here, "--yes")
+        assert again.returncode == 0 and "✗" not in again.stdout, again.stdout
+        doctor = subprocess.run(
+            netns.with_own_ssh(here, [
+                sys.executable, "-m", "wizard", "doctor", "--json", "--ssh-mesh",
+                "--hosts", ",".join(h.address for h in lab.hosts),
+            ]),
+            capture_output=True, text=True, timeout=300, check=False, cwd=ROOT,
+        )  # fmt: skip
+    assert json.loads(doctor.stdout)["ssh_failures"] == []
+
+
+@needs_lab
+def test_hosts_setup_never_trusts_a_host_key_or_types_a_password_by_itself(
+    lab_folder: Path, tmp_path: Path
+) -> None:
+    """No key here and no known host keys: --yes makes the key, then stops at what needs the
+    user: the host keys (shown with their real fingerprints) and the password for
+    ssh-copy-id, printed as commands to run."""
+    with netns.Lab(lab_folder, 2) as lab:
+        own_ssh_lab(lab)
+        here = here_with(tmp_path / "here-ssh", lab, key=False, known=False)
+        done = setup_here(lab, here, "--yes")
+        node1 = lab.hosts[1]
+        fingerprint = subprocess.run(
+            ["ssh-keygen", "-lf", str(node1.hostkey.with_suffix(".pub"))],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()[1]  # fmt: skip
+    out = done.stdout
+    assert done.returncode == 1, out
+    assert (here / "id_ed25519").exists() and "✗ ssh.key:" in out
+    assert f"{node1.address}'s host key is not known here" in out
+    assert f"{node1.address} offers 256 {fingerprint} (ED25519)" in out
+    assert "left to you (compare the fingerprints with the host's own)" in out
+    assert not (here / "known_hosts").exists()  # nothing was trusted unseen
+    assert "This machine reaches 0 of 2 hosts without a password." in out
+
+
+@needs_lab
+def test_hosts_setup_names_ssh_copy_id_where_only_a_password_works(
+    lab_folder: Path, tmp_path: Path
+) -> None:
+    with netns.Lab(lab_folder, 1) as lab:
+        own_ssh_lab(lab)
+        here = here_with(tmp_path / "here-ssh", lab, key=False)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(here / "id_ed25519")],
+            check=True,
+        )  # a key of its own, which the host does not know
+        done = setup_here(lab, here, "--yes")
+        dry = setup_here(lab, here, "--dry-run")
+    address = lab.hosts[0].address
+    assert done.returncode == 1
+    assert f"{address} does not take this machine's key" in done.stdout
+    assert f"$ ssh-copy-id -i /root/.ssh/id_ed25519.pub {address}" in done.stdout
+    assert "left to you (type" in done.stdout
+    assert dry.returncode == 1 and "Dry run: nothing was changed." in dry.stdout

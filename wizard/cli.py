@@ -99,6 +99,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --fix: only these findings (repeatable), warnings included",
     )
 
+    hosts = commands.add_parser(
+        "hosts",
+        help="make the hosts of a run reach each other over SSH without a password",
+        description="Hosts of a run across machines: `wizard hosts setup` checks and fixes "
+        "the SSH mesh mpirun needs.",
+    )
+    hosts_commands = hosts.add_subparsers(dest="hosts_command", metavar="SUBCOMMAND")
+    setup = hosts_commands.add_parser(
+        "setup",
+        help="check and fix passwordless SSH from here to every host and between them",
+        description="Check the SSH mesh a launcher needs: a key here, a login to each host "
+        "(unknown host keys shown with fingerprints; a password asked once by ssh-copy-id), "
+        "~/.ssh modes and a key on each host, every host's key in every other's "
+        "authorized_keys and the host keys this machine trusts in their known_hosts. Shows "
+        "each problem with its exact commands and runs the ones you accept; then tries every "
+        "direction. Between the hosts, each uses its own ~/.ssh and the names given here.",
+    )
+    _host_options(setup.add_argument_group("the hosts"))
+    setup.add_argument(
+        "--yes",
+        action="store_true",
+        help="apply the fixes without asking, except those that need you (a password, "
+        "comparing fingerprints): those are printed",
+    )
+    setup.add_argument("--dry-run", action="store_true", help="show the fixes, change nothing")
+
     snapshot = commands.add_parser(
         "snapshot",
         help="record what the checks observe on this host, for replay or a bug report",
@@ -223,6 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
     if args.command in ("doctor", "snapshot"):
         handler = doctor if args.command == "doctor" else snapshot
+    elif args.command == "hosts":
+        if args.hosts_command is None:
+            parser.parse_args(["hosts", "--help"])  # prints the subcommands, exits 0
+        from wizard.hosts_setup import setup as handler
     else:  # the recipe commands, imported only when used
         from wizard import commands
 
