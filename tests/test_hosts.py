@@ -507,3 +507,62 @@ def test_hosts_setup_names_ssh_copy_id_where_only_a_password_works(
     assert f"$ ssh-copy-id -i /root/.ssh/id_ed25519.pub {address}" in done.stdout
     assert "left to you (type" in done.stdout
     assert dry.returncode == 1 and "Dry run: nothing was changed." in dry.stdout
+
+
+@needs_lab
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is installed by .ci/run")
+def test_hosts_setup_in_a_terminal_asks_before_trusting_a_host_key(
+    lab_folder: Path, tmp_path: Path
+) -> None:
+    """In a real terminal (tmux), setup shows the host's fingerprint and asks; the key is
+    trusted only after the user says yes, then the host's own key is made (asked too)."""
+    with netns.Lab(lab_folder, 1) as lab:
+        own_ssh_lab(lab)
+        here = here_with(tmp_path / "here-ssh", lab, known=False)
+        node = lab.hosts[0]
+        argv = [sys.executable, "-m", "wizard", "hosts", "setup", "--hosts", node.address]
+        session = f"wizard-setup-{os.getpid()}"
+        shell = (
+            f"cd {shlex.quote(str(ROOT))} && XDG_STATE_HOME={shlex.quote(str(tmp_path))} "
+            f"{shlex.join(netns.with_own_ssh(here, argv))}; echo WIZARD-EXIT=$?; sleep 60"
+        )
+        subprocess.run(
+            ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "50", shell],
+            check=True,
+        )
+        try:
+            asked = answer_every_question(session)
+            shown = subprocess.run(
+                ["tmux", "capture-pane", "-p", "-S", "-200", "-t", session],
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+        finally:
+            subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+    assert asked[0] == "Do the fingerprints match the host's own?"
+    assert "WIZARD-EXIT=0" in shown, shown
+    assert (here / "known_hosts").read_text().split()[1:] == lab.known_line(node).split()[1:]
+    assert (lab_folder / "dot-ssh-node0" / "id_ed25519").exists()
+
+
+def answer_every_question(session: str, seconds: float = 120) -> list[str]:
+    """Press y at each yes/no question until the command ends; the questions asked."""
+    import time
+
+    asked: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        screen = subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", session],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        if "WIZARD-EXIT=" in screen:
+            return asked
+        last = [line for line in screen.splitlines() if line.strip()][-1:]
+        if last and last[0].rstrip().endswith("(y/N)"):
+            asked.append(last[0].strip().removeprefix("? ").removesuffix(" (y/N)").strip())
+            subprocess.run(["tmux", "send-keys", "-t", session, "y"], check=True)
+            time.sleep(0.5)
+        time.sleep(0.1)
+    raise AssertionError(f"the command never ended; it asked {asked}")
