@@ -401,23 +401,25 @@ def expand_vars(text: str, env: dict[str, str]) -> str:
 def leftover_processes(run_id: str) -> list[int]:
     """Processes still running from an earlier wizard of this run (killed with SIGKILL, so
     it could not stop its step): they carry WIZARD_RUN_ID in their environment."""
-    marker = f"WIZARD_RUN_ID={run_id}".encode()
+    import psutil
+
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for process in psutil.process_iter():
+        if process.pid == os.getpid():
             continue
         try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
+            if process.environ().get("WIZARD_RUN_ID") == run_id:
+                found.append(process.pid)
+        except (psutil.Error, OSError):  # gone, or another user's
             continue
-        if marker in environ.split(b"\0"):
-            found.append(int(entry.name))
     return found
 
 
 def stop_leftovers(run_id: str) -> list[int]:
+    import psutil
+
     pids = leftover_processes(run_id)
     for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, 9)
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).kill()
     return pids
