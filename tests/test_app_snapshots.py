@@ -11,7 +11,9 @@ import pytest
 
 from wizard.app.app import Session, WizardApp
 from wizard.engine import state as st
-from wizard.host import load_snapshot
+from wizard.engine.hostlist import HostSpec
+from wizard.host import Host, load_snapshot
+from wizard.host.ssh import Unreachable
 
 ROOT = Path(__file__).resolve().parent
 SNAPSHOTS = ROOT.parent / "snapshots"
@@ -137,3 +139,31 @@ def test_help(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-u
         await settle(pilot)
 
     assert snap_compare(app("h100-ubuntu2404.yaml", "flagcx"), terminal_size=size, run_before=help_)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_hosts(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    """Three recorded machines as hosts (a fresh H100 host, a 4x H100 one, the GPU-less CI
+    machine) and one whose sshd refuses: each host's line, then what differs."""
+    machines = {
+        "h100": "h100-fresh.yaml",
+        "quad": "4xh100-nvlink.yaml",
+        "ci": "ci-debian12.yaml",
+    }
+
+    def connect(spec: HostSpec) -> Host:
+        if spec.name not in machines:
+            raise Unreachable("ssh: connect to host down port 22: Connection refused")
+        return load_snapshot(SNAPSHOTS / machines[spec.name])
+
+    wizard = app("h100-ubuntu2404.yaml", "flagcx")
+    wizard.session.connect = connect
+    wizard.session.target = "flagcx-nvidia"
+
+    async def hosts(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot)
+        pilot.app.screen.query_one("#hosts-input").value = "h100,quad,ci,down"
+        await pilot.press("ctrl+o")
+        await settle(pilot)
+
+    assert snap_compare(wizard, terminal_size=size, run_before=hosts)

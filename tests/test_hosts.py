@@ -566,3 +566,31 @@ def answer_every_question(session: str, seconds: float = 120) -> list[str]:
             time.sleep(0.5)
         time.sleep(0.1)
     raise AssertionError(f"the command never ended; it asked {asked}")
+
+
+@needs_lab
+async def test_the_app_hosts_screen_checks_real_hosts(lab_folder: Path) -> None:
+    """The app's hosts screen over real SSH: a reached host, a host whose sshd is down."""
+    from textual.widgets import DataTable
+
+    from wizard.app.app import Session, WizardApp
+    from wizard.host import LocalHost
+
+    with netns.Lab(lab_folder, 2) as lab:
+        lab.stop(lab.hosts[1])
+        app = WizardApp(
+            Session(LocalHost, hosts=parse_hosts("node0,node1"), ssh_config=str(lab.config))
+        )
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.3)
+            await pilot.press("ctrl+o")
+            for _ in range(600):
+                status = str(app.screen.query_one("#hosts-status").render())
+                if "hosts reached" in status:
+                    break
+                await pilot.pause(0.1)
+            table = app.screen.query_one("#hosts", DataTable)
+            rows = [[str(c) for c in table.get_row(key)] for key in ("node0", "node1")]
+    assert "1 of 2 hosts reached; not ready." in status
+    assert rows[0][2] == "flagcx-nvidia" and rows[0][1] in ("ready", "blocked")
+    assert rows[1][1] == "unreachable" and "Connection refused" in rows[1][3]

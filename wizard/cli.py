@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--recipe", default="flagcx", help="what to build and test (default flagcx)")
     app.add_argument("--target", help="the target (default: the vendor found)")
     _set_option(app)
+    _host_options(app)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     doctor = commands.add_parser(
@@ -328,12 +329,16 @@ def guided(args: argparse.Namespace) -> int:
         answers = parse_sets(args.sets)
     except ParamError as exc:
         raise UsageError(str(exc)) from None
+    from wizard.hosts_report import hosts_of
+
     session = Session(
         host_factory,
         replay=args.snapshot,
         recipe_name=args.recipe,
         answers=answers,
         target=args.target,
+        hosts=hosts_of(args),
+        ssh_config=args.ssh_config,
     )
     return WizardApp(session).run() or EXIT_OK
 

@@ -15,6 +15,7 @@ from textual.screen import Screen
 
 from wizard.engine import state as st
 from wizard.engine.doctor import Report
+from wizard.engine.hostlist import HostSpec
 from wizard.engine.recipe import Recipe
 from wizard.host import Host, LocalHost
 
@@ -26,6 +27,7 @@ SCREENS_BY_NAME = {
     "fixes": "wizard.app.screens.fixes:FixesScreen",
     "steps": "wizard.app.screens.steps:StepsScreen",
     "results": "wizard.app.screens.results:ResultsScreen",
+    "hosts": "wizard.app.screens.hosts:HostsScreen",
     "help": "wizard.app.screens.help:HelpScreen",
     "confirm": "wizard.app.screens.confirm:ConfirmScreen",
 }
@@ -49,6 +51,18 @@ class Session:
     recipe: Recipe | None = None
     run: st.RunState | None = None
     stale: bool = False  # checks must run again (a fix was applied)
+    hosts: list[HostSpec] = field(default_factory=list)  # other hosts, for the hosts screen
+    ssh_config: str | None = None
+    connect: Callable[[HostSpec], Host] | None = None  # how to reach a host (default: ssh)
+
+    def connect_host(self, spec: HostSpec) -> Host:
+        if self.connect is not None:
+            return self.connect(spec)
+        from wizard.host.ssh import SshHost
+
+        return SshHost(
+            spec.name, user=spec.user, port=spec.port, ssh_config=self.ssh_config, label=spec.label
+        )
 
 
 class WizardApp(App[int]):

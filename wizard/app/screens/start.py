@@ -16,6 +16,7 @@ from checks.vendors import default_vendor
 from wizard.app.app import latest_unfinished
 from wizard.app.screens.base import WizardScreen
 from wizard.engine import recipe as recipes
+from wizard.engine.hostlist import HostListError, parse_hosts
 from wizard.engine.run import ParamError, parse_sets
 from wizard.engine.targets import TARGETS
 
@@ -29,6 +30,7 @@ INTRO = (
 class StartScreen(WizardScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "go", "Check this machine", priority=True),
+        Binding("ctrl+o", "hosts", "Check the hosts", priority=True),
         # In the footer only when there is a saved run; without one, the key says so.
         Binding("ctrl+r", "resume", "Resume the saved run", priority=True),
         Binding("ctrl+r", "no_saved_run", show=False, priority=True),
@@ -68,6 +70,7 @@ class StartScreen(WizardScreen):
                 yield Button("Check this machine", variant="primary", id="go")
                 if self.saved:
                     yield Button("Resume the saved run", id="resume")
+                yield Button("Check the hosts", id="check-hosts")
             yield Label("Target")
             yield Select(
                 [(t.title, t.id) for t in TARGETS.values()],
@@ -78,6 +81,12 @@ class StartScreen(WizardScreen):
             if self.takes_src:
                 yield Label("FlagCX source folder (cloned there when missing)")
                 yield Input(value=session.answers.get("src", "~/FlagCX"), id="src")
+            yield Label("Other hosts, for a run across machines (a,b,user@c:8010)")
+            yield Input(
+                value=",".join(h.label for h in session.hosts),
+                placeholder="none: this machine only",
+                id="hosts-input",
+            )
             yield Label("More parameters, as key=value (e.g. gpus=8 perf_args='-b 1M -e 1G')")
             yield Input(
                 value=" ".join(
@@ -108,6 +117,22 @@ class StartScreen(WizardScreen):
             self.action_go()
         elif event.button.id == "resume":
             self.action_resume()
+        elif event.button.id == "check-hosts":
+            self.action_hosts()
+
+    def action_hosts(self) -> None:
+        text = self.query_one("#hosts-input", Input).value
+        if not text.strip():
+            self.notify("Name the hosts first (a,b,user@c:8010).", title="Hosts")
+            self.query_one("#hosts-input", Input).focus()
+            return
+        try:
+            self.wizard.session.hosts = parse_hosts(text)
+        except HostListError as exc:
+            self.notify(str(exc), severity="error", title="Hosts")
+            return
+        self.wizard.session.target = str(self.query_one("#target", Select).value)
+        self.wizard.open("hosts")
 
     def _answers(self) -> dict[str, str] | None:
         src = self.query_one("#src", Input).value.strip() if self.takes_src else ""
