@@ -594,3 +594,45 @@ async def test_the_app_hosts_screen_checks_real_hosts(lab_folder: Path) -> None:
     assert "1 of 2 hosts reached; not ready." in status
     assert rows[0][2] == "flagcx-nvidia" and rows[0][1] in ("ready", "blocked")
     assert rows[1][1] == "unreachable" and "Connection refused" in rows[1][3]
+
+
+@needs_lab
+def test_torchrun_like_nodes_start_together_on_every_host(
+    lab_folder: Path, state_env: dict[str, str]
+) -> None:
+    """An all-hosts step (the torch example's kind) on three hosts at once: each gets its
+    node_rank, and node 0's address and a port free there, and they meet."""
+    recipe = ROOT / "tests" / "fixtures" / "recipes" / "rendezvous.yaml"
+    with netns.Lab(lab_folder, 3) as lab:
+        for host in lab.hosts:
+            host.env = {"LAB_HOST": host.name}
+            lab.start(host)
+        done = run_wizard(
+            state_env, "run", str(recipe), "--yes",
+            "--hosts", "node0,node1,node2", "--ssh-config", str(lab.config),
+            "--set", f"script={recipe.with_suffix('.py')}", timeout=300,
+        )  # fmt: skip
+        first = lab.hosts[0].address
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"[node0] node 0 on node0 heard nodes [1, 2] at {first}:" in done.stdout
+    assert f"[node2] node 2 on node2 joined {first}:" in done.stdout
+    assert "[node1] python3 " in done.stdout and " 1 3 " + first in done.stdout
+
+
+@needs_lab
+def test_a_node_that_fails_stops_the_others(lab_folder: Path, state_env: dict[str, str]) -> None:
+    recipe = ROOT / "tests" / "fixtures" / "recipes" / "rendezvous.yaml"
+    with netns.Lab(lab_folder, 2) as lab:
+        lab.hosts[1].env = {"LAB_HOST": "node1", "LAB_FAIL": "1"}
+        lab.start(lab.hosts[1])
+        done = run_wizard(
+            state_env, "run", str(recipe), "--yes",
+            "--hosts", "node0,node1", "--ssh-config", str(lab.config),
+            "--set", f"script={recipe.with_suffix('.py')}", timeout=300,
+        )  # fmt: skip
+    status = json.loads(run_wizard(state_env, "status", "--json").stdout)
+    meet = status["steps"]["meet"]
+    assert done.returncode == 1
+    assert meet["status"] == "failed" and meet["reason"] == "node1: exit code 1"
+    assert meet["hosts"]["node0"]["status"] == "cancelled"  # stopped, not left waiting
+    assert "[node1] node 1 on node1 fails on purpose" in done.stdout

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 HERE = "here"  # the label of this machine as a builder
 _ROUTE = re.compile(r"\bdev (\S+)")
+_SRC = re.compile(r"\bsrc (\S+)")
 _CIDR = re.compile(r"\binet (\d+\.\d+\.\d+\.\d+/\d+)")
 
 
@@ -42,6 +43,7 @@ class RunHost:
     address: str = ""  # as this machine resolves it
     interface: str = ""  # its network interface toward the next host
     subnet: str = ""  # that interface's network, as CIDR
+    source: str = ""  # its own address on that interface: where the others reach it
 
     @property
     def label(self) -> str:
@@ -63,6 +65,7 @@ class Cluster:
     ssh_config: str | None = None
     here_subnet: str = ""
     builders_by_folder: dict[str, list[Builder]] = field(default_factory=dict)
+    _rendezvous: tuple[str, int] | None = None
 
     # -- saved with the run -----------------------------------------------------------------
 
@@ -153,6 +156,18 @@ class Cluster:
             env["FLAGCX_IB_HCA"] = env["NCCL_IB_HCA"] = ",".join(sorted(common))
         return env
 
+    def rendezvous(self) -> tuple[str, int]:
+        """Where torchrun's nodes meet: the first host, at the address the others reach it
+        on, and a port free there now (asked once a run)."""
+        if self._rendezvous is None:
+            first = self.hosts[0]
+            probe = "import socket; s = socket.socket(); s.bind(('', 0)); print(s.getsockname()[1])"
+            code, out = self.run_on(first, f"python3 -c {shlex.quote(probe)}")
+            words = out.split()
+            port = int(words[-1]) if code == 0 and words and words[-1].isdigit() else 29500
+            self._rendezvous = (first.source or first.address or first.spec.name, port)
+        return self._rendezvous
+
     def one_gpu_hosts(self) -> list[str]:
         return [h.label for h in self.hosts if h.slots == 1 and h.facts.get("gpu.count")]
 
@@ -201,12 +216,15 @@ class Cluster:
 
     # -- who builds -------------------------------------------------------------------------
 
+    def every_host(self) -> list[Builder]:
+        return [Builder(h.label, h, [h.label]) for h in self.hosts]
+
     def builders(self, folder: str | None, target_of: Callable[[RunHost], str]) -> list[Builder]:
         """One builder per copy of `folder`: this machine for the hosts that see its copy,
         then each host whose copy nobody else sees. Without a shared folder, every host
         builds. Hosts sharing a copy must build the same target."""
         if not folder:
-            return [Builder(h.label, h, [h.label]) for h in self.hosts]
+            return self.every_host()
         if folder in self.builders_by_folder:
             return self.builders_by_folder[folder]
         groups: list[Builder] = []
@@ -325,18 +343,21 @@ def resolve_address(spec: HostSpec, ssh_config: str | None) -> str:
         return ""
 
 
-def route(run: Callable[[list[str]], str], address: str) -> tuple[str, str]:
-    """(interface, its network as CIDR) that `address` is reached through, from `ip`'s
-    answers; `run` runs a command where the route is wanted. Empty where unknown."""
+def route(run: Callable[[list[str]], str], address: str) -> tuple[str, str, str]:
+    """(interface, its network as CIDR, the source address) that `address` is reached
+    through, from `ip`'s answers; `run` runs a command where the route is wanted. Empty
+    where unknown."""
     if not address:
-        return "", ""
-    dev = _ROUTE.search(run(["ip", "-o", "route", "get", address]))
+        return "", "", ""
+    answer = run(["ip", "-o", "route", "get", address])
+    dev, src = _ROUTE.search(answer), _SRC.search(answer)
     if not dev:
-        return "", ""
+        return "", "", ""
+    source = src.group(1) if src else ""
     cidr = _CIDR.search(run(["ip", "-o", "-4", "addr", "show", "dev", dev.group(1)]))
     if not cidr:
-        return dev.group(1), ""
-    return dev.group(1), str(ipaddress.ip_interface(cidr.group(1)).network)
+        return dev.group(1), "", source
+    return dev.group(1), str(ipaddress.ip_interface(cidr.group(1)).network), source
 
 
 def discover(
@@ -360,7 +381,7 @@ def discover(
         for i, s in enumerate(specs)
     }
 
-    def probe(host: Any, spec: HostSpec) -> tuple[str, str]:
+    def probe(host: Any, spec: HostSpec) -> tuple[str, str, str]:
         return route(lambda argv: host.run(argv).stdout, toward[spec.label])
 
     results = doctor_hosts(specs, connect, target=target, on_result=on_result, probe=probe)
@@ -369,15 +390,14 @@ def discover(
         facts = recipe_facts(result.report) if result.report else {}
         gpus = facts.get("gpu.count") or 0
         slots = result.spec.slots or ranks_per_host or int(gpus) or 1
-        interface, subnet = result.probed or ("", "")
-        hosts.append(
-            RunHost(result.spec, slots, facts, addresses[result.spec.label], interface, subnet)
-        )
+        interface, subnet, source = result.probed or ("", "", "")
+        address = addresses[result.spec.label]
+        hosts.append(RunHost(result.spec, slots, facts, address, interface, subnet, source))
     here = _local_route(next((h.address for h in hosts if h.address), ""))
     return results, Cluster(hosts, ssh_config, here_subnet=here[1])
 
 
-def _local_route(address: str) -> tuple[str, str]:
+def _local_route(address: str) -> tuple[str, str, str]:
     def run(argv: list[str]) -> str:
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)

@@ -1,6 +1,8 @@
-"""One step on every host that builds (a run across hosts): in parallel, with live lines
-prefixed by the builder, each builder's state saved, and a builder that finished earlier in
-the run not run again on resume."""
+"""One step on several hosts at once (a run across hosts), with live lines prefixed by the
+host and each host's state saved. `every-host` steps (builds) run once per copy of the
+recipe's shared folder, and a builder that finished earlier in the run is not run again on
+resume; `all-hosts` steps (torchrun's nodes) run on every host together, each with its
+node_rank, and all again on resume, since one node cannot rejoin the others alone."""
 
 from __future__ import annotations
 
@@ -43,21 +45,30 @@ class Everywhere:
         listener: Listener,
     ) -> Outcome:
         saved = state.step(step.id)
+        together = step.where == "all-hosts"
         shared = None
-        if self.recipe.shared:
+        if self.recipe.shared and not together:
             here = self.values_for(Builder(HERE, None, []))
             shared = render(self.recipe.shared, here, quote=False)
-        builders = self.cluster.builders(shared, lambda h: str(h.facts.get("target.make_flag", "")))
+        if together:
+            builders = self.cluster.every_host()
+            saved.hosts = {}
+        else:
+            builders = self.cluster.builders(
+                shared, lambda h: str(h.facts.get("target.make_flag", ""))
+            )
         jobs: list[tuple[Builder, str, str | None, dict[str, str]]] = []
         notes: list[str] = []
         shown: list[str] = []  # each builder's command as it runs there, not its ssh wrapping
-        for builder in builders:
+        for rank, builder in enumerate(builders):
             values = self.values_for(builder)
+            if together:
+                values = {**values, "node_rank": rank}
             earlier = saved.hosts.get(builder.label, {})
             if earlier.get("status") in st.FINISHED:
                 notes.append(f"[{builder.label}] {earlier['status']} earlier in this run")
                 continue
-            if reason := self._done(step, builder, values):
+            if not together and (reason := self._done(step, builder, values)):
                 saved.hosts[builder.label] = {"status": st.SKIPPED, "reason": reason}
                 notes.append(f"[{builder.label}] already done: {reason}")
                 continue
@@ -70,7 +81,7 @@ class Everywhere:
         listener.step_started(index, total, step, _who_builds(builders, shared) + saved.command)
         if notes:
             listener.lines(notes)
-        outcomes = self._run_all(step, index, state, jobs, listener)
+        outcomes = self._run_all(step, index, state, jobs, listener, together=together)
         return self._finish(step, state, saved, outcomes, listener)
 
     # -- one builder ------------------------------------------------------------------------
@@ -114,7 +125,11 @@ class Everywhere:
         state: st.RunState,
         jobs: list[tuple[Builder, str, str | None, dict[str, str]]],
         listener: Listener,
+        *,
+        together: bool,
     ) -> dict[str, Outcome]:
+        """Every job at once. Together (one job over all hosts), a host that fails stops
+        the others, which would wait for it until their own timeouts."""
         outcomes: dict[str, Outcome] = {}
         saved = state.step(step.id)
         runners = {b.label: self.runner.sibling() for b, _, _, _ in jobs}
@@ -137,6 +152,8 @@ class Everywhere:
                 outcome = runners[label].run(
                     command, cwd=cwd, env=env, timeout=step.timeout, log_path=log, on_lines=lines
                 )
+            if together and not outcome.ok and not outcome.cancelled:
+                self.runner.cancel()
             with self._lock:
                 outcomes[label] = outcome
                 saved.hosts[label] = {
@@ -169,21 +186,21 @@ class Everywhere:
         outcomes: dict[str, Outcome],
         listener: Listener,
     ) -> Outcome:
-        failed = {k: o for k, o in outcomes.items() if not o.ok}
+        failed = {k: o for k, o in outcomes.items() if not o.ok and not o.cancelled}
         longest = max((o.duration_s for o in outcomes.values()), default=0.0)
         saved.finished, saved.duration_s = st.now(), round(longest, 3)
         first_log = next((h.get("log") for h in saved.hosts.values() if h.get("log")), None)
         saved.log = first_log
-        if any(o.cancelled for o in outcomes.values()):
-            saved.status, saved.reason = st.CANCELLED, "cancelled by the user"
-            outcome = Outcome(None, longest, cancelled=True)
-        elif failed:
+        if failed:
             saved.status = st.FAILED
             saved.reason = "; ".join(f"{k}: {_reason(o, step)}" for k, o in failed.items())
             label, worst = next(iter(failed.items()))
             saved.exit_code, saved.log = worst.exit_code, saved.hosts[label]["log"]
             outcome = Outcome(worst.exit_code, longest, worst.timed_out, tail=worst.tail)
             outcome.error = saved.reason
+        elif any(o.cancelled for o in outcomes.values()):
+            saved.status, saved.reason = st.CANCELLED, "cancelled by the user"
+            outcome = Outcome(None, longest, cancelled=True)
         else:
             saved.status, saved.exit_code = st.DONE, 0
             outcome = Outcome(0, longest)

@@ -23,9 +23,12 @@ _PLACEHOLDER_AND_SPACE = re.compile(PLACEHOLDER.pattern + "( ?)")
 STEP_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 PARAM_KINDS = ("str", "int", "path", "args")
 # Parameters the engine fills itself.
-BUILTINS = ("nproc", "mpi_env", "mpi_flavor", "mpi_hosts", "ranks", "run_dir", "steps_dir")
+BUILTINS = (
+    "nproc", "mpi_env", "mpi_flavor", "mpi_hosts", "ranks", "run_dir", "steps_dir",
+    "nnodes", "node_rank", "master_addr", "master_port",
+)  # fmt: skip
 # Where a step runs in a run across hosts (on one host, all run here).
-WHERE = ("here", "every-host", "single-host")
+WHERE = ("here", "every-host", "all-hosts", "single-host")
 
 RECIPE_KEYS = {"id", "title", "description", "requires", "shared", "params", "steps"}
 PARAM_KEYS = {"default", "fact", "help", "kind"}

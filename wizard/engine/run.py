@@ -150,9 +150,23 @@ def resolve(
     values["mpi_env"] = mpi_forward_flags(values["mpi_flavor"], env)
     values["mpi_hosts"] = cluster.launcher_flags(values["mpi_flavor"]) if cluster else []
     values["ranks"] = cluster.ranks if cluster else _int_or(values.get("gpus"), 1)
+    # torchrun's nodes: every host at once across hosts (node_rank is set per host).
+    master = cluster.rendezvous() if cluster else ("127.0.0.1", free_port())
+    values["nnodes"] = len(cluster.hosts) if cluster else 1
+    values["node_rank"] = 0
+    values["master_addr"], values["master_port"] = master
     values["run_dir"] = str(run_dir)
     values["steps_dir"] = str(data_dir("steps"))  # the recipes' own tools (steps/tools/)
     return values
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on here now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        return int(probe.getsockname()[1])
 
 
 def _int_or(value: Any, default: int) -> int:
@@ -267,7 +281,7 @@ def plan(
             planned.append(Planned(index, step, "run", "--from"))
         elif saved and saved.status in st.FINISHED:
             planned.append(Planned(index, step, "skip", f"{saved.status} earlier in this run"))
-        elif across and step.where == "every-host":
+        elif across and step.where in ("every-host", "all-hosts"):
             planned.append(Planned(index, step, "run"))
         elif reason := done_reason(step, values):
             planned.append(Planned(index, step, "skip", f"already done: {reason}"))
@@ -319,7 +333,7 @@ def execute(
             state.save()
             listener.step_skipped(item.index, total, step, saved.reason)
             continue
-        if cluster and step.where == "every-host":
+        if cluster and step.where in ("every-host", "all-hosts"):
             from wizard.engine.everywhere import Everywhere
 
             everywhere = Everywhere(recipe, cluster, values_for or (lambda b: values), runner)
