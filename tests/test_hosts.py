@@ -291,6 +291,39 @@ def test_flagcx_across_two_hosts_sharing_its_folder(
 
 @needs_lab
 @pytest.mark.integration
+@pytest.mark.skipif(not Path("/usr/bin/mpirun.mpich").exists(), reason=".ci/run installs mpich")
+def test_flagcx_across_two_hosts_with_mpich(
+    lab_folder: Path, tmp_path: Path, state_env: dict[str, str]
+) -> None:
+    """Debian's MPICH beside Open MPI, first on PATH here and on both hosts: the doctor
+    finds it, the perf test links -lmpich, and MPICH's mpirun places a rank on each host."""
+    first = tmp_path / "mpich-first"
+    first.mkdir()
+    for tool in ("mpicc", "mpicxx", "mpirun", "mpiexec"):
+        (first / tool).symlink_to(f"/usr/bin/{tool}.mpich")
+    # Hydra starts the proxy on each host from its own folder, as an MPICH install has it.
+    (first / "hydra_pmi_proxy").symlink_to("/usr/bin/hydra_pmi_proxy")
+    path = f"{first}:{os.environ['PATH']}"
+    src = tmp_path / "FlagCX"
+    shutil.copytree(FIXTURE, src)
+    with netns.Lab(lab_folder, 2) as lab:
+        for host in lab.hosts:
+            host.env = {"LAB_HOST": host.name, "PATH": path}
+            lab.start(host)
+        code, out, run = run_across(lab, {**state_env, "PATH": path}, *flagcx_on(lab, src))
+    assert code == 0, out
+    allreduce = run["steps"]["allreduce"]
+    assert "mpirun -hosts node0:1,node1:1 -iface " in allreduce["command"]
+    assert "-genvlist " in allreduce["command"] and "-np 2 ./test_allreduce" in allreduce["command"]
+    log = Path(allreduce["log"]).read_text()
+    assert "rank 0 runs on node0" in log and "rank 1 runs on node1" in log
+    assert len(allreduce["results"]["table"]) == 4
+    # FlagCX's unit-test Makefile links -lmpi: it gets a libmpi.so that is MPICH's.
+    assert run["steps"]["unittest"]["results"] == {"passed": 2, "failed": 0, "ranks": 2}
+
+
+@needs_lab
+@pytest.mark.integration
 def test_hosts_with_their_own_disks_build_each_and_resume_per_host(
     lab_folder: Path, tmp_path: Path, state_env: dict[str, str]
 ) -> None:
@@ -351,6 +384,8 @@ def test_launcher_options_for_each_mpi() -> None:
         "--mca", "oob_tcp_if_include", "10.0.0.0/24", "--mca", "btl_tcp_if_include", "10.0.0.0/24",
     ]  # fmt: skip
     assert cluster.launcher_flags("MPICH") == ["-hosts", "a:2,b:2"]
+    cluster.here_interface = "eth1"
+    assert cluster.launcher_flags("MPICH") == ["-hosts", "a:2,b:2", "-iface", "eth1"]
     assert cluster.launcher_env("MPICH") == {"HYDRA_LAUNCHER_EXTRA_ARGS": "-F /cfg -p 8010"}
     assert cluster.launcher_env("Open MPI") == {}
     assert cluster.ranks == 4

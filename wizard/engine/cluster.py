@@ -64,6 +64,7 @@ class Cluster:
     hosts: list[RunHost]
     ssh_config: str | None = None
     here_subnet: str = ""
+    here_interface: str = ""  # this machine's interface toward the hosts
     builders_by_folder: dict[str, list[Builder]] = field(default_factory=dict)
     _rendezvous: tuple[str, int] | None = None
 
@@ -98,7 +99,11 @@ class Cluster:
         placed = ",".join(f"{h.spec.name}:{h.slots}" for h in self.hosts)
         rsh = " ".join(shlex.quote(a) for a in self._rsh_args())
         if flavor in ("MPICH", "Intel MPI"):
-            return ["-hosts", placed]  # ssh's options go through launcher_env
+            # ssh's options go through launcher_env; -iface tells the proxies on the hosts
+            # which of this machine's addresses to call back (else its hostname's, which
+            # may be an interface they cannot reach)
+            iface = ["-iface", self.here_interface] if self.here_interface else []
+            return ["-hosts", placed, *iface]
         flags = ["--host", placed]
         if rsh:
             flags += ["--mca", "plm_rsh_args", rsh]
@@ -394,7 +399,7 @@ def discover(
         address = addresses[result.spec.label]
         hosts.append(RunHost(result.spec, slots, facts, address, interface, subnet, source))
     here = _local_route(next((h.address for h in hosts if h.address), ""))
-    return results, Cluster(hosts, ssh_config, here_subnet=here[1])
+    return results, Cluster(hosts, ssh_config, here_subnet=here[1], here_interface=here[0])
 
 
 def _local_route(address: str) -> tuple[str, str, str]:
