@@ -671,3 +671,30 @@ def test_a_node_that_fails_stops_the_others(lab_folder: Path, state_env: dict[st
     assert meet["status"] == "failed" and meet["reason"] == "node1: exit code 1"
     assert meet["hosts"]["node0"]["status"] == "cancelled"  # stopped, not left waiting
     assert "[node1] node 1 on node1 fails on purpose" in done.stdout
+
+
+def test_many_hosts_that_say_the_same_are_one_line() -> None:
+    """Twelve recorded 4x H100 hosts, one fresh H100 and two that refuse: three lines, and
+    each difference as values with the hosts that have them."""
+    import io
+
+    from wizard.engine.doctor import run_doctor
+    from wizard.engine.fleet import HostResult, differences
+    from wizard.host import load_snapshot
+    from wizard.hosts_report import render
+
+    quad = run_doctor(load_snapshot(ROOT / "snapshots" / "4xh100-nvlink.yaml"))
+    fresh = run_doctor(load_snapshot(ROOT / "snapshots" / "h100-fresh.yaml"))
+    results = [HostResult(HostSpec(f"gpu{i}"), quad, wall_s=1.0) for i in range(12)]
+    results.append(HostResult(HostSpec("new"), fresh, wall_s=1.0))
+    refused = "ssh: connect to host {} port 22: Connection refused"
+    results += [HostResult(HostSpec(n), None, refused.format(n)) for n in ("down1", "down2")]
+    out = io.StringIO()
+    render(results, differences(results), out)
+    text = out.getvalue()
+    assert " 12 host(s): gpu0, gpu1, gpu2, gpu3, gpu4, gpu5 and 6 more" in text
+    assert "nothing blocks flagcx-nvidia" in text and " 1 host(s): new" in text
+    assert " 2 host(s): down1, down2" in text  # the same words, less the host's name
+    assert "unreachable: ssh: connect to host <host> port 22: Connection refused" in text
+    assert "      4: 12 host(s): gpu0" in text and "      1: 1 host(s): new" in text
+    assert len(text.splitlines()) < 30

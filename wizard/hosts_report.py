@@ -104,6 +104,59 @@ def unreachable_advice(result: HostResult) -> list[str]:
     return [f"ssh -v {label} true   # see where the connection stops"]
 
 
+GROUP_FROM = 8  # past this many hosts, hosts that say the same are one line
+
+
+def _summary(
+    result: HostResult, renderer: TextRenderer, *, grouped: bool = False
+) -> tuple[str, str]:
+    """(mark, what the host says). Grouped, ssh's words name no host, so hosts in the same
+    state say the same."""
+    report = result.report
+    if report is None:
+        error = result.error or ""
+        return renderer.mark(Status.FAIL), "unreachable: " + (
+            error.replace(result.spec.name, "<host>") if grouped else error
+        )
+    blocking = report.blocking
+    line = (
+        f"{len(blocking)} blocking {report.target.id}: {', '.join(f.id for f in blocking)}"
+        if blocking
+        else f"nothing blocks {report.target.id}"
+    )
+    return renderer.mark(Status.FAIL if blocking else Status.OK), line
+
+
+def _host_line(result: HostResult, renderer: TextRenderer, width: int, verbose: bool) -> None:
+    mark, line = _summary(result, renderer)
+    label = result.spec.label.ljust(width)
+    if result.report is None:
+        renderer.write(f" {mark} {label}  {line}")
+        for advice in unreachable_advice(result):
+            renderer.write(f"     {renderer.paint('fix:', '36')} $ {advice}")
+        return
+    renderer.write(f" {mark} {label}  {line}  ({result.wall_s:.2f} s)")
+    if verbose:
+        renderer.render(result.report)
+        renderer.write()
+
+
+def _groups(
+    results: list[HostResult], renderer: TextRenderer
+) -> dict[tuple[str, str], list[HostResult]]:
+    """Hosts by what they say, in the order first seen (unreachable ones with the same
+    words together: a thousand hosts behind one broken jump host are one line)."""
+    groups: dict[tuple[str, str], list[HostResult]] = {}
+    for result in results:
+        groups.setdefault(_summary(result, renderer, grouped=True), []).append(result)
+    return groups
+
+
+def _some(labels: list[str], shown: int = 6) -> str:
+    more = len(labels) - shown
+    return ", ".join(labels[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 def render(
     results: list[HostResult], diffs: list[Any], stream: TextIO, *, verbose: bool = False
 ) -> None:
@@ -112,25 +165,16 @@ def render(
     width = max(len(r.spec.label) for r in results)
     write(f"wizard doctor on {len(results)} hosts")
     write()
-    for result in results:
-        label = result.spec.label.ljust(width)
-        report = result.report
-        if report is None:
-            write(f" {renderer.mark(Status.FAIL)} {label}  unreachable: {result.error}")
-            for advice in unreachable_advice(result):
-                write(f"     {paint('fix:', '36')} $ {advice}")
-            continue
-        blocking = report.blocking
-        line = (
-            f"{len(blocking)} blocking {report.target.id}: {', '.join(f.id for f in blocking)}"
-            if blocking
-            else f"nothing blocks {report.target.id}"
-        )
-        mark = renderer.mark(Status.FAIL if blocking else Status.OK)
-        write(f" {mark} {label}  {line}  ({result.wall_s:.2f} s)")
-        if verbose:
-            renderer.render(report)
-            write()
+    if len(results) > GROUP_FROM and not verbose:
+        for (mark, line), group in _groups(results, renderer).items():
+            write(f" {mark} {len(group)} host(s): {_some([r.spec.label for r in group])}")
+            write(f"     {line}")
+            if group[0].report is None:
+                for advice in unreachable_advice(group[0]):
+                    write(f"     {paint('fix:', '36')} $ {advice}   (and so for each)")
+    else:
+        for result in results:
+            _host_line(result, renderer, width, verbose)
     write()
     if not diffs:
         write("The hosts agree on every compared fact (MPI, NCCL, drivers, CUDA, GPUs, Python).")
@@ -140,6 +184,13 @@ def render(
         for diff in diffs:
             mark = paint("blocks", "31") if diff.blocking else "note"
             write(f"  {diff.fact} ({mark}): {diff.why}")
+            if len(labels) > GROUP_FROM:
+                by_value: dict[str, list[str]] = {}
+                for label in labels:
+                    by_value.setdefault(str(diff.values.get(label) or "-"), []).append(label)
+                for value, hosts in by_value.items():
+                    write(f"      {value}: {len(hosts)} host(s): {_some(hosts)}")
+                continue
             for label in labels:
                 write(f"      {label.ljust(width)}  {diff.values.get(label) or '-'}")
     failures = mesh_failures(results)
