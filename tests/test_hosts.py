@@ -336,6 +336,10 @@ def test_hosts_with_their_own_disks_build_each_and_resume_per_host(
     for name in ("node0", "node1"):
         disks[name] = tmp_path / f"disk-{name}"
         shutil.copytree(FIXTURE, disks[name])
+        git = ["git", "-C", str(disks[name]), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git, "init", "-q"], check=True)
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", f"as on {name}"], check=True)
     makefile = disks["node1"] / "Makefile"
     good = makefile.read_text()
     makefile.write_text(good.replace("all:", "all: missing-on-purpose\nnot-all:", 1))
@@ -346,6 +350,7 @@ def test_hosts_with_their_own_disks_build_each_and_resume_per_host(
             lab.start(host)
         code, out, run = run_across(lab, state_env, *flagcx_on(lab, src))
         assert code == 1, out
+        assert f"warning: {src} differs across the hosts: node0 " in out
         build = run["steps"]["build"]
         assert build["status"] == "failed" and build["reason"].startswith("node1: exit code")
         assert build["hosts"]["node0"]["status"] == "done"

@@ -97,6 +97,25 @@ class Across:
             self.recipe, builder.host.facts, self.answers, self.run_dir, cluster=self.cluster
         )
 
+    def source_notes(self) -> list[str]:
+        """Which commit of the shared folder each host has: ranks of one run should run one
+        FlagCX; a host without it gets it from the source step."""
+        if not self.recipe.shared:
+            return []
+        folder = recipes.render(self.recipe.shared, self.local, quote=False)
+        commits = self.cluster.commits(folder)
+        found = {c for c in commits.values() if c}
+        if not found:
+            return []
+        listed = ", ".join(f"{h} {c or '(none)'}" for h, c in commits.items())
+        if len(found) == 1 and all(commits.values()):
+            return [f"{folder} is at {found.pop()} on every host."]
+        return [
+            f"warning: {folder} differs across the hosts: {listed}. Ranks of one run should "
+            f"run one commit: `git -C {folder} checkout COMMIT` on the others (hosts without "
+            "it clone it in the source step)."
+        ]
+
     def check_values(self, answers: dict[str, str]) -> None:
         """Every host's values, now: a parameter one host has no value for is an error
         before anything runs, not halfway through a build."""
@@ -192,6 +211,8 @@ def _go(
     if across:
         state.cluster = across.cluster.to_dict()
         state.save()
+        for note in across.source_notes():
+            out.write(note)
     try:
         ok = execute(
             recipe,

@@ -16,6 +16,7 @@ import shlex
 import socket
 import subprocess
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -218,6 +219,16 @@ class Cluster:
         except subprocess.TimeoutExpired:
             return None, f"no answer from {host.label} within {timeout:g} s"
         return done.returncode, done.stdout + done.stderr
+
+    def commits(self, folder: str) -> dict[str, str]:
+        """Each host's commit of the git checkout at `folder` ("" where there is none)."""
+        script = f"git -C {shlex.quote(folder)} rev-parse --short=12 HEAD 2>/dev/null || true"
+        with ThreadPoolExecutor(max_workers=max(1, min(32, len(self.hosts)))) as pool:
+            answers = list(pool.map(lambda h: self.run_on(h, script), self.hosts))
+        return {
+            h.label: out.strip().splitlines()[-1] if code == 0 and out.strip() else ""
+            for h, (code, out) in zip(self.hosts, answers, strict=True)
+        }
 
     # -- who builds -------------------------------------------------------------------------
 
