@@ -3,7 +3,20 @@
 Importing this package registers every check in `REGISTRY`, in display order.
 """
 
-from checks import build, cuda, gpu, gtest, limits, mpi, nccl, python, rdma, system, torch
+from checks import (
+    build,
+    cuda,
+    deepspeed,
+    gpu,
+    gtest,
+    limits,
+    mpi,
+    nccl,
+    python,
+    rdma,
+    system,
+    torch,
+)
 from checks.base import REGISTRY, Check, Context, Finding, Fix, Status
 
 __all__ = [
@@ -15,6 +28,7 @@ __all__ = [
     "Status",
     "build",
     "cuda",
+    "deepspeed",
     "gpu",
     "gtest",
     "limits",

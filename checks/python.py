@@ -36,6 +36,7 @@ out = {
     "sites": sites,
     "pip": version("pip"),
     "torch": version("torch"),
+    "deepspeed": version("deepspeed"),
     "nccl_wheels": {},
     "nccl_dirs": [],
 }

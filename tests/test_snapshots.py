@@ -142,3 +142,18 @@ def test_a_toolkit_newer_than_the_driver_offers_both_ways_out() -> None:
         "Upgrade the NVIDIA driver to one that supports CUDA 13.2.86",
     ]
     assert cuda.fixes[1].manual  # a docker container: the host's driver
+
+
+def test_two_h200s_with_deepspeed_deep() -> None:
+    """Recorded with `wizard snapshot --deep` after `wizard run deepspeed` on the 2x H200."""
+    host = load_snapshot(SNAPSHOTS / "2xh200-deepspeed.yaml")
+    report = run_doctor(host, deep=True)
+    assert host.misses == []
+    found = by_id(report)
+    torch, deepspeed = found["torch"], found["deepspeed"]
+    assert torch.status is Status.OK and "CUDA usable on 2 GPU(s), NCCL 2.28.9" in torch.summary
+    assert deepspeed.status is Status.WARN
+    assert deepspeed.facts["deepspeed.version"] == "0.19.8"
+    assert deepspeed.facts["deepspeed.ops_missing"] == "async_io,evoformer_attn,gds"
+    assert deepspeed.facts["deepspeed.built_with"] == "torch 2.11, cuda 13.0"
+    assert found["gpu.nvidia"].facts["gpu.count"] == 2

@@ -7,7 +7,7 @@ from typing import Any, TextIO
 
 from wizard.engine import state as st
 from wizard.engine.hints import likely_cause
-from wizard.engine.parsers import gtest_summary
+from wizard.engine.parsers import ds_report_summary, gtest_summary, training_summary
 from wizard.engine.recipe import Recipe, Step
 from wizard.engine.runner import Outcome
 from wizard.report import use_color
@@ -114,5 +114,9 @@ class Console:
                     self.write("  " + line)
             elif "passed" in results:
                 self.write(f"{step.id}: {gtest_summary(results)}")
+            elif "training" in results:
+                self.write(f"{step.id}: {training_summary(results)}")
+            elif "ops" in results:
+                self.write(f"{step.id}: {ds_report_summary(results)}")
         self.write()
         self.write(f"State and logs: {state.folder}")

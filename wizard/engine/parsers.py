@@ -124,8 +124,121 @@ def gtest_summary(results: dict[str, Any]) -> str:
     return text + (f" (on each of {ranks} ranks)" if ranks > 1 else "")
 
 
+# DeepSpeed's ds_report: "fused_adam ............. [NO] ....... [OKAY]" (colour codes
+# around the brackets), "ninja .................. [OKAY]", warnings, then
+# "DeepSpeed general environment info:" and "torch version .................... 2.11.0".
+_DS_OP = re.compile(r"^(\w+) \.+ \[(YES|NO)\] \.+ \[(OKAY|NO)\]", re.M)
+_DS_NINJA = re.compile(r"^ninja \.+ \[(OKAY|FAIL)\]", re.M)
+_DS_WARNING = re.compile(r"\[WARNING\]\s*(.*?)\s*$", re.M)
+_DS_INFO = re.compile(r"^(\S.*?) \.{3,} (.*?)\s*$", re.M)
+DS_INFO_HEADER = "DeepSpeed general environment info:"
+
+
+class DsReport:
+    """ds_report's op table (installed, compatible), ninja, warnings and general info."""
+
+    LIMIT = 1 << 20  # ds_report prints a few KB; a runaway one is cut, not kept whole
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def feed(self, lines: list[str]) -> None:
+        if len(self.text) < self.LIMIT:
+            self.text += plain("\n".join(lines)) + "\n"
+
+    def results(self) -> dict[str, Any]:
+        text = self.text
+        ops = {
+            name: {"installed": installed == "YES", "compatible": compatible == "OKAY"}
+            for name, installed, compatible in _DS_OP.findall(text)
+        }
+        ninja = _DS_NINJA.search(text)
+        _, header, general = text.partition(DS_INFO_HEADER)
+        info = {k.strip(): v for k, v in _DS_INFO.findall(general)} if header else {}
+        warnings = list(dict.fromkeys(w for w in _DS_WARNING.findall(text) if w))
+        found: dict[str, Any] = {"ops": ops, "warnings": warnings, "info": info}
+        if ninja:
+            found["ninja"] = ninja.group(1) == "OKAY"
+        return found if ops or info else {}
+
+
+def ds_report_summary(results: dict[str, Any]) -> str:
+    """ "11 of 14 DeepSpeed ops can be built here (0 prebuilt); ninja found" """
+    ops = results.get("ops", {})
+    usable = sum(op["compatible"] for op in ops.values())
+    built = sum(op["installed"] for op in ops.values())
+    text = f"{usable} of {len(ops)} DeepSpeed ops can be built here ({built} prebuilt)"
+    if "ninja" in results:
+        text += "; ninja " + ("found" if results["ninja"] else "missing (JIT builds need it)")
+    return text
+
+
+# steps/tools/ds_train.py: "step 100/300 loss 2.3456 samples/s 1234.5 tokens/s 98765.4" and
+# "done: 300 steps in 12.3 s, 1234.5 samples/s, 98765.4 tokens/s, final loss 0.1234, bf16"
+_TRAIN_STEP = re.compile(
+    r"^.*?\bstep (\d+)/(\d+) loss (\S+) samples/s ([\d.]+) tokens/s ([\d.]+)", re.M
+)
+_TRAIN_DONE = re.compile(
+    r"^.*?\bdone: (\d+) steps in ([\d.]+) s, ([\d.]+) samples/s, ([\d.]+) tokens/s, "
+    r"final loss (\S+), (\w+)",
+    re.M,
+)
+
+
+class Training:
+    """A training run's progress (step, loss, throughput) and its final figures."""
+
+    def __init__(self) -> None:
+        self.progress: list[dict[str, float]] = []
+        self.done: dict[str, Any] = {}
+
+    def feed(self, lines: list[str]) -> None:
+        text = "\n".join(lines)
+        if "step" not in text and "done:" not in text:
+            return
+        text = plain(text)
+        for step, _, loss, samples, tokens in _TRAIN_STEP.findall(text):
+            self.progress.append(
+                {
+                    "step": int(step),
+                    "loss": float(loss),
+                    "samples_s": float(samples),
+                    "tokens_s": float(tokens),
+                }
+            )
+        if match := _TRAIN_DONE.search(text):
+            steps, seconds, samples, tokens, loss, precision = match.groups()
+            self.done = {
+                "steps": int(steps),
+                "seconds": float(seconds),
+                "samples_s": float(samples),
+                "tokens_s": float(tokens),
+                "final_loss": float(loss),
+                "precision": precision,
+            }
+
+    def results(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"progress": self.progress} if self.progress else {}
+        if self.done:
+            found["training"] = self.done
+        return found
+
+
+def training_summary(results: dict[str, Any]) -> str:
+    done = results["training"]
+    first = results.get("progress", [{}])[0].get("loss")
+    fell = f" (from {first:.3f})" if first is not None else ""
+    return (
+        f"{done['steps']} steps in {done['seconds']:.1f} s: {done['samples_s']:.1f} samples/s, "
+        f"{done['tokens_s']:.0f} tokens/s, final loss {done['final_loss']:.3f}{fell}, "
+        f"{done['precision']}"
+    )
+
+
 PARSERS: dict[str, type[Parser]] = {
     "flagcx-perf": FlagcxPerf,
     "nccl-tests": NcclTestsPerf,
     "gtest": Gtest,
+    "ds-report": DsReport,
+    "training": Training,
 }
