@@ -95,7 +95,7 @@ async def test_whole_flow_cancel_quit_and_resume(tmp_path: Path) -> None:
         tree = app.screen.query_one("#checks", Tree)
         leaves = [leaf for group in tree.root.children for leaf in group.children]
         assert len(leaves) == 14 and all("checking" not in str(leaf.label) for leaf in leaves)
-        assert "Nothing blocks flagcx-nvidia" in text(app, "#summary")
+        assert "Nothing blocks the demo recipe" in text(app, "#summary")  # it requires none
         assert app.session.report.target.id == "flagcx-nvidia"  # the H100 was detected
 
         await pilot.press("f")
@@ -385,3 +385,27 @@ async def test_80x24_fix_commands_scroll_sideways_rather_than_wrap() -> None:
         shown = app.screen.query_one("#command-lines", Static)
         _, first = next(iter(app.screen.entries.values()))  # type: ignore[attr-defined]
         assert shown.region.width >= max(len(f"  $ {c}") for c in first.commands)
+
+
+async def test_the_start_screen_offers_every_recipe_and_judges_by_its_checks() -> None:
+    """On the CI machine (no GPU, no nccl.h): FlagCX is blocked by its target's checks, the
+    deepspeed recipe only by the GPU (it needs no NCCL header); its form has no source."""
+    from textual.widgets import Input, Select
+
+    from wizard.host import LocalHost
+
+    app = WizardApp(Session(LocalHost))
+    async with app.run_test(size=(120, 40)) as pilot:
+        choices = app.screen.query_one("#recipe", Select)
+        offered = [value for _, value in choices._options]
+        assert {"flagcx", "nccl-tests", "torch-nccl", "deepspeed"} <= set(offered)
+        choices.value = "deepspeed"
+        await pilot.pause(0.2)
+        assert app.screen.query_one("#src", Input).display is False
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: app.session.report is not None)
+        await pilot.pause(0.2)
+        summary = text(app, "#summary")
+    assert app.session.recipe_name == "deepspeed"
+    assert "block the deepspeed recipe: gpu.nvidia" in summary
+    assert "nccl.header" not in summary

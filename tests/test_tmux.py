@@ -94,7 +94,7 @@ def test_a_replay_in_tmux_shows_the_plan_and_runs_nothing(tmp_path: Path) -> Non
     try:
         wait_for(session, "Check this machine")
         tmux("send-keys", "-t", session, "C-n")
-        wait_for(session, "Nothing blocks flagcx-nvidia")
+        wait_for(session, "Nothing blocks the demo recipe")
         tmux("send-keys", "-t", session, "n")
         wait_for(session, "Nothing is built or run here")
         tmux("send-keys", "-t", session, "q")

@@ -31,6 +31,7 @@ ORDER = (
     "build.tools",
     "python.env",
     "torch",
+    "deepspeed",
     "limits",
     "rdma",
 )
@@ -43,9 +44,25 @@ class Report:
     findings: list[Finding]
     durations: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
+    # What is being aimed at, when it is a recipe that requires other checks than the
+    # target's (the deepspeed recipe needs no NCCL header): its name and its checks.
+    goal: str | None = None
+    goal_requires: tuple[str, ...] | None = None
+
+    def aim_at(self, name: str, requires: tuple[str, ...]) -> None:
+        """Judge what blocks by a recipe's requirements; `target` among them stands for
+        the target's own."""
+        if "target" in requires:
+            return
+        self.goal, self.goal_requires = name, requires
+
+    @property
+    def goal_name(self) -> str:
+        return self.goal or self.target.id
 
     def is_blocking(self, finding: Finding) -> bool:
-        return finding.status is Status.FAIL and finding.id in self.target.requires
+        requires = self.goal_requires if self.goal_requires is not None else self.target.requires
+        return finding.status is Status.FAIL and finding.id in requires
 
     @property
     def blocking(self) -> list[Finding]:

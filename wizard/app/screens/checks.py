@@ -15,6 +15,7 @@ from textual.widgets.tree import TreeNode
 
 from checks.base import Finding, Status
 from wizard.app.screens.base import WizardScreen
+from wizard.engine import recipe as recipes
 from wizard.engine.doctor import Report, ordered_checks, run_doctor
 
 GROUPS = {
@@ -133,6 +134,12 @@ class ChecksScreen(WizardScreen):
             session.target,
             on_finding=lambda f: app.from_thread(self.resolved, f),
         )
+        try:
+            recipe = recipes.load(session.recipe_name)
+        except recipes.RecipeError:
+            pass  # the steps screen says why; the target's checks judge meanwhile
+        else:
+            report.aim_at(f"the {recipe.id} recipe", recipe.requires)
         app.from_thread(self.finished, report)
 
     def spin(self) -> None:
@@ -176,13 +183,13 @@ class ChecksScreen(WizardScreen):
         )
         if blocking:
             text = Text.assemble(
-                (f"{len(blocking)} problem(s) block {report.target.id}: ", "bold red"),
+                (f"{len(blocking)} problem(s) block {report.goal_name}: ", "bold red"),
                 ", ".join(f.id for f in blocking),
                 f".  ({counts})  Press f for fixes, or n to build anyway.",
             )
         else:
             text = Text.assemble(
-                (f"Nothing blocks {report.target.id}. ", "bold green"),
+                (f"Nothing blocks {report.goal_name}. ", "bold green"),
                 f"({counts})  Press n to build and test.",
             )
         self.query_one("#summary", Static).update(text)

@@ -19,6 +19,7 @@ from wizard.engine import recipe as recipes
 from wizard.engine.hostlist import HostListError, parse_hosts
 from wizard.engine.run import ParamError, parse_sets
 from wizard.engine.targets import TARGETS
+from wizard.paths import recipe_ids
 
 INTRO = (
     "This wizard checks this machine for what FlagCX needs, proposes fixes and asks before "
@@ -71,6 +72,10 @@ class StartScreen(WizardScreen):
                 if self.saved:
                     yield Button("Resume the saved run", id="resume")
                 yield Button("Check the hosts", id="check-hosts")
+            yield Label("What to build and test")
+            yield Select(
+                self.recipe_choices(), value=session.recipe_name, allow_blank=False, id="recipe"
+            )
             yield Label("Target")
             yield Select(
                 [(t.title, t.id) for t in TARGETS.values()],
@@ -78,9 +83,8 @@ class StartScreen(WizardScreen):
                 allow_blank=False,
                 id="target",
             )
-            if self.takes_src:
-                yield Label("FlagCX source folder (cloned there when missing)")
-                yield Input(value=session.answers.get("src", "~/FlagCX"), id="src")
+            yield Label("Source folder (cloned there when missing)", id="src-label")
+            yield Input(value=session.answers.get("src", "~/FlagCX"), id="src")
             yield Label("Other hosts, for a run across machines (a,b,user@c:8010)")
             yield Input(
                 value=",".join(h.label for h in session.hosts),
@@ -96,9 +100,27 @@ class StartScreen(WizardScreen):
             )
         yield Footer()
 
+    def recipe_choices(self) -> list[tuple[str, str]]:
+        """The shipped recipes, and the one asked for on the command line if it is a file."""
+        names = recipe_ids()
+        current = self.wizard.session.recipe_name
+        choices = []
+        for name in [*names, *([] if current in names else [current])]:
+            try:
+                recipe = recipes.load(name)
+            except recipes.RecipeError:
+                continue
+            choices.append((f"{recipe.id}: {recipe.title}", name))
+        return choices
+
     def on_mount(self) -> None:
         self.detect()
+        self._show_src()
         self.query_one("#go", Button).focus()
+
+    def _show_src(self) -> None:
+        for widget in (self.query_one("#src-label"), self.query_one("#src")):
+            widget.display = self.takes_src
 
     @work(thread=True, exclusive=True)
     def detect(self) -> None:
@@ -110,6 +132,14 @@ class StartScreen(WizardScreen):
             self.query_one("#target", Select).value = target
 
     def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "recipe":
+            self.wizard.session.recipe_name = str(event.value)
+            try:
+                self.takes_src = "src" in recipes.load(str(event.value)).params
+            except recipes.RecipeError as exc:
+                self.notify(str(exc), severity="error", title="Recipe")
+            self._show_src()
+            return
         self.picked = self.picked or event.select.has_focus
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
