@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from checks.base import Context, Finding, check
+from checks.base import Context, Finding, Fix, check
 from checks.distro import Distro
 from wizard.host import Host
 
@@ -59,6 +59,35 @@ if out["torch"]:
         out["torch_cuda"] = None
     requires = metadata.requires("torch") or []
     out["torch_requires_nccl"] = [r for r in requires if r.startswith("nvidia-nccl")]
+
+# conda as its files show it (nothing is run): where it is installed (CONDA_EXE, or the
+# usual folders), its environments (envs/* and ~/.conda/environments.txt, each a prefix
+# with conda-meta/) and the active one (CONDA_PREFIX).
+def conda():
+    home = os.path.expanduser("~")
+    exe = os.environ.get("CONDA_EXE", "")
+    bases = [os.path.dirname(os.path.dirname(os.path.realpath(exe)))] if exe else []
+    homes = ("miniconda3", "anaconda3", "miniforge3", "mambaforge")
+    bases += [os.path.join(home, n) for n in homes]
+    bases.append("/opt/conda")
+    base = next((b for b in bases if os.path.isdir(os.path.join(b, "conda-meta"))), None)
+    if base is None:
+        return None
+    envs = {"base": base}
+    try:
+        listed = open(os.path.join(home, ".conda", "environments.txt")).read().split()
+    except OSError:
+        listed = []
+    for prefix in sorted(set(glob.glob(os.path.join(base, "envs", "*"))) | set(listed)):
+        prefix = prefix.rstrip("/")
+        if prefix != base and os.path.isdir(os.path.join(prefix, "conda-meta")):
+            envs[os.path.basename(prefix)] = prefix
+    active = os.environ.get("CONDA_PREFIX", "").rstrip("/")
+    name = next((n for n, p in envs.items() if p == active), os.environ.get("CONDA_DEFAULT_ENV"))
+    return {"base": base, "envs": envs, "active": (name or active) if active else "",
+            "active_prefix": active}
+
+out["conda"] = conda()
 print(json.dumps(out))
 """
 
@@ -94,19 +123,60 @@ def python_env(ctx: Context) -> Finding:
                 "installs the distro's Python 3",
             ),
         )
-    conda = ctx.host.getenv("CONDA_PREFIX")
+    conda = info.get("conda") or {}  # absent from probes recorded before it was asked
+    active = conda.get("active_prefix")
     kind = (
-        "conda env" if conda and info["prefix"] == conda else "venv" if info["venv"] else "system"
+        "conda env" if active and info["prefix"] == active else "venv" if info["venv"] else "system"
     )
     facts = {
         "python.executable": info["executable"],
         "python.version": info["version"],
         "python.env": kind,
         "python.pip": info["pip"] or "",
+        **conda_facts(conda),
     }
     summary = f"Python {info['version']} ({kind}) at {info['executable']}"
-    details = [f"site-packages: {', '.join(info['sites'])}"]
+    details = [f"site-packages: {', '.join(info['sites'])}", *conda_details(conda)]
+    if active and kind != "conda env":
+        return ctx.warn(
+            f"{summary}, not the active conda env's ({conda['active']} at {active}): the "
+            "wizard checks, and the recipes run, the python3 first on PATH",
+            details=details,
+            facts=facts,
+            fixes=[
+                Fix(
+                    f"Put the conda env {conda['active']} first on PATH",
+                    [f'export PATH="{active}/bin:$PATH"   # or: conda activate {conda["active"]}'],
+                    manual=True,
+                )
+            ],
+        )
     if not info["pip"]:
         return ctx.warn(summary + "; pip is missing", details=details, facts=facts)
     details.append(f"pip {info['pip']}")
     return ctx.ok(summary + f", pip {info['pip']}", details=details, facts=facts)
+
+
+def conda_facts(conda: dict[str, Any]) -> dict[str, Any]:
+    if not conda:
+        return {"python.conda": ""}
+    return {
+        "python.conda": conda["base"],
+        "python.conda_envs": ",".join(conda["envs"]),
+        "python.conda_active": conda["active"],
+    }
+
+
+def conda_details(conda: dict[str, Any]) -> list[str]:
+    if not conda:
+        return []
+    envs = ", ".join(f"{n} ({p})" for n, p in conda["envs"].items())
+    lines = [f"conda at {conda['base']}; environments: {envs}"]
+    if conda["active"]:
+        lines.append(f"active: {conda['active']}")
+    else:
+        lines.append(
+            "no conda env is active: if you train in one, `conda activate NAME` and run the "
+            "wizard again, so it checks that env's Python"
+        )
+    return lines
