@@ -60,6 +60,37 @@ if out["torch"]:
     requires = metadata.requires("torch") or []
     out["torch_requires_nccl"] = [r for r in requires if r.startswith("nvidia-nccl")]
 
+# The CUDA libraries torch loads from its nvidia-* wheels, and any copy of the same file
+# name in an LD_LIBRARY_PATH folder: the loader searches LD_LIBRARY_PATH before torch's own
+# RUNPATH, so such a copy is the one torch gets (the classic "symbol ... version
+# libcublas.so.11 not defined" when it is older).
+def shadows():
+    own = {}
+    for site in sites:
+        for lib in glob.glob(os.path.join(site, "nvidia", "*", "lib", "lib*.so*")):
+            own.setdefault(os.path.basename(lib), lib)
+    found = []
+    for folder in os.environ.get("LD_LIBRARY_PATH", "").split(":"):
+        if not folder or not os.path.isdir(folder):
+            continue
+        for name in sorted(own):
+            path = os.path.join(folder, name)
+            if os.path.exists(path) and os.path.realpath(path) != os.path.realpath(own[name]):
+                found.append({"folder": folder, "file": name,
+                              "real": os.path.basename(os.path.realpath(path)),
+                              "own": own[name]})
+    return found
+
+if out["torch"]:
+    wheels = {}
+    for site in sites:
+        for info in glob.glob(os.path.join(site, "nvidia_*.dist-info")):
+            name, _, ver = os.path.basename(info)[: -len(".dist-info")].partition("-")
+            wheels[name.replace("_", "-")] = ver
+    out["nvidia_wheels"] = wheels
+    out["shadows"] = shadows()
+    out["ld_library_path"] = os.environ.get("LD_LIBRARY_PATH", "")
+
 # conda as its files show it (nothing is run): where it is installed (CONDA_EXE, or the
 # usual folders), its environments (envs/* and ~/.conda/environments.txt, each a prefix
 # with conda-meta/) and the active one (CONDA_PREFIX).

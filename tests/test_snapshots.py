@@ -157,3 +157,49 @@ def test_two_h200s_with_deepspeed_deep() -> None:
     assert deepspeed.facts["deepspeed.ops_missing"] == "async_io,evoformer_attn,gds"
     assert deepspeed.facts["deepspeed.built_with"] == "torch 2.11, cuda 13.0"
     assert found["gpu.nvidia"].facts["gpu.count"] == 2
+
+
+def test_ld_library_path_copies_of_torchs_libraries_are_named_and_checked() -> None:
+    """Recorded on the H100 with the toolkit's and the system's copies first on
+    LD_LIBRARY_PATH: torch 2.11 preloads its own (read from /proc/self/maps), so the copies
+    are named but do not warn."""
+    host = load_snapshot(SNAPSHOTS / "h100-ld-library-path.yaml")
+    torch = by_id(run_doctor(host, deep=True))["torch"]
+    assert host.misses == []
+    assert torch.status is Status.OK
+    assert any(
+        line.startswith("LD_LIBRARY_PATH's /usr/local/cuda/lib64 has other copies of 23 of ")
+        and "libcublas.so.13 (13.1.0.3)" in line
+        for line in torch.details
+    )
+    assert "imported, torch loaded its own copies: LD_LIBRARY_PATH's are unused" in torch.details
+
+
+def test_the_classic_cublas_clash_is_explained() -> None:
+    """The loader's words from the issue's user (torch 2.0.1+cu117 with CUDA 11.4's cuBLAS
+    first), and a torch that loaded a copy from LD_LIBRARY_PATH."""
+    from checks.torch import _LOADER_ERROR, loaded_elsewhere, unshadow_fix
+
+    words = (
+        "ImportError: /opt/conda/lib/python3.8/site-packages/torch/lib/libtorch_cuda.so: symbol "
+        "cublasSetWorkspace_v2, version libcublas.so.11 not defined in file libcublas.so.11 "
+        "with link time reference"
+    )
+    assert _LOADER_ERROR.search(words)
+    own = "/env/site-packages/nvidia/cublas/lib/libcublas.so.11"
+    info = {
+        "shadows": [
+            {
+                "folder": "/usr/local/cuda-11.4/lib64",
+                "file": "libcublas.so.11",
+                "real": "libcublas.so.11.6.5.2",
+                "own": own,
+            }
+        ],
+        "ld_library_path": "/usr/local/cuda-11.4/lib64:/opt/x/lib",
+    }
+    assert loaded_elsewhere(info, ["/usr/local/cuda-11.4/lib64/libcublas.so.11", own]) == [
+        "/usr/local/cuda-11.4/lib64/libcublas.so.11"
+    ]
+    fix = unshadow_fix(info)
+    assert fix is not None and fix.commands[0].startswith("export LD_LIBRARY_PATH=/opt/x/lib ")
