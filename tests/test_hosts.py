@@ -129,8 +129,13 @@ def test_doctor_across_three_hosts_one_on_port_8010(lab_folder: Path) -> None:
     assert all(h["reachable"] for h in data["hosts"])
     ids = {f["id"] for f in data["hosts"][2]["findings"]}
     assert {"os", "mpi", "gpu.nvidia", "python.env"} <= ids
-    # The namespaces share one filesystem: the same software everywhere, nothing differs.
+    # The namespaces share one filesystem: the same software everywhere, nothing differs
+    # (their interfaces, wzb…p0, p1, p2, share a start: one FLAGCX_SOCKET_IFNAME fits).
     assert data["differences"] == []
+    for i, host in enumerate(data["hosts"]):
+        via = host["interface"]
+        assert via["name"] == f"{lab.bridge}p{i}" and via["network"] == f"{lab.prefix}.0/24"
+        assert via["address"] == lab.hosts[i].address
     assert data["hosts"][0]["ssh_to"] == {} and data["ssh_failures"] == []  # no --ssh-mesh
     # This machine has no GPU, so every host blocks FlagCX on NVIDIA.
     assert data["ok"] is False and code == 1

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from checks.base import Status
+from wizard.engine.cluster import route_probe
 from wizard.engine.fleet import (
+    Difference,
     HostResult,
     differences,
     doctor_hosts,
@@ -53,15 +55,54 @@ def doctor_many(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
         argv += ["-p", str(spec.port)] if spec.port else []
         return [*argv, f"{spec.user}@{spec.name}" if spec.user else spec.name]
 
+    _, route_probe_ = route_probe(specs, args.ssh_config)
     results = doctor_hosts(
-        specs, connect, target=args.target, ssh_argv=ssh_argv if args.ssh_mesh else None
+        specs,
+        connect,
+        target=args.target,
+        ssh_argv=ssh_argv if args.ssh_mesh else None,
+        probe=route_probe_,
     )
-    diffs = differences(results)
+    diffs = differences(results) + interface_difference(results)
     if args.json:
         stream.write(json.dumps(as_json(results, diffs), indent=2) + "\n")
     else:
         render(results, diffs, stream, verbose=args.verbose)
     return EXIT_OK if ok(results, diffs) else EXIT_FAILED
+
+
+def interface_of(result: HostResult) -> dict[str, str] | None:
+    """The interface a host reaches the next host through: FLAGCX_SOCKET_IFNAME's value."""
+    if not result.probed or not result.probed[0]:
+        return None
+    name, network, address = result.probed
+    return {"name": name, "network": network, "address": address}
+
+
+def interface_difference(results: list[HostResult]) -> list[Difference]:
+    """The interfaces toward the other hosts, when their names share no start: one
+    FLAGCX_SOCKET_IFNAME (matched as a prefix) then fits no host set."""
+    names = {r.spec.label: (interface_of(r) or {}).get("name", "") for r in results if r.reachable}
+    known = [n for n in names.values() if n]
+    if len(set(known)) < 2 or _common_start(known):
+        return []
+    return [
+        Difference(
+            "net.interface",
+            names,
+            False,
+            "FLAGCX_SOCKET_IFNAME / NCCL_SOCKET_IFNAME match names by prefix: these share none, "
+            "so set them per host",
+        )
+    ]
+
+
+def _common_start(names: list[str]) -> str:
+    start = names[0]
+    for name in names[1:]:
+        while not name.startswith(start):
+            start = start[:-1]
+    return start
 
 
 def as_json(results: list[HostResult], diffs: list[Any]) -> dict[str, Any]:
@@ -76,6 +117,7 @@ def as_json(results: list[HostResult], diffs: list[Any]) -> dict[str, Any]:
             entry.update(to_dict(result.report))
             entry["host"] = result.spec.label
             entry["ssh_to"] = result.ssh_to or {}
+            entry["interface"] = interface_of(result)
         else:
             entry.update({"error": result.error, "fixes": unreachable_advice(result)})
         hosts.append(entry)
@@ -135,7 +177,9 @@ def _host_line(result: HostResult, renderer: TextRenderer, width: int, verbose: 
         for advice in unreachable_advice(result):
             renderer.write(f"     {renderer.paint('fix:', '36')} $ {advice}")
         return
-    renderer.write(f" {mark} {label}  {line}  ({result.wall_s:.2f} s)")
+    via = interface_of(result)
+    where = f", via {via['name']}" if via else ""
+    renderer.write(f" {mark} {label}  {line}  ({result.wall_s:.2f} s{where})")
     if verbose:
         renderer.render(result.report)
         renderer.write()

@@ -391,15 +391,7 @@ def discover(
     from wizard.engine.fleet import doctor_hosts
     from wizard.engine.run import recipe_facts
 
-    addresses = {s.label: resolve_address(s, ssh_config) for s in specs}
-    toward = {
-        s.label: addresses[specs[(i + 1) % len(specs)].label] if len(specs) > 1 else ""
-        for i, s in enumerate(specs)
-    }
-
-    def probe(host: Any, spec: HostSpec) -> tuple[str, str, str]:
-        return route(lambda argv: host.run(argv).stdout, toward[spec.label])
-
+    addresses, probe = route_probe(specs, ssh_config)
     results = doctor_hosts(specs, connect, target=target, on_result=on_result, probe=probe)
     hosts = []
     for result in results:
@@ -411,6 +403,23 @@ def discover(
         hosts.append(RunHost(result.spec, slots, facts, address, interface, subnet, source))
     here = _local_route(next((h.address for h in hosts if h.address), ""))
     return results, Cluster(hosts, ssh_config, here_subnet=here[1], here_interface=here[0])
+
+
+def route_probe(
+    specs: list[HostSpec], ssh_config: str | None
+) -> tuple[dict[str, str], Callable[[Any, HostSpec], tuple[str, str, str]]]:
+    """Each host's address as this machine resolves it, and a probe that asks a host for
+    its route toward the next host: (interface, network, its own address there)."""
+    addresses = {s.label: resolve_address(s, ssh_config) for s in specs}
+    toward = {
+        s.label: addresses[specs[(i + 1) % len(specs)].label] if len(specs) > 1 else ""
+        for i, s in enumerate(specs)
+    }
+
+    def probe(host: Any, spec: HostSpec) -> tuple[str, str, str]:
+        return route(lambda argv: host.run(argv).stdout, toward[spec.label])
+
+    return addresses, probe
 
 
 def _local_route(address: str) -> tuple[str, str, str]:
