@@ -386,3 +386,43 @@ def test_flagcx_recipe_on_the_fixture_project(env: dict, tmp_path: Path) -> None
     )
     saved = yaml.safe_load(Path(run["path"]).read_text())
     assert saved["params"]["gpus"] == 2
+
+
+def test_a_recipe_after_another_takes_values_from_its_finished_run(
+    env: dict, tmp_path: Path
+) -> None:
+    """`after: [counting]`: blocked (and the plan says why) until a counting run finishes,
+    then its `work` comes from that run."""
+    first = tmp_path / "counting.yaml"
+    first.write_text(COUNTING)
+    (tmp_path / "work").mkdir()
+    second = tmp_path / "second.yaml"
+    second.write_text(
+        "id: second\ntitle: Built on counting\nafter: [counting]\n"
+        "params:\n  work: {run: counting.work}\n"
+        "steps:\n  - id: use\n    run: cat {{ work }}/one.count\n"
+    )
+    plan = wizard(env, "steps", str(second))
+    assert plan.returncode == 1
+    assert "After: second builds on a finished counting run, and there is none yet" in plan.stdout
+    assert "<work?>" in plan.stdout
+    blocked = wizard(env, "run", str(second), "--yes")
+    assert blocked.returncode == 1 and "blocked: second builds on a finished counting" in (
+        blocked.stdout
+    )
+    done = wizard(env, "run", str(first), "--set", f"work={tmp_path / 'work'}", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = wizard(env, "run", str(second), "--yes")
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "After: counting run counting-" in after.stdout and "\none\n" in after.stdout
+
+
+def test_after_must_name_the_recipe_a_value_comes_from(tmp_path: Path, env: dict) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "id: bad\ntitle: Bad\nparams:\n  work: {run: counting.work}\n"
+        "steps:\n  - id: one\n    run: 'true'\n"
+    )
+    done = wizard(env, "steps", str(bad))
+    assert done.returncode == 2
+    assert "takes a value from a run of 'counting', which 'after' does not name" in done.stderr

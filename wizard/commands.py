@@ -24,6 +24,7 @@ from wizard.engine.run import (
     failing_requirements,
     parse_sets,
     plan,
+    prior_runs,
     recipe_facts,
     resolve,
     stop_leftovers,
@@ -237,6 +238,22 @@ def _go(
     return EXIT_FAILED
 
 
+def _after(recipe: recipes.Recipe, out: Console, *, blocking: bool) -> bool:
+    """Say which finished runs this recipe builds on; False when one is missing."""
+    ready = True
+    for recipe_id, run in prior_runs(recipe).items():
+        if run is not None:
+            out.write(f"After: {recipe_id} run {run.run_id} (finished {run.updated})")
+            continue
+        ready = False
+        word = "blocked" if blocking else "After"
+        out.write(
+            f"{word}: {recipe.id} builds on a finished {recipe_id} run, and there is none yet: "
+            f"`wizard run {recipe_id}` first"
+        )
+    return ready
+
+
 def run(args: argparse.Namespace) -> int:
     out = Console()
     recipe = _load(args.recipe)
@@ -244,6 +261,8 @@ def run(args: argparse.Namespace) -> int:
     if args.start:
         _check_step(recipe, args.start)
     writable_state_dir()  # the run's state and logs: say so before the doctor and the build
+    if recipe.after and not _after(recipe, out, blocking=True):
+        return EXIT_FAILED
     facts = _doctor(recipe, args.force, out)
     if facts is None:
         return EXIT_FAILED
@@ -327,6 +346,8 @@ def steps(args: argparse.Namespace) -> int:
     except ParamError as exc:
         raise UsageError(str(exc)) from None
     out.write(f"{recipe.title} ({recipe.path})")
+    if recipe.after:
+        _after(recipe, out, blocking=False)
     for item in plan(recipe, values, None, args.start):
         verb = "run " if item.action == "run" else "skip"
         why = f"  ({item.reason})" if item.reason and item.action == "skip" else ""

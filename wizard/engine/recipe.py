@@ -30,8 +30,9 @@ BUILTINS = (
 # Where a step runs in a run across hosts (on one host, all run here).
 WHERE = ("here", "every-host", "all-hosts", "single-host")
 
-RECIPE_KEYS = {"id", "title", "description", "requires", "shared", "params", "steps"}
-PARAM_KEYS = {"default", "fact", "help", "kind"}
+RECIPE_KEYS = {"id", "title", "description", "requires", "after", "shared", "params", "steps"}
+PARAM_KEYS = {"default", "fact", "run", "help", "kind"}
+RUN_VALUE = re.compile(r"([a-z0-9][a-z0-9-]*)\.([A-Za-z_][A-Za-z0-9_]*)")
 STEP_KEYS = {
     "id",
     "title",
@@ -61,6 +62,7 @@ class Param:
     fact: str | None = None
     help: str = ""
     kind: str = "str"
+    run: str | None = None  # "recipe.param": the value a finished run of that recipe used
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class Recipe:
     params: dict[str, Param] = field(default_factory=dict)
     steps: tuple[Step, ...] = ()
     shared: str | None = None  # the folder hosts may share, so one build serves them
+    after: tuple[str, ...] = ()  # recipes that must have a finished run before this one
 
     def index(self, step_id: str) -> int:
         for i, step in enumerate(self.steps):
@@ -207,7 +210,18 @@ class _Validator:
         requires = data.get("requires", [])
         if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
             raise self.fail(data, "'requires' must be a list of check ids", "requires")
+        after = data.get("after", [])
+        if not isinstance(after, list) or not all(isinstance(r, str) for r in after):
+            raise self.fail(data, "'after' must be a list of recipe ids", "after")
         params = self.params(data)
+        for param in params.values():
+            if param.run and RUN_VALUE.fullmatch(param.run).group(1) not in after:  # type: ignore[union-attr]
+                raise self.fail(
+                    data["params"],
+                    f"parameter {param.name!r} takes a value from a run of "
+                    f"{param.run.split('.')[0]!r}, which 'after' does not name",
+                    param.name,
+                )
         steps_data = data.get("steps")
         if not isinstance(steps_data, list) or not steps_data:
             raise self.fail(
@@ -225,6 +239,7 @@ class _Validator:
             params=params,
             steps=tuple(steps),
             shared=self.shared(data, params),
+            after=tuple(after),
         )
 
     def shared(self, data: _Lines, params: dict[str, Param]) -> str | None:
@@ -258,8 +273,18 @@ class _Validator:
                     f"parameter {name!r}: kind must be one of {', '.join(PARAM_KINDS)}",
                     "kind",
                 )
+            run = spec.get("run")
+            if run is not None and not RUN_VALUE.fullmatch(str(run)):
+                raise self.fail(
+                    spec, f"parameter {name!r}: 'run' is RECIPE.PARAM, not {run!r}", "run"
+                )
             params[name] = Param(
-                name, spec.get("default"), spec.get("fact"), str(spec.get("help", "")), kind
+                name,
+                spec.get("default"),
+                spec.get("fact"),
+                str(spec.get("help", "")),
+                kind,
+                str(run) if run is not None else None,
             )
         return params
 

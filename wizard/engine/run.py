@@ -125,9 +125,23 @@ def resolve(
             f"{', '.join(recipe.params)}"
         )
     values: dict[str, Any] = {}
+    prior = prior_runs(recipe) if recipe.after else {}
     for name, param in recipe.params.items():
+        from_run = _from_run(param.run, prior) if param.run else None
         if name in answers:
             value: Any = answers[name]
+        elif from_run not in (None, ""):
+            value = from_run
+        elif param.run:  # no finished run to take it from: nothing else may stand in
+            if missing is not None:
+                missing.append(name)
+                values[name] = f"<{name}?>"
+                continue
+            recipe_id = param.run.split(".")[0]
+            raise ParamError(
+                f"parameter {name!r} comes from a finished {recipe_id} run, and there is none: "
+                f"run `wizard run {recipe_id}` first, or pass --set {name}=VALUE"
+            )
         elif param.fact and facts.get(param.fact) not in (None, ""):
             value = facts[param.fact]
         elif param.default is not None:
@@ -158,6 +172,31 @@ def resolve(
     values["run_dir"] = str(run_dir)
     values["steps_dir"] = str(data_dir("steps"))  # the recipes' own tools (steps/tools/)
     return values
+
+
+def prior_runs(recipe: Recipe) -> dict[str, st.RunState | None]:
+    """For each recipe this one comes after (`after:`), its newest finished run, or None."""
+    found: dict[str, st.RunState | None] = {}
+    for recipe_id in recipe.after:
+        pattern = re.compile(re.escape(recipe_id) + r"-\d{8}-\d{6}(-\d+)?")
+        found[recipe_id] = None
+        for run_id in st.saved_runs():  # newest first
+            if not pattern.fullmatch(run_id):
+                continue
+            try:
+                run = st.load(run_id, set_aside=False)
+            except st.StateError:
+                continue
+            if run.first_unfinished() is None:
+                found[recipe_id] = run
+                break
+    return found
+
+
+def _from_run(reference: str, prior: dict[str, st.RunState | None]) -> Any:
+    recipe_id, _, name = reference.partition(".")
+    run = prior.get(recipe_id)
+    return run.params.get(name) if run is not None else None
 
 
 def free_port() -> int:
