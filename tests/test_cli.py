@@ -94,6 +94,11 @@ def test_snapshot_then_replay_gives_the_same_findings(tmp_path: Path) -> None:
     done = wizard("snapshot", "-o", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Replay gives the same findings" in done.stdout
+    import yaml
+
+    import checks
+
+    assert yaml.safe_load(out.read_text())["checks"] == sorted(checks.REGISTRY)
     live = json.loads(wizard("doctor", "--json").stdout)
     replayed = json.loads(wizard("doctor", "--json", "--snapshot", str(out)).stdout)
     strip = lambda d: [{k: v for k, v in f.items() if k != "duration_s"} for f in d["findings"]]  # noqa: E731

@@ -203,3 +203,13 @@ def test_the_classic_cublas_clash_is_explained() -> None:
     ]
     fix = unshadow_fix(info)
     assert fix is not None and fix.commands[0].startswith("export LD_LIBRARY_PATH=/opt/x/lib ")
+
+
+def test_a_check_newer_than_the_snapshot_is_reported_not_replayed() -> None:
+    """h100-ubuntu2404 was recorded before the deepspeed check existed: the replay says so
+    instead of answering its questions with "nothing there"."""
+    host = load_snapshot(SNAPSHOTS / "h100-ubuntu2404.yaml")
+    deepspeed = by_id(run_doctor(host))["deepspeed"]
+    assert deepspeed.status is Status.SKIP
+    assert deepspeed.summary.startswith("not in this snapshot: it was recorded before")
+    assert host.misses == []

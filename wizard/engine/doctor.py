@@ -111,8 +111,15 @@ def run_doctor(
         deps = {d: futures[d] for d in entry.after if d in futures}
         ctx = Context(host, entry.id, entry.title, lambda: target().vendor.key, deep, deps)
         begun = time.perf_counter()
+        recorded = host.recorded_checks
         try:
-            finding = entry.func(ctx)
+            if recorded is not None and entry.id not in recorded:
+                finding = ctx.skip(
+                    "not in this snapshot: it was recorded before this check existed "
+                    "(record the machine again with `wizard snapshot`)"
+                )
+            else:
+                finding = entry.func(ctx)
         except Exception as exc:  # a bug in one check must not take the doctor down
             finding = ctx.fail(
                 f"the check crashed: {type(exc).__name__}: {exc}",

@@ -75,6 +75,9 @@ class Timing:
 class Host(ABC):
     """One machine as the checks see it."""
 
+    # The checks a recorded host holds observations for (None: a live host, every check).
+    recorded_checks: frozenset[str] | None = None
+
     def __init__(self, name: str) -> None:
         self.name = name
         self._lock = threading.Lock()

@@ -30,6 +30,9 @@ class SnapshotHost(Host):
         self.source = source
         self.recorded: dict[str, dict[str, Any]] = data["observations"]
         self.misses: list[tuple[str, str]] = []
+        checks = data.get("checks")
+        if isinstance(checks, list):
+            self.recorded_checks = frozenset(map(str, checks))
 
     def _recorded(self, kind: str, key: str, default: Any) -> Any:
         table = self.recorded.get(kind) or {}
@@ -98,6 +101,7 @@ def write_snapshot(host: Host, path: str | os.PathLike[str], *, note: str = "") 
     """Write what `host` observed, atomically (a partial file never replaces a good one)."""
     import yaml
 
+    from checks import REGISTRY
     from wizard import __version__
 
     data = {
@@ -106,6 +110,9 @@ def write_snapshot(host: Host, path: str | os.PathLike[str], *, note: str = "") 
         "recorded_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "host": host.name,
         "note": note,
+        # The checks that ran: a check added later is reported as not recorded, not replayed
+        # against observations it never made.
+        "checks": sorted(REGISTRY),
         "observations": {kind: dict(sorted(host.observations[kind].items())) for kind in KINDS},
     }
     target = Path(path)
