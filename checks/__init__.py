@@ -6,6 +6,7 @@ Importing this package registers every check in `REGISTRY`, in display order.
 from checks import (
     build,
     cuda,
+    cudnn,
     deepspeed,
     gpu,
     gtest,
@@ -28,6 +29,7 @@ __all__ = [
     "Status",
     "build",
     "cuda",
+    "cudnn",
     "deepspeed",
     "gpu",
     "gtest",

@@ -213,3 +213,28 @@ def test_a_check_newer_than_the_snapshot_is_reported_not_replayed() -> None:
     assert deepspeed.status is Status.SKIP
     assert deepspeed.summary.startswith("not in this snapshot: it was recorded before")
     assert host.misses == []
+
+
+def test_cudnn_from_the_system_and_from_torchs_wheel() -> None:
+    """The H100 as lent: libcudnn9 (headers under include/x86_64-linux-gnu) and torch's
+    nvidia-cudnn wheel, each with its version from cudnn_version.h."""
+    cudnn = by_id(replay("h100-cudnn.yaml"))["cudnn"]
+    assert cudnn.status is Status.OK
+    assert cudnn.facts["cudnn.version"] == "9.14.0"
+    assert cudnn.facts["cudnn.include"] == "/usr/include/x86_64-linux-gnu"
+    assert any(
+        "nvidia/cudnn (a PyPI wheel (nvidia-cudnn)): cuDNN 9.19.0" in d for d in cudnn.details
+    )
+
+
+def test_no_cudnn_offers_nvidias_package_and_the_wheel() -> None:
+    """This machine (CI's kind: Debian, no cuDNN) has none: not blocking, two ways in."""
+    from wizard.host import LocalHost
+
+    cudnn = by_id(run_doctor(LocalHost()))["cudnn"]
+    if cudnn.status is Status.OK:
+        pytest.skip("this machine has cuDNN")
+    assert cudnn.status is Status.SKIP and cudnn.summary.startswith("not found")
+    commands = [c for fix in cudnn.fixes for c in fix.commands]
+    assert any(c.startswith("apt-get install -y libcudnn9-dev-cuda-") for c in commands)
+    assert any(" -m pip install nvidia-cudnn-cu" in c for c in commands)

@@ -24,6 +24,7 @@ ORDER = (
     "gpu.nvidia",
     "gpu.others",
     "cuda.toolkit",
+    "cudnn",
     "nccl.header",
     "nccl.library",
     "mpi",

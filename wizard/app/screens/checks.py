@@ -20,7 +20,7 @@ from wizard.engine.doctor import Report, ordered_checks, run_doctor
 
 GROUPS = {
     "System": ("os", "build.tools", "python.env", "limits"),
-    "Accelerator": ("gpu.nvidia", "gpu.others", "cuda.toolkit", "torch", "deepspeed"),
+    "Accelerator": ("gpu.nvidia", "gpu.others", "cuda.toolkit", "cudnn", "torch", "deepspeed"),
     "Communication": ("nccl.header", "nccl.library", "mpi", "rdma"),
     "Tests": ("gtest",),
 }
