@@ -14,7 +14,6 @@ import re
 import secrets
 import shlex
 import socket
-import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wizard.engine.hostlist import HostSpec, parse_host
+from wizard.host.local import capture
 
 if TYPE_CHECKING:
     from wizard.engine.fleet import HostResult
@@ -207,16 +207,8 @@ class Cluster:
 
     def run_on(self, host: RunHost, script: str, timeout: float = 30) -> tuple[int | None, str]:
         """A short command on a host; its exit code (None: no answer) and output."""
-        try:
-            done = subprocess.run(
-                [*self.ssh_argv(host), script],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
+        done = capture([*self.ssh_argv(host), script], timeout)
+        if done.returncode == 124 and not done.stdout:
             return None, f"no answer from {host.label} within {timeout:g} s"
         return done.returncode, done.stdout + done.stderr
 
@@ -345,10 +337,7 @@ class _Marker:
 def resolve_address(spec: HostSpec, ssh_config: str | None) -> str:
     """The address ssh connects to for a host name (aliases and HostName from the config)."""
     argv = ["ssh", *(["-F", ssh_config] if ssh_config else []), "-G", spec.name]
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
+    done = capture(argv, 10)
     name = next(
         (line.split()[1] for line in done.stdout.splitlines() if line.startswith("hostname ")),
         spec.name,
@@ -423,11 +412,4 @@ def route_probe(
 
 
 def _local_route(address: str) -> tuple[str, str, str]:
-    def run(argv: list[str]) -> str:
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            return ""
-        return done.stdout
-
-    return route(run, address)
+    return route(lambda argv: capture(argv, 10).stdout, address)

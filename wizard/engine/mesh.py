@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from checks.base import Finding, Fix, Status
 from wizard.engine.hostlist import HostSpec
+from wizard.host.local import capture
 
 KEY_TYPES = ("ed25519", "ecdsa", "rsa")
 _APPEND = "umask 077 && mkdir -p ~/.ssh && printf '%s\\n'"  # then the lines, >> the file
@@ -529,16 +530,4 @@ def _shell_path(path: str) -> str:
 
 
 def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(argv, 124, "", f"no answer within {TIMEOUT_S} s")
-    except OSError as exc:
-        return subprocess.CompletedProcess(argv, 127, "", str(exc))
+    return capture(argv, TIMEOUT_S)

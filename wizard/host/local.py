@@ -142,6 +142,24 @@ class LocalHost(Host):
             return {"error": "the NVML query printed no answer"}
 
 
+def capture(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """A short command here, its output kept, no stdin: exit 124 when it outlasts `timeout`,
+    127 when it cannot start (as a shell would say)."""
+    try:
+        return subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(argv, 124, "", f"no answer within {timeout:g} s")
+    except OSError as exc:
+        return subprocess.CompletedProcess(argv, 127, "", str(exc))
+
+
 def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
