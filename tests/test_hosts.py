@@ -370,6 +370,7 @@ def test_hosts_with_their_own_disks_build_each_and_resume_per_host(
         code, out, run = run_across(lab, state_env, "resume", "--force")
     assert code == 0, out
     assert "[node0] done earlier in this run" in out
+    assert "     ✓ node0: done" in out and "     ✓ node1: done" in out  # the summary, per host
     assert (disks["node0"] / "build" / "lib" / "libflagcx.so").stat().st_mtime == built_at
     assert run["steps"]["build"]["hosts"]["node1"]["status"] == "done"
     assert run["steps"]["perf-build"]["hosts"].keys() == {"node0", "node1"}

@@ -105,6 +105,13 @@ class Console:
                 st.RUNNING: "interrupted",
             }[saved.status]
             self.write(f" {mark} {step.id.ljust(width)}  {saved.status:<9} {what}")
+            for label, host in saved.hosts.items():  # a step run on several hosts
+                status = str(host.get("status", st.PENDING))
+                sign = self.paint(MARKS.get(status, "?"), COLORS.get(status, "0"))
+                why = host.get("reason") or (
+                    f"{host['duration_s']:.1f} s" if host.get("duration_s") is not None else ""
+                )
+                self.write(f"     {sign} {label}: {status} {why}".rstrip())
         for step in recipe.steps:
             results = state.steps.get(step.id, st.StepState()).results
             if results.get("table"):
