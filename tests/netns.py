@@ -155,17 +155,33 @@ class Lab:
         host.private[HOME_SSH] = folder
         return folder
 
-    def start(self, host: LabHost) -> None:
-        """(Re)start the host's sshd, with its SetEnv."""
+    def sshd_config(self, host: LabHost) -> Path:
+        """The host's sshd_config (with its own ~/.ssh, it is /etc/ssh/sshd_config there)."""
+        return self.folder / f"sshd_{host.name}"
+
+    def start(self, host: LabHost, *, rewrite: bool = True) -> None:
+        """(Re)start the host's sshd, with its SetEnv; `rewrite=False` keeps its config file
+        as something else left it (a fix the wizard printed, say)."""
         self.stop(host)
         Path("/run/sshd").mkdir(exist_ok=True)
-        config = self.folder / f"sshd_{host.name}"
+        config = self.sshd_config(host)
         setenv = (
             "SetEnv " + " ".join(f"{k}={v}" for k, v in host.env.items()) + "\n" if host.env else ""
         )
         keys, strict = (host.authorized, "yes") if host.authorized else (self.authorized, "no")
         if host.own_ssh:
             keys, strict = f"{self._secure_authorized()} .ssh/authorized_keys", "yes"
+        if rewrite:
+            self._write_config(host, config, keys, strict, setenv)
+        sshd = [SSHD, "-D", "-e", "-f", str(config)]
+        if host.own_ssh:  # a machine of its own: sshd -T there reads this file
+            host.private[Path("/etc/ssh/sshd_config")] = config
+            sshd = [SSHD, "-D", "-e", "-f", "/etc/ssh/sshd_config"]
+        self._spawn(host, sshd)
+
+    def _write_config(
+        self, host: LabHost, config: Path, keys: object, strict: str, setenv: str
+    ) -> None:
         config.write_text(
             f"ListenAddress {host.address}\nPort {host.port}\nHostKey {host.hostkey}\n"
             f"AuthorizedKeysFile {keys}\nPidFile {self.folder}/sshd_{host.name}.pid\n"
@@ -174,7 +190,8 @@ class Lab:
             + (f"AllowUsers root@{host.only_from}\n" if host.only_from else "")
             + setenv
         )
-        sshd = [SSHD, "-D", "-e", "-f", str(config)]
+
+    def _spawn(self, host: LabHost, sshd: list[str]) -> None:
         if host.private:
             mounts = " && ".join(
                 f"mount --bind {shlex.quote(str(b))} {shlex.quote(str(p))}"

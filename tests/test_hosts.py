@@ -709,3 +709,32 @@ def test_many_hosts_that_say_the_same_are_one_line() -> None:
     assert "unreachable: ssh: connect to host <host> port 22: Connection refused" in text
     assert "      4: 12 host(s): gpu0" in text and "      1: 1 host(s): new" in text
     assert len(text.splitlines()) < 30
+
+
+@needs_lab
+def test_hosts_setup_names_the_sshd_setting_that_refuses_the_other_hosts(
+    lab_folder: Path, tmp_path: Path
+) -> None:
+    """node2's sshd_config lets root in from this machine only (AllowUsers): setup reads it
+    with `sshd -T` there and prints the sed that adds the others. Run as printed (on that
+    file, sshd restarted), every direction works."""
+    with netns.Lab(lab_folder, 3) as lab:
+        node2 = lab.hosts[2]
+        node2.only_from = lab.here
+        own_ssh_lab(lab)
+        here = here_with(tmp_path / "here-ssh", lab)
+        done = setup_here(lab, here, "--yes")
+        assert done.returncode == 1, done.stdout
+        others = f"root@{lab.hosts[0].address} root@{lab.hosts[1].address}"
+        assert f"AllowUsers (root@{lab.here}) refuses logins from" in done.stdout
+        command = f"$ sed -i 's/^AllowUsers .*/& {others}/' /etc/ssh/sshd_config"
+        assert command in done.stdout
+        assert "Between the hosts: 4 of 6 directions work." in done.stdout
+        config = lab.sshd_config(node2)
+        subprocess.run(
+            ["sed", "-i", f"s/^AllowUsers .*/& {others}/", str(config)], check=True
+        )  # the printed command, on the file that is /etc/ssh/sshd_config there
+        lab.start(node2, rewrite=False)
+        again = setup_here(lab, here, "--yes")
+    assert again.returncode == 0, again.stdout
+    assert "Between the hosts: 6 of 6 directions work." in again.stdout

@@ -54,6 +54,7 @@ class Peer:
     authorized_keys: set[str] = field(default_factory=set)  # "type blob" of each key
     public_key: str = ""  # its own key, "type blob comment"
     knows: set[str] = field(default_factory=set)  # known_hosts names it has an entry for
+    sshd: dict[str, list[str]] = field(default_factory=dict)  # `sshd -T`, read as root only
 
     @property
     def label(self) -> str:
@@ -116,6 +117,7 @@ class Mesh:
         reached = [p for p in peers if p.login_error is None]
         for peer in reached:
             findings += _host_findings(peer)
+            findings += _sshd_findings(peer, [p for p in peers if p is not peer])
         findings += self._mesh_findings(reached)
         return Survey(key, peers, findings)
 
@@ -136,7 +138,11 @@ class Mesh:
             f"for t in {' '.join(KEY_TYPES)}; do "
             'if [ -f ~/.ssh/id_$t.pub ]; then echo "pub $(cat ~/.ssh/id_$t.pub)"; break; fi; done; '
             f"for n in {lookups}; do "
-            'if ssh-keygen -F "$n" >/dev/null 2>&1; then echo "knows $n"; fi; done; true'
+            'if ssh-keygen -F "$n" >/dev/null 2>&1; then echo "knows $n"; fi; done; '
+            # sshd's effective settings: only root may ask (and change them)
+            'if [ "$(id -u)" = 0 ]; then PATH="$PATH:/usr/sbin:/sbin" sshd -T 2>/dev/null | '
+            "grep -iE '^(permitrootlogin|pubkeyauthentication|allowusers|denyusers) ' | "
+            "sed 's/^/sshd /'; fi; true"
         )
         done = _run([*peer.ssh, script])
         if done.returncode != 0:
@@ -157,6 +163,9 @@ class Mesh:
                 peer.public_key = rest.strip()
             elif kind == "knows":
                 peer.knows.add(rest)
+            elif kind == "sshd" and " " in rest:
+                key, _, value = rest.partition(" ")
+                peer.sshd.setdefault(key.lower(), []).append(value.strip())
 
     def _login_findings(self, peer: Peer, key: str | None) -> list[Finding]:
         fid, why = f"ssh.login:{peer.label}", peer.login_error
@@ -398,6 +407,81 @@ def _host_findings(peer: Peer) -> list[Finding]:
             )
         )
     return findings
+
+
+SSHD_CONFIG = "/etc/ssh/sshd_config"
+RELOAD = "sshd -t && (systemctl reload ssh 2>/dev/null || service ssh reload)"
+
+
+def _sshd_findings(peer: Peer, others: list[Peer]) -> list[Finding]:
+    """What sshd's own settings refuse to the other hosts (read with `sshd -T`, as root):
+    key logins off, root refused, an AllowUsers that names none of them. The changes are
+    shown as the exact commands to run there as root, not run from here."""
+    if not peer.sshd:
+        return []
+    problems, commands = [], []
+    user = peer.user or "root"
+    if peer.sshd.get("pubkeyauthentication", ["yes"])[0] == "no":
+        problems.append("key logins are off (PubkeyAuthentication no)")
+        commands.append(_set_option("PubkeyAuthentication", "yes"))
+    if user == "root" and peer.sshd.get("permitrootlogin", ["yes"])[0] == "no":
+        problems.append("root may not log in (PermitRootLogin no)")
+        commands.append(_set_option("PermitRootLogin", "prohibit-password"))
+    allowed = " ".join(peer.sshd.get("allowusers", [])).split()
+    refused = [o for o in others if allowed and not _allowed(user, o.address, allowed)]
+    if refused:
+        names = " ".join(f"{user}@{o.address}" for o in refused)
+        problems.append(
+            f"AllowUsers ({' '.join(allowed)}) refuses logins from "
+            + ", ".join(o.label for o in refused)
+        )
+        commands.append(f"sed -i 's/^AllowUsers .*/& {names}/' {SSHD_CONFIG}")
+    if not problems:
+        return []
+    return [
+        Finding(
+            f"ssh.sshd:{peer.label}",
+            f"sshd on {peer.label}",
+            Status.FAIL,
+            f"sshd on {peer.label}: " + "; ".join(problems),
+            details=[f"as root on {peer.label} (each checked by `sshd -t` before the reload)"],
+            fixes=[
+                Fix(
+                    f"Change {SSHD_CONFIG} on {peer.label} (as root there)",
+                    [*commands, RELOAD],
+                    needs_root=True,
+                    manual=True,
+                    changes=f"sshd's settings on {peer.label}",
+                )
+            ],
+        )
+    ]
+
+
+def _set_option(name: str, value: str) -> str:
+    return f"sed -i 's/^#\\?{name} .*/{name} {value}/I' {SSHD_CONFIG}"
+
+
+def _allowed(user: str, address: str, entries: list[str]) -> bool:
+    """Whether sshd's AllowUsers entries (USER or USER@HOST, HOST a pattern or a CIDR) let
+    `user` in from `address`."""
+    import fnmatch
+    import ipaddress
+
+    for entry in entries:
+        who, _, where = entry.partition("@")
+        if not fnmatch.fnmatch(user, who):
+            continue
+        if not where:
+            return True
+        try:
+            if "/" in where and ipaddress.ip_address(address) in ipaddress.ip_network(where):
+                return True
+        except ValueError:
+            pass
+        if fnmatch.fnmatch(address, where):
+            return True
+    return False
 
 
 def _no_sshd(peer: Peer, why: str) -> Finding:
