@@ -738,3 +738,49 @@ def test_hosts_setup_names_the_sshd_setting_that_refuses_the_other_hosts(
         again = setup_here(lab, here, "--yes")
     assert again.returncode == 0, again.stdout
     assert "Between the hosts: 6 of 6 directions work." in again.stdout
+
+
+@needs_lab
+def test_flagcx_at_different_paths_gets_the_link_that_makes_one_path(
+    lab_folder: Path, tmp_path: Path
+) -> None:
+    """FlagCX's guide: each host's (vendor's) checkout, one path everywhere. node0 has it at
+    ~/FlagCX; node1 keeps its own under a workspace folder (FLAGCX_HOME). The doctor shows
+    both paths and commits and prints the `ln -s` for node1; once run, the paths agree."""
+    home, workspace = tmp_path / "home", tmp_path / "workspace"
+    home.mkdir()
+    workspace.mkdir()
+    disks = {}
+    for name in ("node0", "node1"):
+        disks[name] = {home: tmp_path / f"{name}-home", workspace: tmp_path / f"{name}-ws"}
+        for disk in disks[name].values():
+            disk.mkdir()
+    checkouts = {
+        "node0": disks["node0"][home] / "FlagCX",
+        "node1": disks["node1"][workspace] / "flagcx_test_nvidia" / "FlagCX",
+    }
+    for name, checkout in checkouts.items():
+        shutil.copytree(ROOT / "tests" / "fixtures" / "flagcx-like", checkout)
+        git = ["git", "-C", str(checkout), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git, "init", "-q"], check=True)
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", f"{name}'s vendor"], check=True)
+    theirs = workspace / "flagcx_test_nvidia" / "FlagCX"  # the path as node1 sees it
+    with netns.Lab(lab_folder, 2) as lab:
+        for host in lab.hosts:
+            host.private = dict(disks[host.name])
+            host.env = {"HOME": str(home)}
+        lab.hosts[1].env["FLAGCX_HOME"] = str(theirs)
+        for host in lab.hosts:
+            lab.start(host)
+        _, data = doctor_json(lab, "node0", "node1")
+        path = next(d for d in data["differences"] if d["fact"] == "flagcx.path")
+        assert path["values"] == {"node0": f"{home}/FlagCX", "node1": str(theirs)}
+        assert path["fixes"] == [f"ssh node1 'ln -s {theirs} {home}/FlagCX'"]
+        assert any(d["fact"] == "flagcx.commit" for d in data["differences"])
+        link = lab.ssh(lab.hosts[1], f"ln -s {theirs} {home}/FlagCX")  # as printed
+        assert link.returncode == 0, link.stderr
+        _, again = doctor_json(lab, "node0", "node1")
+    assert not any(d["fact"] == "flagcx.path" for d in again["differences"])
+    node1 = next(f for f in again["hosts"][1]["findings"] if f["id"] == "flagcx")
+    assert node1["facts"]["flagcx.real_path"] == str(theirs)

@@ -237,6 +237,8 @@ def render(
                 continue
             for label in labels:
                 write(f"      {label.ljust(width)}  {diff.values.get(label) or '-'}")
+            for command in diff.fixes:
+                write(f"      {paint('fix:', '36')} $ {command}")
     failures = mesh_failures(results)
     tried = sum(len(r.ssh_to or {}) for r in results)
     if failures:

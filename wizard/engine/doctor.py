@@ -35,6 +35,7 @@ ORDER = (
     "deepspeed",
     "limits",
     "rdma",
+    "flagcx",
 )
 
 

@@ -63,6 +63,12 @@ COMPARED = (
     Compared("python.version", False, "torchrun across hosts wants the same Python"),
     Compared("torch.version", False, "torch.distributed across hosts wants one PyTorch"),
     Compared("rdma.devices", False, "FLAGCX_IB_HCA names devices every host has"),
+    Compared(
+        "flagcx.path",
+        False,
+        "mpirun starts one path on every host: link each host's checkout to one path",
+    ),
+    Compared("flagcx.commit", False, "ranks of one run should run one FlagCX commit"),
 )
 
 
@@ -72,6 +78,7 @@ class Difference:
     values: dict[str, Any]
     blocking: bool
     why: str
+    fixes: tuple[str, ...] = ()  # commands that would make the hosts agree
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -167,8 +174,23 @@ def differences(results: list[HostResult]) -> list[Difference]:
         values = {r.spec.label: _value(r.report, compared.fact) for r in reached}  # type: ignore[arg-type]
         present = {repr(v) for v in values.values() if v not in (None, "")}
         if len(present) > 1:
-            found.append(Difference(compared.fact, values, compared.blocking, compared.why))
+            fixes = _link_one_path(values) if compared.fact == "flagcx.path" else ()
+            found.append(Difference(compared.fact, values, compared.blocking, compared.why, fixes))
     return found
+
+
+def _link_one_path(paths: dict[str, Any]) -> tuple[str, ...]:
+    """FlagCX's guide: one path on every host, each linked to its own (vendor's) checkout.
+    The path most hosts use is kept; each other host gets a link there to its own."""
+    used = [p for p in paths.values() if p]
+    if not used:
+        return ()
+    keep = max(used, key=lambda p: (used.count(p), -used.index(p)))  # ties: the first host's
+    return tuple(
+        f"ssh {host} {shlex.quote(f'ln -s {path} {keep}')}"
+        for host, path in paths.items()
+        if path and path != keep
+    )
 
 
 def _value(report: Report, fact: str) -> Any:
