@@ -20,7 +20,10 @@ def rdma(ctx: Context) -> Finding:
         )
     details, active, active_devices = [], 0, []
     for device in devices:
-        for port_dir in host.glob(f"{SYSFS}/{device}/ports/*"):
+        ports = host.glob(f"{SYSFS}/{device}/ports/*")
+        if not ports:
+            details.append(f"{device}: no ports (its driver is not bound, or it is resetting)")
+        for port_dir in ports:
             port = os.path.basename(port_dir)
             state = (host.read_text(f"{port_dir}/state") or "?").strip()
             layer = (host.read_text(f"{port_dir}/link_layer") or "?").strip()

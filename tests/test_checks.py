@@ -311,6 +311,13 @@ def test_rdma_with_no_active_port_warns(tree: TreeHost) -> None:
     assert f["rdma"].status is Status.WARN
 
 
+def test_an_rdma_device_without_ports_is_named_not_a_crash(tree: TreeHost) -> None:
+    tree.mkdir("/sys/class/infiniband/mlx5_0")
+    _, f = doctor(tree)
+    assert f["rdma"].status is Status.WARN
+    assert "mlx5_0: no ports (its driver is not bound, or it is resetting)" in f["rdma"].details
+
+
 def test_parse_real_proc_limits() -> None:
     limits = parse_limits(Path("/proc/self/limits").read_text())
     assert set(limits) >= {"Max locked memory", "Max open files"}
