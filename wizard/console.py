@@ -7,7 +7,12 @@ from typing import Any, TextIO
 
 from wizard.engine import state as st
 from wizard.engine.hints import likely_cause
-from wizard.engine.parsers import ds_report_summary, gtest_summary, training_summary
+from wizard.engine.parsers import (
+    ds_report_summary,
+    flexflow_summary,
+    gtest_summary,
+    training_summary,
+)
 from wizard.engine.recipe import Recipe, Step
 from wizard.engine.runner import Outcome
 from wizard.report import use_color
@@ -125,5 +130,7 @@ class Console:
                 self.write(f"{step.id}: {training_summary(results)}")
             elif "ops" in results:
                 self.write(f"{step.id}: {ds_report_summary(results)}")
+            elif "flexflow" in results:
+                self.write(f"{step.id}: {flexflow_summary(results)}")
         self.write()
         self.write(f"State and logs: {state.folder}")

@@ -58,6 +58,18 @@ HINTS: tuple[tuple[str, str], ...] = (
         "install them first, or build without isolation",
     ),
     (
+        r"(?s)-ll:fsize.*(?:SIGSEGV|Segmentation fault)",
+        "FlexFlow (Legion) dies this way when -ll:fsize asks for more GPU memory than is free "
+        "(another process on that GPU?) or -ll:zsize for more pinned host memory than the "
+        "machine gives, and also when either is too small for the model: pass --set "
+        "fsize=MiB (below the GPU's free memory) or --set zsize=MiB",
+    ),
+    (
+        r"The source directory (\S+) does not contain a CMakeLists\.txt",
+        "{0} is an empty submodule: run `git submodule update --init --recursive` in the "
+        "checkout (the flexflow recipe's submodules step does)",
+    ),
+    (
         r"There are not enough slots available",
         "more ranks than slots: lower -np or add --oversubscribe",
     ),

@@ -235,10 +235,55 @@ def training_summary(results: dict[str, Any]) -> str:
     )
 
 
+# FlexFlow: "[Metrics] accuracy: 90.581665% (54349 / 60000) sparse_categorical_crossentropy:
+# 0.337046" (PerfMetrics::print) and "epochs 1, ELAPSED TIME = 2.4817s, THROUGHPUT =
+# 24176.97 samples/s" (examples/python/native/mnist_mlp.py).
+_FF_METRICS = re.compile(r"\[Metrics\] accuracy: ([\d.]+)% \((\d+) / (\d+)\)")
+_FF_TIME = re.compile(r"epochs (\d+), ELAPSED TIME = ([\d.]+)s, THROUGHPUT = ([\d.]+) samples/s")
+
+
+class FlexFlow:
+    """mnist_mlp's last accuracy and its time and throughput."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, Any] = {}
+
+    def feed(self, lines: list[str]) -> None:
+        text = plain("\n".join(lines))
+        for match in _FF_METRICS.finditer(text):  # the last one counts
+            accuracy, correct, samples = match.groups()
+            self.found.update(
+                accuracy_pct=float(accuracy), correct=int(correct), samples=int(samples)
+            )
+        if match := _FF_TIME.search(text):
+            epochs, seconds, throughput = match.groups()
+            self.found.update(
+                epochs=int(epochs), seconds=float(seconds), samples_s=float(throughput)
+            )
+
+    def results(self) -> dict[str, Any]:
+        return {"flexflow": self.found} if self.found else {}
+
+
+def flexflow_summary(results: dict[str, Any]) -> str:
+    found = results["flexflow"]
+    parts = []
+    if "accuracy_pct" in found:
+        correct = f"{found['correct']}/{found['samples']}"
+        parts.append(f"accuracy {found['accuracy_pct']:.2f}% ({correct})")
+    if "seconds" in found:
+        parts.append(
+            f"{found['epochs']} epoch(s) in {found['seconds']:.2f} s, "
+            f"{found['samples_s']:.0f} samples/s"
+        )
+    return ", ".join(parts)
+
+
 PARSERS: dict[str, type[Parser]] = {
     "flagcx-perf": FlagcxPerf,
     "nccl-tests": NcclTestsPerf,
     "gtest": Gtest,
     "ds-report": DsReport,
     "training": Training,
+    "flexflow": FlexFlow,
 }

@@ -24,7 +24,7 @@ STEP_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 PARAM_KINDS = ("str", "int", "path", "args")
 # Parameters the engine fills itself.
 BUILTINS = (
-    "nproc", "mpi_env", "mpi_flavor", "mpi_hosts", "ranks", "run_dir", "steps_dir",
+    "nproc", "build_jobs", "mpi_env", "mpi_flavor", "mpi_hosts", "ranks", "run_dir", "steps_dir",
     "nnodes", "node_rank", "master_addr", "master_port",
 )  # fmt: skip
 # Where a step runs in a run across hosts (on one host, all run here).

@@ -160,6 +160,7 @@ def resolve(
         values[name] = _convert(name, param.kind, value)
     env = step_environment()
     values["nproc"] = nproc()
+    values["build_jobs"] = build_jobs()
     values["mpi_flavor"] = str(facts.get("mpi.flavor", ""))
     values["mpi_env"] = mpi_forward_flags(values["mpi_flavor"], env)
     values["mpi_hosts"] = cluster.launcher_flags(values["mpi_flavor"]) if cluster else []
@@ -197,6 +198,18 @@ def _from_run(reference: str, prior: dict[str, st.RunState | None]) -> Any:
     recipe_id, _, name = reference.partition(".")
     run = prior.get(recipe_id)
     return run.params.get(name) if run is not None else None
+
+
+def build_jobs() -> int:
+    """make's -j for a heavy build (nvcc takes up to 2 GiB a job): one per core, at most
+    one per 2 GiB of MemAvailable, at least one; so a VM does not swap itself to death."""
+    try:
+        with open("/proc/meminfo") as f:
+            kib = next((int(ln.split()[1]) for ln in f if ln.startswith("MemAvailable:")), 0)
+    except OSError:
+        kib = 0
+    by_memory = kib // (2 * 1024 * 1024) if kib else nproc()
+    return max(1, min(nproc(), by_memory))
 
 
 def free_port() -> int:
@@ -261,11 +274,13 @@ def done_reason(step: Step, values: dict[str, Any]) -> str | None:
     if cond.command:
         command = render(cond.command, values, quote=True)
         cwd = step_cwd(step, values)
+        if cwd and not os.path.isdir(cwd):  # its folder is not there yet: nothing is done
+            return None
         done = subprocess.run(
             ["bash", "-c", command],
             capture_output=True,
             timeout=60,
-            cwd=cwd if cwd and os.path.isdir(cwd) else None,
+            cwd=cwd,
             env=step_environment(),
             check=False,
         )

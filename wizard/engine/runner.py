@@ -109,10 +109,12 @@ class StepRunner:
                 if timed_out
                 else "cancelled"
                 if cancelled
-                else None
+                else _signal_words(code)
             )
             if why:
                 log.write(f"[wizard] {why}\n".encode())
+                if not (timed_out or cancelled):
+                    emit([f"[wizard] {why}"])
         return Outcome(code, time.monotonic() - started, timed_out, cancelled, tail=list(tail))
 
     def _pump(
@@ -145,6 +147,28 @@ class StepRunner:
             if lines:
                 text = b"\n".join(lines).decode("utf-8", "replace").replace("\r", "")
                 emit(text.split("\n"))
+
+
+_SIGNAL_MEANING = {
+    signal.SIGSEGV: "a segmentation fault",
+    signal.SIGKILL: "killed, often by the kernel when memory ran out",
+    signal.SIGABRT: "aborted: an assertion or an uncaught C++ exception",
+    signal.SIGBUS: "a bus error",
+}
+
+
+def _signal_words(code: int | None) -> str | None:
+    """What an exit status says when a signal ended the step's last command: the shell
+    reports 128+N for its children (a bare process, -N)."""
+    if code is None or not (code < 0 or 128 < code < 128 + 65):
+        return None
+    number = -code if code < 0 else code - 128
+    try:
+        sig = signal.Signals(number)
+    except ValueError:
+        return None
+    meaning = _SIGNAL_MEANING.get(sig, "")
+    return f"killed by signal {number} ({sig.name}{': ' + meaning if meaning else ''})"
 
 
 def _stop(proc: subprocess.Popen[bytes], own_session: bool) -> None:
