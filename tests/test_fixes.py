@@ -272,7 +272,7 @@ def test_dry_run_exits_1_while_findings_still_block(tmp_path: Path) -> None:
 def test_run_help_lists_every_shipped_recipe() -> None:
     from wizard.paths import recipe_ids
 
-    done = run_wizard(dict(os.environ), "run", "--help")
+    done = run_wizard({**os.environ, "COLUMNS": "300"}, "run", "--help")  # no wrapping
     listed = ", ".join(recipe_ids())
     assert "flexflow" in listed and listed in " ".join(done.stdout.split())
 
