@@ -51,7 +51,7 @@ def setup(args: argparse.Namespace) -> int:
             if isinstance(fix, YourFix) and not interactive:
                 out.write(f"  left to you ({fix.needs_you}): run the command above yourself")
                 continue
-            if interactive and not _confirm(finding, fix, out):
+            if interactive and not _confirm(finding, fix):
                 out.write("  skipped")
                 continue
             code = _apply(fix, out, terminal=isinstance(fix, YourFix))
@@ -83,7 +83,7 @@ def _show(out: Console, finding: Finding) -> None:
             out.write(f"    $ {command}")
 
 
-def _confirm(finding: Finding, fix: Fix, out: Console) -> bool:
+def _confirm(finding: Finding, fix: Fix) -> bool:
     import questionary
 
     question = (
