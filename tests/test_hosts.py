@@ -784,3 +784,51 @@ def test_flagcx_at_different_paths_gets_the_link_that_makes_one_path(
     assert not any(d["fact"] == "flagcx.path" for d in again["differences"])
     node1 = next(f for f in again["hosts"][1]["findings"] if f["id"] == "flagcx")
     assert node1["facts"]["flagcx.real_path"] == str(theirs)
+
+
+@needs_lab
+def test_stopping_a_run_across_hosts_stops_the_remote_work(
+    lab_folder: Path, tmp_path: Path, state_env: dict[str, str]
+) -> None:
+    """SIGTERM (as Ctrl-C) while both hosts build: the ssh -tt sessions are hung up, so
+    nothing keeps running there, and the step is saved as cancelled with each host's part."""
+    import signal
+    import time
+
+    import psutil
+
+    recipe = tmp_path / "slow.yaml"
+    recipe.write_text(
+        "id: slow\ntitle: Slow builds\nsteps:\n  - id: build\n    where: every-host\n"
+        "    run: echo started; exec sleep 4242\n"
+    )
+
+    def sleepers() -> list[psutil.Process]:
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            if (proc.info["cmdline"] or [])[:2] == ["sleep", "4242"]:
+                found.append(proc)
+        return found
+
+    with netns.Lab(lab_folder, 2) as lab:
+        wizard = subprocess.Popen(
+            [sys.executable, "-m", "wizard", "run", str(recipe), "--yes",
+             "--hosts", "node0,node1", "--ssh-config", str(lab.config)],
+            env=state_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while len(sleepers()) < 2:
+            assert time.monotonic() < deadline and wizard.poll() is None, "builds never started"
+            time.sleep(0.1)
+        wizard.send_signal(signal.SIGTERM)
+        out, _ = wizard.communicate(timeout=60)
+        deadline = time.monotonic() + 15
+        while sleepers() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = sleepers()
+    assert wizard.returncode == 130, out
+    assert left == []
+    state = json.loads(run_wizard(state_env, "status", "--json").stdout)
+    build = state["steps"]["build"]
+    assert build["status"] == "cancelled"
+    assert {h["status"] for h in build["hosts"].values()} == {"cancelled"}
