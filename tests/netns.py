@@ -53,6 +53,7 @@ class LabHost:
     # StrictModes, beside the lab's file that lets the wizard in; ssh run there uses it.
     own_ssh: Path | None = None
     hostkey: Path | None = None  # its own host key
+    passwords: bool = False  # sshd also takes passwords (for a user that has one)
 
 
 class Lab:
@@ -185,7 +186,8 @@ class Lab:
         config.write_text(
             f"ListenAddress {host.address}\nPort {host.port}\nHostKey {host.hostkey}\n"
             f"AuthorizedKeysFile {keys}\nPidFile {self.folder}/sshd_{host.name}.pid\n"
-            "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+            "PermitRootLogin prohibit-password\n"
+            f"PasswordAuthentication {'yes' if host.passwords else 'no'}\n"
             f"KbdInteractiveAuthentication no\nUsePAM no\nStrictModes {strict}\n"
             + (f"AllowUsers root@{host.only_from}\n" if host.only_from else "")
             + setenv

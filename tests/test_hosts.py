@@ -832,3 +832,77 @@ def test_stopping_a_run_across_hosts_stops_the_remote_work(
     build = state["steps"]["build"]
     assert build["status"] == "cancelled"
     assert {h["status"] for h in build["hosts"].values()} == {"cancelled"}
+
+
+@needs_lab
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is installed by .ci/run")
+@pytest.mark.skipif(shutil.which("useradd") is None, reason="needs useradd (passwd)")
+def test_where_only_a_password_works_setup_asks_it_once(lab_folder: Path, tmp_path: Path) -> None:
+    """A user (made for the test, with a password) on a host that takes passwords: in a real
+    terminal, setup offers ssh-copy-id, ssh itself asks the password once, and from then on
+    keys work."""
+    import time
+
+    user, password = f"wzlab{os.getpid() % 100000}", "lab-pass-Secret1"
+    # Its home in /home, as a user's is: the test's own folders are root's alone.
+    subprocess.run(["useradd", "-m", "-s", "/bin/sh", user], check=True)
+    try:
+        subprocess.run(["chpasswd"], input=f"{user}:{password}\n", text=True, check=True)
+        with netns.Lab(lab_folder, 1) as lab:
+            node = lab.hosts[0]
+            node.passwords = True
+            own_ssh_lab(lab)  # also: sshd reads ~/.ssh/authorized_keys, with StrictModes
+            here = here_with(tmp_path / "here-ssh", lab, key=False)
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(here / "id_ed25519")],
+                check=True,
+            )
+            argv = [sys.executable, "-m", "wizard", "hosts", "setup", "--hosts",
+                    f"{user}@{node.address}"]  # fmt: skip
+            session = f"wizard-pass-{os.getpid()}"
+            shell = (
+                f"cd {shlex.quote(str(ROOT))} && XDG_STATE_HOME={shlex.quote(str(tmp_path))} "
+                f"{shlex.join(netns.with_own_ssh(here, argv))}; echo WIZARD-EXIT=$?; sleep 60"
+            )
+            subprocess.run(
+                ["tmux", "new-session", "-d", "-s", session, "-x", "150", "-y", "50", shell],
+                check=True,
+            )
+            typed = 0
+            try:
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    screen = subprocess.run(
+                        ["tmux", "capture-pane", "-p", "-t", session],
+                        capture_output=True, text=True, check=False,
+                    ).stdout  # fmt: skip
+                    last = ([ln for ln in screen.splitlines() if ln.strip()] or [""])[-1]
+                    if "WIZARD-EXIT=" in screen:
+                        break
+                    if last.rstrip().endswith("(y/N)"):
+                        subprocess.run(["tmux", "send-keys", "-t", session, "y"], check=True)
+                        time.sleep(0.5)
+                    elif last.rstrip().endswith("password:"):
+                        typed += 1
+                        subprocess.run(
+                            ["tmux", "send-keys", "-t", session, password, "Enter"], check=True
+                        )
+                        time.sleep(1)
+                    time.sleep(0.1)
+                shown = subprocess.run(
+                    ["tmux", "capture-pane", "-p", "-S", "-300", "-t", session],
+                    capture_output=True, text=True, check=False,
+                ).stdout  # fmt: skip
+            finally:
+                subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+            login = subprocess.run(
+                netns.with_own_ssh(
+                    here, ["ssh", "-o", "BatchMode=yes", f"{user}@{node.address}", "id -un"]
+                ),
+                capture_output=True, text=True, check=False, timeout=30,
+            )  # fmt: skip
+    finally:
+        subprocess.run(["userdel", "-r", user], capture_output=True, check=False)
+    assert typed == 1, shown
+    assert "WIZARD-EXIT=0" in shown, shown
+    assert login.stdout.strip() == user  # keys work now, no password
