@@ -906,3 +906,22 @@ def test_where_only_a_password_works_setup_asks_it_once(lab_folder: Path, tmp_pa
     assert typed == 1, shown
     assert "WIZARD-EXIT=0" in shown, shown
     assert login.stdout.strip() == user  # keys work now, no password
+
+
+def test_hosts_sharing_a_folder_build_once_unless_their_vendors_differ(tmp_path: Path) -> None:
+    """Who builds: hosts that see this machine's marker file share its folder (here, hosts
+    whose "ssh" runs the command on this machine); two vendors in one folder are refused."""
+
+    class Local(Cluster):
+        def run_on(self, host: RunHost, script: str, timeout: float = 30) -> tuple:
+            done = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+            return done.returncode, done.stdout + done.stderr
+
+    folder = tmp_path / "FlagCX"
+    cluster = Local([RunHost(parse_host("a"), 1), RunHost(parse_host("b"), 1)])
+    builders = cluster.builders(str(folder), lambda host: "USE_NVIDIA")
+    assert [(b.label, b.members) for b in builders] == [("here", ["a", "b"])]
+    assert not list(tmp_path.glob(".wizard-shared-*"))  # the markers are gone
+    mixed = Local([RunHost(parse_host("a"), 1), RunHost(parse_host("b"), 1)])
+    with pytest.raises(ClusterError, match="build for different targets"):
+        mixed.builders(str(folder), lambda host: {"a": "USE_NVIDIA", "b": "USE_METAX"}[host.label])

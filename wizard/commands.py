@@ -231,6 +231,11 @@ def _go(
             f"wizard resume --run {state.run_id}"
         )
         return EXIT_INTERRUPTED
+    except ClusterError as exc:  # found when a step learns who shares what
+        out.summary(recipe, state)
+        out.write(f"wizard: {exc}")
+        out.write(f"Then continue with: wizard resume --run {state.run_id}")
+        return EXIT_FAILED
     out.summary(recipe, state)
     if ok:
         return EXIT_OK
