@@ -11,6 +11,7 @@ from wizard.engine.parsers import (
     ds_report_summary,
     flexflow_summary,
     gtest_summary,
+    megatron_summary,
     training_summary,
 )
 from wizard.engine.recipe import Recipe, Step
@@ -132,5 +133,7 @@ class Console:
                 self.write(f"{step.id}: {ds_report_summary(results)}")
             elif "flexflow" in results:
                 self.write(f"{step.id}: {flexflow_summary(results)}")
+            elif "iterations" in results:
+                self.write(f"{step.id}: {megatron_summary(results)}")
         self.write()
         self.write(f"State and logs: {state.folder}")

@@ -279,6 +279,48 @@ def flexflow_summary(results: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+# Megatron's training_log (FlagScale trains with it): " [2026-11-28 04:00:01] iteration
+# 1/ 10 | consumed samples: 2 | elapsed time per iteration (ms): 512.3 | ... | lm loss:
+# 7.778E+00 |"
+_MEGATRON = re.compile(
+    r"iteration\s+(\d+)/\s*(\d+) \|.*?elapsed time per iteration \(ms\): ([\d.]+) \|"
+    r"(?:.*?throughput per GPU \(TFLOP/s/GPU\): ([\d.]+) \|)?.*?lm loss: ([\d.eE+-]+) \|"
+)
+
+
+class Megatron:
+    """Each logged iteration's loss and time, as Megatron prints them."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+        self.total = 0
+
+    def feed(self, lines: list[str]) -> None:
+        for line in lines:
+            if "iteration" not in line:
+                continue
+            match = _MEGATRON.search(plain(line))
+            if match:
+                step, total, ms, tflops, loss = match.groups()
+                row = {"iteration": int(step), "ms": float(ms), "loss": float(loss)}
+                if tflops:
+                    row["tflops_per_gpu"] = float(tflops)
+                self.rows.append(row)
+                self.total = int(total)
+
+    def results(self) -> dict[str, Any]:
+        return {"iterations": self.rows, "train_iters": self.total} if self.rows else {}
+
+
+def megatron_summary(results: dict[str, Any]) -> str:
+    rows = results["iterations"]
+    first, last = rows[0], rows[-1]
+    return (
+        f"iteration {last['iteration']}/{results['train_iters']}: lm loss {first['loss']:.3f} "
+        f"-> {last['loss']:.3f}, {last['ms']:.1f} ms per iteration"
+    )
+
+
 PARSERS: dict[str, type[Parser]] = {
     "flagcx-perf": FlagcxPerf,
     "nccl-tests": NcclTestsPerf,
@@ -286,4 +328,5 @@ PARSERS: dict[str, type[Parser]] = {
     "ds-report": DsReport,
     "training": Training,
     "flexflow": FlexFlow,
+    "megatron": Megatron,
 }
