@@ -409,3 +409,29 @@ async def test_the_start_screen_offers_every_recipe_and_judges_by_its_checks() -
     assert app.session.recipe_name == "deepspeed"
     assert "block the deepspeed recipe: gpu.nvidia" in summary
     assert "nccl.header" not in summary
+
+
+async def test_results_chart_a_training_runs_loss(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The DeepSpeed training step as it ran on the 2x H200 (its log, parsed): the results
+    screen shows its figures and the loss over the steps."""
+    from textual.widgets import Sparkline
+
+    from wizard.engine.parsers import Training
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    parser = Training()
+    parser.feed((Path(__file__).parent / "data" / "ds-train-2xh200.log").read_text().splitlines())
+    run = st.new_run("deepspeed", "deepspeed", ["train"], {})
+    run.step("train").status = st.DONE
+    run.step("train").results = parser.results()
+    run.save()
+    app = WizardApp(session(tmp_path / "work"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.session.run = run
+        app.open("results")
+        await pilot.pause(0.3)
+        chart = app.screen.query_one("#loss-train", Sparkline)
+        shown = " ".join(str(w.render()) for w in app.screen.query(Static))
+    assert list(chart.data) == [0.0335, 0.0117, 0.0076, 0.0054, 0.004, 0.0031]
+    assert "train: 300 steps in 12.3 s: 781.5 samples/s" in shown
+    assert "loss, from 0.0335 to 0.0031:" in shown

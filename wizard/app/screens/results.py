@@ -9,14 +9,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 
 from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.bandwidth_chart import BandwidthChart
 from wizard.console import size_text
 from wizard.engine import compare
 from wizard.engine import state as st
-from wizard.engine.parsers import gtest_summary
+from wizard.engine.parsers import gtest_summary, megatron_summary, training_summary
 
 
 class ResultsScreen(WizardScreen):
@@ -47,6 +47,8 @@ class ResultsScreen(WizardScreen):
                 yield BandwidthChart(table, id=f"chart-{step_id}")
             elif "passed" in saved.results:
                 yield Static(Text(f"{step_id}: {gtest_summary(saved.results)}"), classes="section")
+            elif losses := _losses(saved.results):
+                yield from self.training(step_id, saved.results, losses)
         yield from self.against_nccl()
         torch = run.steps.get("torch-example")
         if torch is not None:
@@ -55,6 +57,18 @@ class ResultsScreen(WizardScreen):
         yield Static(Text(f"{run.folder}"))
         yield Static(Text("Next"), classes="section")
         yield Static(Text("\n".join(self.next_commands(run))))
+
+    def training(self, step_id: str, results: dict[str, Any], losses: list[float]) -> ComposeResult:
+        """A training run (DeepSpeed's, FlagScale's): its summary and the loss over steps."""
+        if "iterations" in results:
+            summary = megatron_summary(results)
+        elif "training" in results:
+            summary = training_summary(results)
+        else:
+            summary = f"{len(losses)} logged steps"
+        yield Static(Text(f"{step_id}: {summary}"), classes="section")
+        yield Static(Text(f"loss, from {losses[0]:.4g} to {losses[-1]:.4g}:", style="dim"))
+        yield Sparkline(losses, id=f"loss-{step_id}", summary_function=max)
 
     def perf_table(
         self, step_id: str, rows: list[dict[str, Any]], peak: float | None
@@ -109,6 +123,12 @@ class ResultsScreen(WizardScreen):
             commands.append(f"cd {cwd}/test/perf && {perf.command}")
         commands += ["wizard run nccl-tests && wizard report   # NCCL's numbers beside FlagCX's"]
         return [f"$ {c}" for c in commands]
+
+
+def _losses(results: dict[str, Any]) -> list[float]:
+    """The loss at each logged step of a training run's results, or []."""
+    rows = results.get("iterations") or results.get("progress") or []
+    return [float(row["loss"]) for row in rows if "loss" in row]
 
 
 def _outcome(step: st.StepState) -> str:
