@@ -925,3 +925,44 @@ def test_hosts_sharing_a_folder_build_once_unless_their_vendors_differ(tmp_path:
     mixed = Local([RunHost(parse_host("a"), 1), RunHost(parse_host("b"), 1)])
     with pytest.raises(ClusterError, match="build for different targets"):
         mixed.builders(str(folder), lambda host: {"a": "USE_NVIDIA", "b": "USE_METAX"}[host.label])
+
+
+@needs_lab
+def test_deepspeed_across_hosts_starts_one_launcher_a_host_from_one_hostfile(
+    lab_folder: Path, tmp_path: Path, state_env: dict[str, str]
+) -> None:
+    """CI cannot install DeepSpeed (it needs torch): a stand-in `deepspeed` whose launcher
+    prints what it was given shows what each host ran: its own --node_rank, --no_ssh, the
+    first host as master, and the same hostfile written on every host."""
+    site = tmp_path / "site"
+    (site / "deepspeed" / "launcher").mkdir(parents=True)
+    (site / "deepspeed" / "__init__.py").write_text("")
+    (site / "deepspeed" / "launcher" / "__init__.py").write_text("")
+    (site / "deepspeed" / "env_report.py").write_text(
+        f"print(open({str(DATA / 'ds_report-2xh200.txt')!r}).read())\n"
+    )
+    (site / "deepspeed" / "launcher" / "runner.py").write_text(
+        "import os, sys\n"
+        "args = sys.argv[1:]\n"
+        "hostfile = args[args.index('--hostfile') + 1]\n"
+        "print(os.environ['LAB_HOST'], 'runner', ' '.join(args[:-3]))\n"
+        "print(os.environ['LAB_HOST'], 'hostfile', open(hostfile).read().split())\n"
+    )
+    env = {**state_env, "PYTHONPATH": str(site)}
+    with netns.Lab(lab_folder, 2) as lab:
+        for host in lab.hosts:
+            host.env = {"LAB_HOST": host.name, "PYTHONPATH": str(site)}
+            lab.start(host)
+        done = run_wizard(
+            env, "run", "deepspeed", "--force", "--yes", "--set", "gpus=2",
+            "--hosts", "node0,node1", "--ssh-config", str(lab.config), timeout=300,
+        )  # fmt: skip
+        first = lab.hosts[0].address
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    for rank, name in enumerate(("node0", "node1")):
+        assert (
+            f"[{name}] {name} runner --hostfile /tmp/wizard-deepspeed-hostfile-deepspeed-"
+        ) in out
+        assert f"--no_ssh --node_rank {rank} --master_addr {first} --master_port " in out
+        assert f"[{name}] {name} hostfile ['node0', 'slots=2', 'node1', 'slots=2']" in out

@@ -174,6 +174,10 @@ class Cluster:
             self._rendezvous = (first.source or first.address or first.spec.name, port)
         return self._rendezvous
 
+    def hostfile_lines(self) -> list[str]:
+        """The hosts as a DeepSpeed (and Open MPI) hostfile says them: `name slots=N`."""
+        return [f"{h.spec.name} slots={h.slots}" for h in self.hosts]
+
     def one_gpu_hosts(self) -> list[str]:
         return [h.label for h in self.hosts if h.slots == 1 and h.facts.get("gpu.count")]
 

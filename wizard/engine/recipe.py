@@ -25,7 +25,7 @@ PARAM_KINDS = ("str", "int", "path", "args")
 # Parameters the engine fills itself.
 BUILTINS = (
     "nproc", "build_jobs", "mpi_env", "mpi_flavor", "mpi_hosts", "ranks", "run_dir", "steps_dir",
-    "nnodes", "node_rank", "master_addr", "master_port",
+    "nnodes", "node_rank", "master_addr", "master_port", "hostfile_lines",
 )  # fmt: skip
 # Where a step runs in a run across hosts (on one host, all run here).
 WHERE = ("here", "every-host", "all-hosts", "single-host")

@@ -168,6 +168,7 @@ def resolve(
     # torchrun's nodes: every host at once across hosts (node_rank is set per host).
     master = cluster.rendezvous() if cluster else ("127.0.0.1", free_port())
     values["nnodes"] = len(cluster.hosts) if cluster else 1
+    values["hostfile_lines"] = cluster.hostfile_lines() if cluster else []
     values["node_rank"] = 0
     values["master_addr"], values["master_port"] = master
     values["run_dir"] = str(run_dir)
