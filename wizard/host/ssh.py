@@ -19,6 +19,7 @@ from typing import Any
 from plumbum.machines.ssh_machine import SshMachine
 
 from wizard.host.base import CommandResult, Host
+from wizard.host.local import capture
 
 CONNECT_TIMEOUT_S = 5  # ssh's own: the TCP connection
 LOGIN_TIMEOUT_S = 30  # until the remote shell answers: a busy host's .bashrc takes its time
@@ -65,16 +66,8 @@ class SshHost(Host):
     def _why_not(self) -> str:
         """ssh's own words for a failed login: plumbum's error may have lost them (a broken
         pipe when ssh exits first), so ask ssh once more, plainly."""
-        try:
-            done = subprocess.run(
-                ["ssh", *self._options, *self._port, self._target, "true"],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=LOGIN_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
+        done = capture(["ssh", *self._options, *self._port, self._target, "true"], LOGIN_TIMEOUT_S)
+        if done.returncode == _TIMED_OUT and not done.stdout:
             return f"no answer from ssh within {LOGIN_TIMEOUT_S} s"
         if done.returncode == 0:
             return "ssh logs in, but no shell answered there (plumbum could not start one)"
