@@ -566,22 +566,10 @@ def test_hosts_setup_in_a_terminal_asks_before_trusting_a_host_key(
         own_ssh_lab(lab)
         here = here_with(tmp_path / "here-ssh", lab, known=False)
         node = lab.hosts[0]
-        argv = [sys.executable, "-m", "wizard", "hosts", "setup", "--hosts", node.address]
-        session = f"wizard-setup-{os.getpid()}"
-        shell = (
-            f"cd {shlex.quote(str(ROOT))} && XDG_STATE_HOME={shlex.quote(str(tmp_path))} "
-            f"{shlex.join(netns.with_own_ssh(here, argv))}; echo WIZARD-EXIT=$?; sleep 60"
-        )
-        subprocess.run(
-            ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "50", shell],
-            check=True,
-        )
+        session = setup_in_tmux(here, node.address, tmp_path)
         try:
-            asked = answer_every_question(session)
-            shown = subprocess.run(
-                ["tmux", "capture-pane", "-p", "-S", "-200", "-t", session],
-                capture_output=True, text=True, check=True,
-            ).stdout  # fmt: skip
+            asked, _ = answer_every_question(session)
+            shown = scrollback(session)
         finally:
             subprocess.run(["tmux", "kill-session", "-t", session], check=False)
     assert asked[0] == "Do the fingerprints match the host's own?"
@@ -590,11 +578,39 @@ def test_hosts_setup_in_a_terminal_asks_before_trusting_a_host_key(
     assert (lab_folder / "dot-ssh-node0" / "id_ed25519").exists()
 
 
-def answer_every_question(session: str, seconds: float = 120) -> list[str]:
-    """Press y at each yes/no question until the command ends; the questions asked."""
+def setup_in_tmux(here_ssh: Path, hosts: str, state: Path) -> str:
+    """`wizard hosts setup --hosts HOSTS` in a new tmux session (a real terminal), with
+    `here_ssh` as this machine's ~/.ssh; its exit code is printed at the end."""
+    argv = [sys.executable, "-m", "wizard", "hosts", "setup", "--hosts", hosts]
+    session = f"wizard-setup-{os.getpid()}"
+    shell = (
+        f"cd {shlex.quote(str(ROOT))} && XDG_STATE_HOME={shlex.quote(str(state))} "
+        f"{shlex.join(netns.with_own_ssh(here_ssh, argv))}; echo WIZARD-EXIT=$?; sleep 60"
+    )
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "150", "-y", "50", shell], check=True
+    )
+    return session
+
+
+def scrollback(session: str) -> str:
+    return subprocess.run(
+        ["tmux", "capture-pane", "-p", "-S", "-300", "-t", session],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+
+
+def answer_every_question(
+    session: str, password: str | None = None, seconds: float = 120
+) -> tuple[list[str], int]:
+    """Press y at each yes/no question (and type `password` at each password prompt) until
+    the command ends; the questions asked, and how many times the password was asked."""
     import time
 
     asked: list[str] = []
+    typed = 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         screen = subprocess.run(
@@ -604,14 +620,18 @@ def answer_every_question(session: str, seconds: float = 120) -> list[str]:
             check=False,
         ).stdout
         if "WIZARD-EXIT=" in screen:
-            return asked
-        last = [line for line in screen.splitlines() if line.strip()][-1:]
-        if last and last[0].rstrip().endswith("(y/N)"):
-            asked.append(last[0].strip().removeprefix("? ").removesuffix(" (y/N)").strip())
+            return asked, typed
+        last = ([line for line in screen.splitlines() if line.strip()] or [""])[-1].rstrip()
+        if last.endswith("(y/N)"):
+            asked.append(last.strip().removeprefix("? ").removesuffix(" (y/N)").strip())
             subprocess.run(["tmux", "send-keys", "-t", session, "y"], check=True)
             time.sleep(0.5)
+        elif password is not None and last.endswith("password:"):
+            typed += 1
+            subprocess.run(["tmux", "send-keys", "-t", session, password, "Enter"], check=True)
+            time.sleep(1)
         time.sleep(0.1)
-    raise AssertionError(f"the command never ended; it asked {asked}")
+    raise AssertionError(f"the command never ended; it asked {asked}\n{scrollback(session)}")
 
 
 @needs_lab
@@ -841,7 +861,6 @@ def test_where_only_a_password_works_setup_asks_it_once(lab_folder: Path, tmp_pa
     """A user (made for the test, with a password) on a host that takes passwords: in a real
     terminal, setup offers ssh-copy-id, ssh itself asks the password once, and from then on
     keys work."""
-    import time
 
     user, password = f"wzlab{os.getpid() % 100000}", "lab-pass-Secret1"
     # Its home in /home, as a user's is: the test's own folders are root's alone.
@@ -857,42 +876,10 @@ def test_where_only_a_password_works_setup_asks_it_once(lab_folder: Path, tmp_pa
                 ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(here / "id_ed25519")],
                 check=True,
             )
-            argv = [sys.executable, "-m", "wizard", "hosts", "setup", "--hosts",
-                    f"{user}@{node.address}"]  # fmt: skip
-            session = f"wizard-pass-{os.getpid()}"
-            shell = (
-                f"cd {shlex.quote(str(ROOT))} && XDG_STATE_HOME={shlex.quote(str(tmp_path))} "
-                f"{shlex.join(netns.with_own_ssh(here, argv))}; echo WIZARD-EXIT=$?; sleep 60"
-            )
-            subprocess.run(
-                ["tmux", "new-session", "-d", "-s", session, "-x", "150", "-y", "50", shell],
-                check=True,
-            )
-            typed = 0
+            session = setup_in_tmux(here, f"{user}@{node.address}", tmp_path)
             try:
-                deadline = time.monotonic() + 120
-                while time.monotonic() < deadline:
-                    screen = subprocess.run(
-                        ["tmux", "capture-pane", "-p", "-t", session],
-                        capture_output=True, text=True, check=False,
-                    ).stdout  # fmt: skip
-                    last = ([ln for ln in screen.splitlines() if ln.strip()] or [""])[-1]
-                    if "WIZARD-EXIT=" in screen:
-                        break
-                    if last.rstrip().endswith("(y/N)"):
-                        subprocess.run(["tmux", "send-keys", "-t", session, "y"], check=True)
-                        time.sleep(0.5)
-                    elif last.rstrip().endswith("password:"):
-                        typed += 1
-                        subprocess.run(
-                            ["tmux", "send-keys", "-t", session, password, "Enter"], check=True
-                        )
-                        time.sleep(1)
-                    time.sleep(0.1)
-                shown = subprocess.run(
-                    ["tmux", "capture-pane", "-p", "-S", "-300", "-t", session],
-                    capture_output=True, text=True, check=False,
-                ).stdout  # fmt: skip
+                _, typed = answer_every_question(session, password)
+                shown = scrollback(session)
             finally:
                 subprocess.run(["tmux", "kill-session", "-t", session], check=False)
             login = subprocess.run(
