@@ -180,10 +180,9 @@ def prior_runs(recipe: Recipe) -> dict[str, st.RunState | None]:
     """For each recipe this one comes after (`after:`), its newest finished run, or None."""
     found: dict[str, st.RunState | None] = {}
     for recipe_id in recipe.after:
-        pattern = re.compile(re.escape(recipe_id) + r"-\d{8}-\d{6}(-\d+)?")
         found[recipe_id] = None
         for run_id in st.saved_runs():  # newest first
-            if not pattern.fullmatch(run_id):
+            if not st.is_run_of(run_id, recipe_id):
                 continue
             try:
                 run = st.load(run_id, set_aside=False)

@@ -142,13 +142,17 @@ def latest_id() -> str | None:
         return None
 
 
+def is_run_of(run_id: str, recipe_id: str) -> bool:
+    """Whether a run id is one of this recipe's (the recipe id, a timestamp, maybe -N)."""
+    return re.fullmatch(re.escape(recipe_id) + r"-\d{8}-\d{6}(-\d+)?", run_id) is not None
+
+
 def latest_for(recipe_id: str) -> str | None:
     """The newest run of a recipe (run ids start with the recipe id and a timestamp)."""
     base = runs_dir()
     if not base.is_dir():
         return None
-    pattern = re.compile(re.escape(recipe_id) + r"-\d{8}-\d{6}(-\d+)?")
-    runs = [p.name for p in base.iterdir() if p.is_dir() and pattern.fullmatch(p.name)]
+    runs = [p.name for p in base.iterdir() if p.is_dir() and is_run_of(p.name, recipe_id)]
     return max(
         runs,
         key=lambda name: (name[len(recipe_id) : len(recipe_id) + 16], len(name), name),
