@@ -141,15 +141,31 @@ def try_ssh(
     where it works, else the last line ssh printed."""
     if not targets:
         return {}
-    jobs = " ".join(
+    result = host.run(
+        ["sh", "-c", ssh_round(targets, ssh_argv)],
+        timeout=ssh_round_timeout(targets),
+        key="ssh to the other hosts",
+    )
+    return read_ssh_round(result.stdout, targets)
+
+
+def ssh_round(targets: list[HostSpec], ssh_argv: Callable[[HostSpec], list[str]]) -> str:
+    """A POSIX script that tries `ssh TARGET true` to each target in turn and prints, a line
+    each, its index and `ok` or the last line ssh said."""
+    return " ".join(
         f"if out=$({shlex.join(ssh_argv(t))} true 2>&1 </dev/null); then echo {i} ok; "
         f'else echo {i} "$(printf %s "$out" | tail -n 1)"; fi;'
         for i, t in enumerate(targets)
     )
-    result = host.run(
-        ["sh", "-c", jobs], timeout=10 + 6 * len(targets), key="ssh to the other hosts"
-    )
-    said = dict(line.partition(" ")[::2] for line in result.stdout.splitlines() if line)
+
+
+def ssh_round_timeout(targets: list[HostSpec]) -> float:
+    return 10 + 6 * len(targets)  # ssh's 5 s connect timeout each, and some slack
+
+
+def read_ssh_round(stdout: str, targets: list[HostSpec]) -> dict[str, str | None]:
+    """ssh_round's lines as target label -> None (works) or ssh's words."""
+    said = dict(line.partition(" ")[::2] for line in stdout.splitlines() if line)
     return {
         t.label: None if said.get(str(i)) == "ok" else (said.get(str(i)) or "no answer")
         for i, t in enumerate(targets)

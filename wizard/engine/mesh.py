@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from checks.base import Finding, Fix, Status
+from wizard.engine.fleet import read_ssh_round, ssh_round, ssh_round_timeout
 from wizard.engine.hostlist import HostSpec
 from wizard.host.local import capture
 
@@ -311,24 +312,22 @@ class Mesh:
         return trusted
 
     def directions(self, peers: list[Peer]) -> dict[tuple[str, str], str | None]:
-        """From every reachable host, `ssh -o BatchMode=yes OTHER true` to each other:
-        None where it works, else ssh's last words."""
+        """From every reachable host, `ssh -o BatchMode=yes OTHER true` to each other, in
+        one login per host (as the doctor's --ssh-mesh does): None where it works, else
+        ssh's last words."""
         result: dict[tuple[str, str], str | None] = {}
 
+        def argv(spec: HostSpec) -> list[str]:
+            argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
+            argv += ["-p", str(spec.port)] if spec.port else []
+            return [*argv, f"{spec.user}@{spec.name}" if spec.user else spec.name]
+
         def from_one(source: Peer) -> None:
-            for target in peers:
-                if target is source:
-                    continue
-                argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
-                argv += ["-p", str(target.spec.port)] if target.spec.port else []
-                name = target.spec.name
-                argv.append(f"{target.spec.user}@{name}" if target.spec.user else name)
-                done = _run([*source.ssh, shlex.join([*argv, "true"]) + " </dev/null 2>&1"])
-                words = [ln for ln in done.stdout.splitlines() if ln.strip()]
-                ok = done.returncode == 0
-                result[(source.label, target.label)] = (
-                    None if ok else (words[-1] if words else f"exit {done.returncode}")
-                )
+            targets = [p.spec for p in peers if p is not source]
+            script = ssh_round(targets, argv)
+            done = capture([*source.ssh, script], ssh_round_timeout(targets))
+            for label, why in read_ssh_round(done.stdout, targets).items():
+                result[(source.label, label)] = why
 
         reached = [p for p in peers if p.login_error is None]
         with ThreadPoolExecutor(max_workers=max(1, min(32, len(reached)))) as pool:
