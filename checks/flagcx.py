@@ -8,7 +8,10 @@ and `/root/FlagCX` (FlagCX's guide: a shared /workspace and a link in /root).
 
 from __future__ import annotations
 
+from typing import Any
+
 from checks.base import Context, Finding, check
+from wizard.host import Host
 
 DEFAULT = "~/FlagCX"
 
@@ -49,3 +52,87 @@ def flagcx(ctx: Context) -> Finding:
     summary = f"{where}, commit {commit or 'unknown (not a git checkout)'}"
     summary += "; built" if built else "; not built yet"
     return ctx.ok(summary, details=details, facts=facts)
+
+
+# -- what a checkout has -------------------------------------------------------------------
+# FlagCX moves its tests between releases; the recipe follows what the checkout it is given
+# has, read here, rather than a remembered path. Two layouts are known:
+#   v0.6:  perf tests built in test/perf as ./test_<name>; one gtest `main` in test/unittest.
+#   v0.7+: perf tests in test/perf/host_api, built as build/bin/perf_<name>; unit tests per
+#          component (test/unittest/<comp>/build/bin/<comp>_unit_tests and _mpi_tests); the
+#          nlohmann/json headers from third-party/json; `pip install .` at the root builds
+#          the library and the torch plugin together.
+HOST_API = "test/perf/host_api"
+JSON_HEADER = "nlohmann/json.hpp"
+VENDORED_JSON = "third-party/json/single_include"
+SYSTEM_JSON = "/usr/include"
+
+
+def read_checkout(host: Host, path: str) -> dict[str, Any]:
+    """Facts `checkout.*` about the FlagCX checkout at `path` (nothing there: exists False)."""
+    facts: dict[str, Any] = {"checkout.exists": False, "checkout.layout": ""}
+    if not (host.is_file(f"{path}/Makefile") and host.is_dir(f"{path}/flagcx")):
+        return facts
+    head = host.run(["git", "-C", path, "rev-parse", "--short=12", "HEAD"], timeout=10)
+    facts |= {"checkout.exists": True, "checkout.commit": head.stdout.strip() if head.ok else ""}
+    if host.is_file(f"{path}/{HOST_API}/Makefile"):
+        facts |= {
+            "checkout.layout": "v0.7+",
+            "checkout.perf_dir": HOST_API,
+            "checkout.perf_bin_dir": f"{HOST_API}/build/bin",
+            "checkout.perf_prefix": "perf_",
+            "checkout.perf_tests": _sources(host, f"{path}/{HOST_API}"),
+            "checkout.unit_tests": sorted(
+                p.split("/")[-2] for p in host.glob(f"{path}/test/unittest/*/Makefile")
+            ),
+        }
+        facts |= _json(host, path)
+    elif host.is_file(f"{path}/test/perf/Makefile") and host.glob(f"{path}/test/perf/test_*.cpp"):
+        facts |= {
+            "checkout.layout": "v0.6",
+            "checkout.perf_dir": "test/perf",
+            "checkout.perf_bin_dir": "test/perf",
+            "checkout.perf_prefix": "test_",
+            "checkout.perf_tests": _sources(host, f"{path}/test/perf"),
+            "checkout.unit_tests": ["main"]
+            if host.is_file(f"{path}/test/unittest/Makefile")
+            else [],
+            "checkout.plugin_path": f"{path}/plugin/torch:",  # built in place, not installed
+        }
+    else:  # the steps that depend on the layout say what is there instead, from the root
+        facts |= {
+            "checkout.layout": "unknown",
+            "checkout.perf_dir": ".",
+            "checkout.perf_bin_dir": ".",
+        }
+    facts["checkout.has"] = _has(host, path)
+    return facts
+
+
+def _sources(host: Host, folder: str) -> list[str]:
+    """The perf tests a folder has, by name: test_allreduce.cpp -> allreduce."""
+    names = (p.rsplit("/", 1)[-1].removeprefix("test_").removesuffix(".cpp") for p in
+             host.glob(f"{folder}/test_*.cpp"))  # fmt: skip
+    return sorted(names)
+
+
+def _json(host: Host, path: str) -> dict[str, Any]:
+    """Where the build finds nlohmann/json: FlagCX's submodule, else the distro's package
+    (nlohmann-json3-dev puts it on the compiler's own search path)."""
+    if host.is_file(f"{path}/{VENDORED_JSON}/{JSON_HEADER}"):
+        return {"checkout.json": "vendored", "checkout.json_include": ""}
+    if host.is_file(f"{SYSTEM_JSON}/{JSON_HEADER}"):
+        return {"checkout.json": "system", "checkout.json_include": SYSTEM_JSON}
+    return {"checkout.json": "missing", "checkout.json_include": ""}
+
+
+def _has(host: Host, path: str) -> str:
+    """What the checkout's test folders hold, for messages when something expected is not
+    there (upstream moves files between releases)."""
+    parts = []
+    for folder in ("test/perf", HOST_API, "test/unittest"):
+        entries = sorted(p.rsplit("/", 1)[-1] for p in host.glob(f"{path}/{folder}/*"))
+        if entries:
+            shown = ", ".join(entries[:12]) + (", ..." if len(entries) > 12 else "")
+            parts.append(f"{folder}: {shown}")
+    return "; ".join(parts) or "no test folder"

@@ -26,6 +26,7 @@ from wizard.engine.run import (
     plan,
     prior_runs,
     recipe_facts,
+    refresh_checkout,
     resolve,
     stop_leftovers,
 )
@@ -92,8 +93,8 @@ class Across:
         self.local: dict[str, Any] = {}
 
     def values_for(self, builder: Builder) -> dict[str, Any]:
-        if builder.host is None:
-            return self.local
+        if builder.host is None:  # read again: an earlier step may have cloned the checkout
+            return refresh_checkout(self.recipe, self.local, self.answers)
         return resolve(
             self.recipe, builder.host.facts, self.answers, self.run_dir, cluster=self.cluster
         )
@@ -358,7 +359,12 @@ def steps(args: argparse.Namespace) -> int:
         why = f"  ({item.reason})" if item.reason and item.action == "skip" else ""
         out.write(f" {item.index + 1:>2}. {verb} {item.step.id}: {item.step.title}{why}")
         if item.action == "run":
-            for line in recipes.render(item.step.run, values, quote=True).splitlines():
+            try:
+                script = recipes.render(item.step.script(values), values, quote=True)
+            except recipes.NoCommand as exc:
+                out.write(out.paint(f"       (fails: {exc})", "33"))
+                continue
+            for line in script.splitlines():
                 out.write(out.paint(f"       $ {line}", "2"))
     if not missing:
         return EXIT_OK

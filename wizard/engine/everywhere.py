@@ -73,7 +73,7 @@ class Everywhere:
                 notes.append(f"[{builder.label}] already done: {reason}")
                 continue
             jobs.append((builder, *self._command(step, builder, values, base_env, state.run_id)))
-            shown.append(f"[{builder.label}] {render(step.run, values, quote=True)}")
+            shown.append(f"[{builder.label}] {render(step.script(values), values, quote=True)}")
         saved.status, saved.started, saved.finished = st.RUNNING, st.now(), None
         saved.exit_code, saved.reason, saved.results = None, "", {}
         saved.command = "\n".join(shown)
@@ -105,7 +105,7 @@ class Everywhere:
         run_id: str,
     ) -> tuple[str, str | None, dict[str, str]]:
         """The local command, its working folder and environment for one builder."""
-        script = render(step.run, values, quote=True)
+        script = render(step.script(values), values, quote=True)
         cwd = step_cwd(step, values)
         if builder.host is None:
             env = dict(base_env)

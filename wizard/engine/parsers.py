@@ -33,17 +33,28 @@ _FLAGCX = re.compile(
 )
 
 
+# v0.7+ prints a section per datatype and op ("-d all", "-o all"): "# datatype: float, op: sum"
+_FLAGCX_SECTION = re.compile(r"^#\s*datatype:\s*(\w+),\s*op:\s*(\w+)", re.M)
+
+
 class FlagcxPerf:
-    """Rows of size_bytes, time_us, algbw_gbs and busbw_gbs, one per message size."""
+    """Rows of size_bytes, time_us, algbw_gbs and busbw_gbs, one per message size; where the
+    test names its datatype and op (FlagCX v0.7+), each row carries them too."""
 
     def __init__(self) -> None:
-        self.rows: list[dict[str, float]] = []
+        self.rows: list[dict[str, Any]] = []
+        self.section: dict[str, str] = {}
 
     def feed(self, lines: list[str]) -> None:
         text = "\n".join(lines)
-        if "Comm size" not in text:
+        if "Comm size" not in text and "datatype:" not in text:
             return
-        for match in _FLAGCX.finditer(plain(text)):
+        text = plain(text)
+        sections = [(m.start(), m.groups()) for m in _FLAGCX_SECTION.finditer(text)]
+        for match in _FLAGCX.finditer(text):
+            while sections and sections[0][0] < match.start():
+                datatype, op = sections.pop(0)[1]
+                self.section = {"datatype": datatype, "op": op}
             size, seconds, algbw, busbw = match.groups()
             self.rows.append(
                 {
@@ -51,8 +62,12 @@ class FlagcxPerf:
                     "time_us": float(seconds) * 1e6,
                     "algbw_gbs": float(algbw),
                     "busbw_gbs": float(busbw),
+                    **self.section,
                 }
             )
+        if sections:  # a section begun at the end of this chunk: its rows come next
+            datatype, op = sections[-1][1]
+            self.section = {"datatype": datatype, "op": op}
 
     def results(self) -> dict[str, Any]:
         return {"table": self.rows} if self.rows else {}
@@ -93,33 +108,66 @@ _GTEST_PASSED = re.compile(r"^\[\s+PASSED\s+\]\s+(\d+) tests?", re.M)
 _GTEST_FAILED = re.compile(r"^\[\s+FAILED\s+\]\s+(\d+) tests?, listed below", re.M)
 
 
+# A recipe that runs several gtest programs in one step names each before it starts.
+GTEST_PROGRAM = "==> gtest program: "
+_GTEST_PROGRAM = re.compile(r"^==> gtest program: (\S+)", re.M)
+
+
 class Gtest:
     """googletest's summary. Under mpirun every rank runs the whole suite and prints its own
-    summary, so counts are per rank (the fewest passed, the most failed), not a sum."""
+    summary, so counts are per rank (the fewest passed, the most failed), not a sum. Programs
+    announced with GTEST_PROGRAM lines (FlagCX v0.7+ has one per component, with and without
+    MPI) are counted each on its own, and the totals add them up."""
 
     def __init__(self) -> None:
-        self.passed: list[int] = []
-        self.failed: list[int] = []
+        self.counts: dict[str, tuple[list[int], list[int]]] = {}
+        self.program = ""
 
     def feed(self, lines: list[str]) -> None:
         text = "\n".join(lines)
-        if "PASSED" not in text and "FAILED" not in text:
+        if "PASSED" not in text and "FAILED" not in text and GTEST_PROGRAM not in text:
             return
         text = plain(text)
-        self.passed += [int(m.group(1)) for m in _GTEST_PASSED.finditer(text)]
-        self.failed += [int(m.group(1)) for m in _GTEST_FAILED.finditer(text)]
+        events = sorted(
+            [(m.start(), "program", m.group(1)) for m in _GTEST_PROGRAM.finditer(text)]
+            + [(m.start(), "passed", m.group(1)) for m in _GTEST_PASSED.finditer(text)]
+            + [(m.start(), "failed", m.group(1)) for m in _GTEST_FAILED.finditer(text)]
+        )
+        for _, kind, value in events:
+            if kind == "program":
+                self.program = value
+                self.counts.setdefault(value, ([], []))
+            else:
+                passed, failed = self.counts.setdefault(self.program, ([], []))
+                (passed if kind == "passed" else failed).append(int(value))
 
     def results(self) -> dict[str, Any]:
+        each = {
+            name: {
+                "passed": min(passed, default=0),
+                "failed": max(failed, default=0),
+                "ranks": max(len(passed), 1),
+            }
+            for name, (passed, failed) in self.counts.items()
+        }
+        if set(each) <= {""}:  # one program, not named
+            return each.get("", {"passed": 0, "failed": 0, "ranks": 1})
         return {
-            "passed": min(self.passed, default=0),
-            "failed": max(self.failed, default=0),
-            "ranks": max(len(self.passed), 1),
+            "passed": sum(c["passed"] for c in each.values()),
+            "failed": sum(c["failed"] for c in each.values()),
+            "ranks": max(c["ranks"] for c in each.values()),
+            "programs": {name: c for name, c in each.items() if name},
         }
 
 
 def gtest_summary(results: dict[str, Any]) -> str:
     """ "8 tests passed, 0 failed (on each of 4 ranks)" from Gtest's results."""
     text = f"{results['passed']} tests passed, {results['failed']} failed"
+    programs = results.get("programs")
+    if programs:
+        return f"{text} in {len(programs)} programs: " + ", ".join(
+            f"{name} {c['passed']}/{c['passed'] + c['failed']}" for name, c in programs.items()
+        )
     ranks = results.get("ranks", 1)
     return text + (f" (on each of {ranks} ranks)" if ranks > 1 else "")
 

@@ -30,8 +30,11 @@ BUILTINS = (
 # Where a step runs in a run across hosts (on one host, all run here).
 WHERE = ("here", "every-host", "all-hosts", "single-host")
 
-RECIPE_KEYS = {"id", "title", "description", "requires", "after", "shared", "params", "steps"}
-PARAM_KEYS = {"default", "fact", "run", "help", "kind"}
+RECIPE_KEYS = {
+    "id", "title", "description", "requires", "after", "shared", "checkout", "params", "steps",
+}  # fmt: skip
+CHECKOUT_KEYS = {"reader", "path"}
+PARAM_KEYS = {"default", "fact", "run", "help", "kind", "all"}
 RUN_VALUE = re.compile(r"([a-z0-9][a-z0-9-]*)\.([A-Za-z_][A-Za-z0-9_]*)")
 STEP_KEYS = {
     "id",
@@ -46,7 +49,12 @@ STEP_KEYS = {
     "needs",
     "when",
     "where",
+    "each",
+    "by",
 }
+# `when: ITEM in PARAM`: the step runs when the list PARAM holds ITEM (or `all`).
+WHEN_IN = re.compile(r"(\S+) in ([A-Za-z_][A-Za-z0-9_]*)")
+ITEM = re.compile(r"\{\{\s*item\s*\}\}")
 DONE_IF_KEYS = {"exists", "newer", "than", "command"}
 
 
@@ -63,6 +71,7 @@ class Param:
     help: str = ""
     kind: str = "str"
     run: str | None = None  # "recipe.param": the value a finished run of that recipe used
+    all: str | None = None  # the word `all` in this list stands for that parameter's list
 
 
 @dataclass(frozen=True)
@@ -73,11 +82,15 @@ class DoneIf:
     command: str | None = None
 
 
+class NoCommand(Exception):
+    """A step whose command depends on a value (`by`) that has none of its variants."""
+
+
 @dataclass(frozen=True)
 class Step:
     id: str
     title: str
-    run: str
+    run: str  # the command; empty when `variants` holds one per value of the `by` parameter
     cwd: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None
@@ -85,8 +98,24 @@ class Step:
     parse: str | None = None
     optional: bool = False
     needs: tuple[str, ...] = ()
-    when: str | None = None
+    when: str | None = None  # a parameter: the step runs when it is set (or holds when_item)
+    when_item: str | None = None  # `when: ITEM in PARAM`
     where: str = "here"
+    by: str | None = None
+    variants: dict[str, str] = field(default_factory=dict)
+
+    def script(self, values: dict[str, Any]) -> str:
+        """The command for these values, unfilled: `run`, or the variant that `by` picks."""
+        if not self.by:
+            return self.run
+        value = str(values.get(self.by, ""))
+        if value in self.variants:
+            return self.variants[value]
+        known = ", ".join(self.variants)
+        raise NoCommand(
+            f"step {self.id!r} has no command for {self.by}={value or '(empty)'} "
+            f"(it has commands for {known})"
+        )
 
 
 @dataclass(frozen=True)
@@ -100,6 +129,9 @@ class Recipe:
     steps: tuple[Step, ...] = ()
     shared: str | None = None  # the folder hosts may share, so one build serves them
     after: tuple[str, ...] = ()  # recipes that must have a finished run before this one
+    # (reader, path): facts `checkout.*` read from a source tree before the plan and before
+    # each step, so the steps follow what the checkout has, also once a step has cloned it.
+    checkout: tuple[str, str] | None = None
 
     def index(self, step_id: str) -> int:
         for i, step in enumerate(self.steps):
@@ -229,7 +261,8 @@ class _Validator:
             )
         steps: list[Step] = []
         for entry in steps_data:
-            steps.append(self.step(entry, params, steps))
+            for one in self.each(entry):
+                steps.append(self.step(one, params, steps))
         return Recipe(
             id=recipe_id,
             title=self.text(data, "title", "the recipe") or recipe_id,
@@ -240,7 +273,43 @@ class _Validator:
             steps=tuple(steps),
             shared=self.shared(data, params),
             after=tuple(after),
+            checkout=self.checkout(data, params),
         )
+
+    def checkout(self, data: _Lines, params: dict[str, Param]) -> tuple[str, str] | None:
+        spec = data.get("checkout")
+        if spec is None:
+            return None
+        if not isinstance(spec, _Lines):
+            raise self.fail(data, "'checkout' must be a mapping of reader and path", "checkout")
+        self.keys(spec, CHECKOUT_KEYS, "'checkout'")
+        from wizard.engine.checkout import READERS
+
+        reader = self.text(spec, "reader", "'checkout'")
+        path = self.text(spec, "path", "'checkout'")
+        assert reader is not None and path is not None
+        if reader not in READERS:
+            raise self.fail(
+                spec, f"unknown checkout reader {reader!r}; known: {', '.join(READERS)}", "reader"
+            )
+        for name in PLACEHOLDER.findall(path):
+            if name not in params:
+                raise self.fail(spec, f"'checkout' uses {{{{ {name} }}}}, not a parameter", "path")
+        return reader, path
+
+    def each(self, entry: Any) -> list[Any]:
+        """A step with `each: [a, b]` stands for one step per item, `{{ item }}` filled in."""
+        if not isinstance(entry, _Lines) or "each" not in entry:
+            return [entry]
+        items = entry["each"]
+        if not isinstance(items, list) or not items:
+            raise self.fail(entry, "'each' must be a non-empty list of words", "each")
+        for item in items:
+            if not isinstance(item, str) or not STEP_ID.fullmatch(item):
+                raise self.fail(
+                    entry, f"'each': {item!r} is not a word of lowercase letters, digits, -", "each"
+                )
+        return [_with_item(entry, item) for item in items]
 
     def shared(self, data: _Lines, params: dict[str, Param]) -> str | None:
         shared = self.text(data, "shared", "the recipe", required=False)
@@ -285,7 +354,16 @@ class _Validator:
                 str(spec.get("help", "")),
                 kind,
                 str(run) if run is not None else None,
+                spec.get("all"),
             )
+        for param in params.values():
+            if param.all is not None and (param.all not in params or param.kind != "args"):
+                raise self.fail(
+                    raw,
+                    f"parameter {param.name!r}: 'all' names another parameter, and "
+                    "the parameter is of kind args",
+                    param.name,
+                )
         return params
 
     def step(self, entry: Any, params: dict[str, Param], before: list[Step]) -> Step:
@@ -300,17 +378,23 @@ class _Validator:
             )
         if any(s.id == step_id for s in before):
             raise self.fail(entry, f"step id {step_id!r} is used twice", "id")
-        run = entry.get("run")
-        if isinstance(run, list) and run and all(isinstance(r, str) for r in run):
-            script = "\n".join(run)
-        elif isinstance(run, str) and run.strip():
-            script = run
+        by = entry.get("by")
+        variants: dict[str, str] = {}
+        if by is not None:
+            if by not in params:
+                raise self.fail(entry, f"step {step_id!r}: 'by' must name a parameter", "by")
+            run = entry.get("run")
+            if not isinstance(run, dict) or not run:
+                raise self.fail(
+                    entry,
+                    f"step {step_id!r}: with 'by', 'run' maps each value of {by!r} to a command",
+                    "run" if "run" in entry else None,
+                )
+            for value, command in run.items():
+                variants[str(value)] = self.command(entry, step_id, command)
+            script = ""
         else:
-            raise self.fail(
-                entry,
-                f"step {step_id!r}: 'run' must be a command or a list of commands",
-                "run" if "run" in entry else None,
-            )
+            script = self.command(entry, step_id, entry.get("run"))
         env = entry.get("env", {})
         if not isinstance(env, dict) or not all(isinstance(v, (str, int)) for v in env.values()):
             raise self.fail(entry, f"step {step_id!r}: 'env' must map names to strings", "env")
@@ -338,9 +422,13 @@ class _Validator:
                 raise self.fail(
                     entry, f"step {step_id!r} needs {need!r}, which is not an earlier step", "needs"
                 )
-        when = entry.get("when")
+        when, when_item = entry.get("when"), None
+        if isinstance(when, str) and (member := WHEN_IN.fullmatch(when)):
+            when_item, when = member.groups()
         if when is not None and when not in params:
-            raise self.fail(entry, f"step {step_id!r}: 'when' must name a parameter", "when")
+            raise self.fail(
+                entry, f"step {step_id!r}: 'when' must name a parameter (or ITEM in PARAM)", "when"
+            )
         where = entry.get("where", "here")
         if where not in WHERE:
             raise self.fail(
@@ -359,10 +447,24 @@ class _Validator:
             optional=bool(entry.get("optional", False)),
             needs=tuple(needs),
             when=when,
+            when_item=when_item,
             where=where,
+            by=by,
+            variants=variants,
         )
         self.placeholders(entry, step, params)
         return step
+
+    def command(self, entry: _Lines, step_id: str, run: Any) -> str:
+        if isinstance(run, list) and run and all(isinstance(r, str) for r in run):
+            return "\n".join(run)
+        if isinstance(run, str) and run.strip():
+            return run
+        raise self.fail(
+            entry,
+            f"step {step_id!r}: 'run' must be a command or a list of commands",
+            "run" if "run" in entry else None,
+        )
 
     def done_if(self, entry: _Lines, step_id: str) -> DoneIf | None:
         spec = entry.get("done_if")
@@ -385,7 +487,7 @@ class _Validator:
         return cond
 
     def placeholders(self, entry: _Lines, step: Step, params: dict[str, Param]) -> None:
-        texts = [step.run, step.cwd or "", *step.env.values()]
+        texts = [step.run, *step.variants.values(), step.cwd or "", *step.env.values()]
         if step.done_if:
             texts += [
                 *step.done_if.exists,
@@ -401,6 +503,27 @@ class _Validator:
                         entry,
                         f"step {step.id!r} uses {{{{ {name} }}}}, which is not a parameter{hint}",
                     )
+
+
+def _with_item(entry: _Lines, item: str) -> _Lines:
+    """A copy of a step mapping with `{{ item }}` filled in every text, lines kept."""
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, str):
+            return ITEM.sub(item, value)
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        if isinstance(value, _Lines):
+            copy = _Lines({fill(k): fill(v) for k, v in value.items()})
+            copy.line, copy.lines = value.line, {fill(k): n for k, n in value.lines.items()}
+            return copy
+        if isinstance(value, dict):
+            return {fill(k): fill(v) for k, v in value.items()}
+        return value
+
+    step = fill(entry)
+    del step["each"]
+    return step
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from checks.base import Finding, Status
+from wizard.engine import checkout
 from wizard.engine import state as st
 from wizard.engine.cluster import Builder, Cluster
 from wizard.engine.doctor import Report
 from wizard.engine.parsers import PARSERS
-from wizard.engine.recipe import Recipe, Step, render
+from wizard.engine.recipe import NoCommand, Recipe, Step, render
 from wizard.engine.runner import Outcome, StepRunner
 from wizard.host import LocalHost
 from wizard.paths import data_dir
@@ -124,40 +125,10 @@ def resolve(
             f"recipe {recipe.id} has no parameter {', '.join(unknown)}; it takes: "
             f"{', '.join(recipe.params)}"
         )
-    values: dict[str, Any] = {}
-    prior = prior_runs(recipe) if recipe.after else {}
-    for name, param in recipe.params.items():
-        from_run = _from_run(param.run, prior) if param.run else None
-        if name in answers:
-            value: Any = answers[name]
-        elif from_run not in (None, ""):
-            value = from_run
-        elif param.run:  # no finished run to take it from: nothing else may stand in
-            if missing is not None:
-                missing.append(name)
-                values[name] = f"<{name}?>"
-                continue
-            recipe_id = param.run.split(".")[0]
-            raise ParamError(
-                f"parameter {name!r} comes from a finished {recipe_id} run, and there is none: "
-                f"run `wizard run {recipe_id}` first, or pass --set {name}=VALUE"
-            )
-        elif param.fact and facts.get(param.fact) not in (None, ""):
-            value = facts[param.fact]
-        elif param.default is not None:
-            value = param.default
-        elif missing is not None:
-            missing.append(name)
-            values[name] = f"<{name}?>"
-            continue
-        else:
-            how = f" (the doctor found no {param.fact})" if param.fact else ""
-            raise ParamError(
-                f"parameter {name!r} has no value{how}; pass --set {name}=VALUE"
-                + (f"  ({param.help})" if param.help else ""),
-                missing=name,
-            )
-        values[name] = _convert(name, param.kind, value)
+    values = _params(recipe, facts, answers, missing)
+    if recipe.checkout:  # again, with what the checkout those values name has
+        values = _params(recipe, {**facts, **checkout_facts(recipe, values)}, answers, missing)
+    values = _expand_all(recipe, values)
     env = step_environment()
     values["nproc"] = nproc()
     values["build_jobs"] = build_jobs()
@@ -173,6 +144,94 @@ def resolve(
     values["master_addr"], values["master_port"] = master
     values["run_dir"] = str(run_dir)
     values["steps_dir"] = str(data_dir("steps"))  # the recipes' own tools (steps/tools/)
+    return values
+
+
+def checkout_facts(recipe: Recipe, values: dict[str, Any]) -> dict[str, Any]:
+    """The `checkout.*` facts of the folder the recipe's `checkout` names, now."""
+    if not recipe.checkout:
+        return {}
+    reader, path = recipe.checkout
+    return checkout.read(reader, render(path, values, quote=False))
+
+
+def refresh_checkout(
+    recipe: Recipe, values: dict[str, Any], answers: dict[str, str]
+) -> dict[str, Any]:
+    """The values again, for parameters that come from the checkout (--set still wins): a
+    step may have cloned it, or moved it to another commit, since they were filled."""
+    if not recipe.checkout:
+        return values
+    facts = checkout_facts(recipe, values)
+    fresh = dict(values)
+    for name, param in recipe.params.items():
+        if name in answers or not (param.fact or "").startswith("checkout."):
+            continue
+        value = facts.get(param.fact)  # type: ignore[arg-type]
+        if value in (None, ""):
+            value = param.default
+        if value is not None:
+            fresh[name] = _convert(name, param.kind, value)
+    for name, param in recipe.params.items():  # `all` again, over the lists read now
+        if param.all is not None:
+            raw = answers.get(name, param.default)
+            fresh[name] = _convert(name, param.kind, raw) if raw is not None else []
+    return _expand_all(recipe, fresh)
+
+
+def _expand_all(recipe: Recipe, values: dict[str, Any]) -> dict[str, Any]:
+    """`all` in a list parameter that names an `all` list: that list's items (while that list
+    is not known yet, say before a clone, `all` stays and matches every item)."""
+    for name, param in recipe.params.items():
+        if param.all is None or not isinstance(values.get(name), list):
+            continue
+        words = [w for word in values[name] for w in str(word).split(",") if w]
+        every = values.get(param.all)
+        if "all" in words and isinstance(every, list) and every:
+            words = list(dict.fromkeys([*(w for w in words if w != "all"), *every]))
+        values[name] = words
+    return values
+
+
+def _params(
+    recipe: Recipe, facts: dict[str, Any], answers: dict[str, str], missing: list[str] | None
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    prior = prior_runs(recipe) if recipe.after else {}
+    for name, param in recipe.params.items():
+        from_run = _from_run(param.run, prior) if param.run else None
+        if name in answers:
+            value: Any = answers[name]
+        elif from_run not in (None, ""):
+            value = from_run
+        elif param.run:  # no finished run to take it from: nothing else may stand in
+            if missing is not None:
+                if name not in missing:
+                    missing.append(name)
+                values[name] = f"<{name}?>"
+                continue
+            recipe_id = param.run.split(".")[0]
+            raise ParamError(
+                f"parameter {name!r} comes from a finished {recipe_id} run, and there is none: "
+                f"run `wizard run {recipe_id}` first, or pass --set {name}=VALUE"
+            )
+        elif param.fact and facts.get(param.fact) not in (None, ""):
+            value = facts[param.fact]
+        elif param.default is not None:
+            value = param.default
+        elif missing is not None:
+            if name not in missing:
+                missing.append(name)
+            values[name] = f"<{name}?>"
+            continue
+        else:
+            how = f" (the doctor found no {param.fact})" if param.fact else ""
+            raise ParamError(
+                f"parameter {name!r} has no value{how}; pass --set {name}=VALUE"
+                + (f"  ({param.help})" if param.help else ""),
+                missing=name,
+            )
+        values[name] = _convert(name, param.kind, value)
     return values
 
 
@@ -306,9 +365,19 @@ def step_cwd(step: Step, values: dict[str, Any]) -> str | None:
     return os.path.expanduser(render(step.cwd, values, quote=False)) if step.cwd else None
 
 
-def not_wanted(step: Step, values: dict[str, Any]) -> bool:
-    """A step whose `when` parameter is empty, 0, false, no, off or none."""
-    return bool(step.when) and str(values.get(step.when, "")).strip().lower() in FALSE
+def not_wanted(step: Step, values: dict[str, Any]) -> str | None:
+    """Why a step is not wanted: its `when` parameter is empty, 0, false, no, off or none,
+    or (`when: ITEM in PARAM`) the list PARAM holds neither ITEM nor `all`."""
+    if not step.when:
+        return None
+    value = values.get(step.when, "")
+    if step.when_item:
+        listed = value if isinstance(value, list) else re.split(r"[\s,]+", str(value))
+        words = [w for word in listed for w in re.split(r"[\s,]+", str(word)) if w]
+        if step.when_item in words or "all" in words:
+            return None
+        return f"{step.when_item} is not in {step.when} ({', '.join(words) or 'empty'})"
+    return f"{step.when} is not set" if str(value).strip().lower() in FALSE else None
 
 
 def plan(
@@ -321,27 +390,42 @@ def plan(
 ) -> list[Planned]:
     """What would happen, step by step. `start` (--from) re-runs from that step on. Across
     hosts, an every-host step's done_if is asked on each host when it runs."""
+    if start:
+        recipe.index(start)  # an unknown step is an error before anything is planned
+    return [
+        planned(recipe, index, values, state, start, across=across)
+        for index in range(len(recipe.steps))
+    ]
+
+
+def planned(
+    recipe: Recipe,
+    index: int,
+    values: dict[str, Any],
+    state: st.RunState | None,
+    start: str | None = None,
+    *,
+    across: bool = False,
+) -> Planned:
+    """Whether step `index` runs or is skipped, and why, judged now."""
+    step = recipe.steps[index]
     start_index = recipe.index(start) if start else None
-    planned = []
-    for index, step in enumerate(recipe.steps):
-        saved = state.steps.get(step.id) if state else None
-        if not_wanted(step, values):
-            planned.append(Planned(index, step, "skip", f"{step.when} is not set"))
-        elif across and step.where == "single-host":
-            planned.append(Planned(index, step, "skip", "it runs on a single host only"))
-        elif start_index is not None and index < start_index:
-            planned.append(Planned(index, step, "skip", f"before --from {start}"))
-        elif start_index is not None:
-            planned.append(Planned(index, step, "run", "--from"))
-        elif saved and saved.status in st.FINISHED:
-            planned.append(Planned(index, step, "skip", f"{saved.status} earlier in this run"))
-        elif across and step.where in ("every-host", "all-hosts"):
-            planned.append(Planned(index, step, "run"))
-        elif reason := done_reason(step, values):
-            planned.append(Planned(index, step, "skip", f"already done: {reason}"))
-        else:
-            planned.append(Planned(index, step, "run"))
-    return planned
+    saved = state.steps.get(step.id) if state else None
+    if unwanted := not_wanted(step, values):
+        return Planned(index, step, "skip", unwanted)
+    if across and step.where == "single-host":
+        return Planned(index, step, "skip", "it runs on a single host only")
+    if start_index is not None and index < start_index:
+        return Planned(index, step, "skip", f"before --from {start}")
+    if start_index is not None:
+        return Planned(index, step, "run", "--from")
+    if saved and saved.status in st.FINISHED:
+        return Planned(index, step, "skip", f"{saved.status} earlier in this run")
+    if across and step.where in ("every-host", "all-hosts"):
+        return Planned(index, step, "run")
+    if reason := done_reason(step, values):
+        return Planned(index, step, "skip", f"already done: {reason}")
+    return Planned(index, step, "run")
 
 
 class Cancelled(Exception):
@@ -375,6 +459,10 @@ def execute(
     all_ok = True
     for item in steps:
         step, saved = item.step, state.step(item.step.id)
+        if recipe.checkout:  # an earlier step may have cloned or changed it
+            values = refresh_checkout(recipe, values, state.answers)
+            state.params.update({k: v for k, v in values.items() if k in recipe.params})
+            item = planned(recipe, item.index, values, state, start, across=cluster is not None)
         if item.action == "skip":
             if saved.status not in st.FINISHED:
                 saved.status, saved.reason = st.SKIPPED, item.reason
@@ -390,7 +478,9 @@ def execute(
         if cluster and step.where in ("every-host", "all-hosts"):
             from wizard.engine.everywhere import Everywhere
 
-            everywhere = Everywhere(recipe, cluster, values_for or (lambda b: values), runner)
+            # Without values_for every builder takes this step's values, read just now.
+            for_builder = values_for or (lambda b, values=values: values)
+            everywhere = Everywhere(recipe, cluster, for_builder, runner)
             outcome = everywhere.run(step, item.index, total, state, base_env, listener)
         else:
             outcome = _run_step(step, item.index, total, state, values, base_env, listener, runner)
@@ -419,7 +509,10 @@ def _run_step(
         env[name] = expand_vars(render(value, values, quote=False), env)
     # Forward the step's own variables too, so remote ranks see what local ones see.
     values = {**values, "mpi_env": mpi_forward_flags(values.get("mpi_flavor", ""), env)}
-    command = render(step.run, values, quote=True)
+    try:
+        command, error = render(step.script(values), values, quote=True), ""
+    except NoCommand as exc:
+        command, error = "", str(exc)
     log = state.folder / f"{index + 1:02d}-{step.id}.log"
     saved.status, saved.command, saved.log = st.RUNNING, command, str(log)
     saved.started, saved.finished, saved.exit_code, saved.reason = st.now(), None, None, ""
@@ -434,9 +527,11 @@ def _run_step(
         listener.lines(texts)
 
     cwd = step_cwd(step, values)
-    if cwd and not os.path.isdir(cwd):
-        outcome = Outcome(None, 0.0, error=f"working folder {cwd} does not exist")
-        log.write_text(outcome.error + "\n")  # type: ignore[operator]
+    if cwd and not os.path.isdir(cwd) and not error:
+        error = f"working folder {cwd} does not exist"
+    if error:
+        outcome = Outcome(None, 0.0, error=error)
+        log.write_text(error + "\n")
     else:
         outcome = runner.run(
             command, cwd=cwd, env=env, timeout=step.timeout, log_path=log, on_lines=on_lines

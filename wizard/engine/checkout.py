@@ -1,0 +1,19 @@
+"""What a recipe's source checkout has, read where the recipe says (`checkout:`).
+
+Read before the plan and again before each step: a checkout cloned by an earlier step of
+the same run, or moved to another commit, is seen as it is when the step starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from checks.flagcx import read_checkout as flagcx
+from wizard.host import Host, LocalHost
+
+READERS: dict[str, Callable[[Host, str], dict[str, Any]]] = {"flagcx": flagcx}
+
+
+def read(reader: str, path: str, host: Host | None = None) -> dict[str, Any]:
+    return READERS[reader](host or LocalHost(), path)
