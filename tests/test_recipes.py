@@ -9,7 +9,7 @@ import pytest
 
 from wizard.engine import recipe
 from wizard.engine.parsers import FlagcxPerf, Gtest, NcclTestsPerf, gtest_summary
-from wizard.engine.run import ParamError, mpi_forward_flags, resolve
+from wizard.engine.run import ParamError, mpi_forward_flags, plan, resolve
 from wizard.paths import recipe_ids
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -67,6 +67,22 @@ steps:
         (GOOD + "    done_if: {newer: x}\n", 8, "'newer' needs 'than'"),
         (GOOD.replace("kind: path", "kind: file"), 4, "kind must be one of"),
         ("- just\n- a list\n", None, "a recipe is a mapping"),
+        (GOOD + "    when: one in nothing\n", 8, "'when' must name a parameter (or ITEM in PARAM)"),
+        (GOOD + "    by: layout\n", 8, "step 'one': 'by' must name a parameter"),
+        (
+            GOOD.replace("steps:", "  layout: ''\nsteps:") + "    by: layout\n",
+            8,
+            "with 'by', 'run' maps each value of 'layout' to a command",
+        ),
+        (GOOD + "  - id: two\n    run: x\n    each: []\n", 10, "'each' must be a non-empty list"),
+        (GOOD + "  - id: two\n    run: x\n    each: [A b]\n", 10, "'A b' is not a word"),
+        (GOOD + "checkout: {reader: svn, path: x}\n", 8, "unknown checkout reader 'svn'"),
+        (GOOD + "checkout: {reader: flagcx, path: '{{ dir }}'}\n", 8, "uses {{ dir }}"),
+        (
+            GOOD.replace("steps:", "  many: {kind: args, all: nothing}\nsteps:"),
+            5,
+            "'all' names another parameter",
+        ),
     ],
 )
 def test_bad_recipes_name_file_line_and_reason(
@@ -183,3 +199,46 @@ def test_flagcx_requires_what_the_doctors_target_requires() -> None:
     assert [f.id for f in failing_requirements(flagcx, ci)] == ["gpu.nvidia", "nccl.header"]
     metax = run_doctor(load_snapshot(snapshots / "h100-ubuntu2404.yaml"), "flagcx-metax")
     assert [f.id for f in failing_requirements(flagcx, metax)] == ["gpu.others"]
+
+
+EACH = """\
+id: each
+title: Each
+params:
+  picked: {kind: args, default: b, all: known}
+  known: {kind: args, default: "a b c"}
+  layout: {default: new}
+steps:
+  - each: [a, b, d]
+    id: "test-{{ item }}"
+    title: "Test {{ item }}"
+    when: "{{ item }} in picked"
+    by: layout
+    run:
+      old: ./old_{{ item }}
+      new: ./new_{{ item }} {{ picked }}
+"""
+
+
+def test_each_by_and_all_make_one_step_per_item_with_the_layouts_command(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "each.yaml"
+    path.write_text(EACH)
+    loaded = recipe.load(str(path))
+    assert [s.id for s in loaded.steps] == ["test-a", "test-b", "test-d"]
+    assert loaded.steps[0].title == "Test a" and loaded.steps[0].when_item == "a"
+    values = resolve(loaded, {}, {}, tmp_path)
+    planned = plan(loaded, values, None)
+    assert [(p.step.id, p.action) for p in planned] == [
+        ("test-a", "skip"), ("test-b", "run"), ("test-d", "skip"),
+    ]  # fmt: skip
+    assert planned[0].reason == "a is not in picked (b)"
+    assert loaded.steps[1].script(values) == "./new_b {{ picked }}"
+    every = resolve(loaded, {}, {"picked": "all,d"}, tmp_path)
+    assert every["picked"] == ["d", "a", "b", "c"]  # all: the known list, with what was named
+    assert [p.action for p in plan(loaded, every, None)] == ["run", "run", "run"]
+    with pytest.raises(
+        recipe.NoCommand, match=r"no command for layout=other \(it has commands for old, new\)"
+    ):
+        loaded.steps[0].script({"layout": "other"})

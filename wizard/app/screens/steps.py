@@ -175,7 +175,7 @@ class StepsScreen(WizardScreen):
         table = self.steps_table()
         for step in self.recipe.steps:
             skipped = not_wanted(step, values)
-            why = f"  (skipped: {step.when} is not set)" if skipped else ""
+            why = f"  (skipped: {skipped})" if skipped else ""
             table.add_row(Text("-" if skipped else "·"), "", Text(step.title + why), key=step.id)
         note = f" Missing: {', '.join(missing)}." if missing else ""
         self.status(
