@@ -8,9 +8,11 @@ and `/root/FlagCX` (FlagCX's guide: a shared /workspace and a link in /root).
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
-from checks.base import Context, Finding, check
+from checks.base import Context, Finding, Fix, check
+from checks.distro import Distro
 from wizard.host import Host
 
 DEFAULT = "~/FlagCX"
@@ -25,7 +27,7 @@ def candidates(ctx: Context) -> list[str]:
     return list(dict.fromkeys(p.rstrip("/") for p in found))
 
 
-@check("flagcx", "FlagCX checkout")
+@check("flagcx", "FlagCX checkout", after=("os",))
 def flagcx(ctx: Context) -> Finding:
     host = ctx.host
     found = [
@@ -47,11 +49,42 @@ def flagcx(ctx: Context) -> Finding:
         "flagcx.commit": commit,
         "flagcx.built": built,
     }
+    layout = read_checkout(host, real)
+    facts["flagcx.layout"] = layout["checkout.layout"]
     where = path if real == path else f"{path} (-> {real})"
     details = [f"also at {p}" for p in found[1:]]
+    details.append(f"layout {layout['checkout.layout']}: {layout['checkout.has']}")
     summary = f"{where}, commit {commit or 'unknown (not a git checkout)'}"
+    summary += f", layout {layout['checkout.layout']}"
     summary += "; built" if built else "; not built yet"
+    if layout.get("checkout.json") == "missing":
+        return ctx.warn(
+            f"{summary}; third-party/json (nlohmann/json) is missing and not installed",
+            details=details,
+            facts=facts,
+            fixes=json_fixes(ctx, real),
+        )
     return ctx.ok(summary, details=details, facts=facts)
+
+
+def json_fixes(ctx: Context, path: str) -> list[Fix]:
+    """The nlohmann/json headers current FlagCX builds against: its submodule where the network
+    reaches github.com, else the distro's package (on the compiler's own search path)."""
+    submodule = Fix(
+        "Fetch FlagCX's third-party/json submodule (needs github.com)",
+        [f"git -C {shlex.quote(path)} submodule update --init --depth 1 third-party/json"],
+        changes=f"adds {path}/third-party/json",
+    )
+    packages = {
+        "debian": ["nlohmann-json3-dev"],
+        "rhel": ["json-devel"],
+        "suse": ["nlohmann_json-devel"],
+        "arch": ["nlohmann-json"],
+    }
+    distro = Distro.of(ctx).install_fix(
+        "Install nlohmann/json from the distro", packages, "installs /usr/include/nlohmann"
+    )
+    return [*distro, submodule]
 
 
 # -- what a checkout has -------------------------------------------------------------------
@@ -79,8 +112,7 @@ def read_checkout(host: Host, path: str) -> dict[str, Any]:
         facts |= {
             "checkout.layout": "v0.7+",
             "checkout.perf_dir": HOST_API,
-            "checkout.perf_bin_dir": f"{HOST_API}/build/bin",
-            "checkout.perf_prefix": "perf_",
+            "checkout.perf_bin": "./build/bin/perf_",
             "checkout.perf_tests": _sources(host, f"{path}/{HOST_API}"),
             "checkout.unit_tests": sorted(
                 p.split("/")[-2] for p in host.glob(f"{path}/test/unittest/*/Makefile")
@@ -91,8 +123,7 @@ def read_checkout(host: Host, path: str) -> dict[str, Any]:
         facts |= {
             "checkout.layout": "v0.6",
             "checkout.perf_dir": "test/perf",
-            "checkout.perf_bin_dir": "test/perf",
-            "checkout.perf_prefix": "test_",
+            "checkout.perf_bin": "./test_",
             "checkout.perf_tests": _sources(host, f"{path}/test/perf"),
             "checkout.unit_tests": ["main"]
             if host.is_file(f"{path}/test/unittest/Makefile")
@@ -100,11 +131,7 @@ def read_checkout(host: Host, path: str) -> dict[str, Any]:
             "checkout.plugin_path": f"{path}/plugin/torch:",  # built in place, not installed
         }
     else:  # the steps that depend on the layout say what is there instead, from the root
-        facts |= {
-            "checkout.layout": "unknown",
-            "checkout.perf_dir": ".",
-            "checkout.perf_bin_dir": ".",
-        }
+        facts |= {"checkout.layout": "unknown", "checkout.perf_dir": "."}
     facts["checkout.has"] = _has(host, path)
     return facts
 

@@ -278,13 +278,18 @@ def test_the_flagcx_recipe_builds_against_debian_mpich_with_make_variables(
     debian_mpich(tree)
     report, _ = doctor(tree)
     flagcx = recipes.load("flagcx")
-    values = resolve(flagcx, recipe_facts(report), {"src": str(tmp_path)}, tmp_path)
+    answers = {"src": str(tmp_path), "layout": "v0.6"}
+    values = resolve(flagcx, recipe_facts(report), answers, tmp_path)
     step = flagcx.steps[flagcx.index("perf-build")]
     env = {name: recipes.render(value, values, quote=False) for name, value in step.env.items()}
     assert env["MPI_INCLUDE_DIR"] == "/usr/include/x86_64-linux-gnu/mpich"
     assert env["MPI_LIBRARY_DIR"] == "/usr/lib/x86_64-linux-gnu"
     assert env["MPI_LINK_LIB"] == "-lmpich"
-    assert "MPI_INCLUDE=$MPI_INCLUDE_DIR" in recipes.render(step.run, values, quote=True)
+    assert "MPI_INCLUDE=$MPI_INCLUDE_DIR" in recipes.render(step.script(values), values, quote=True)
+    # v0.7+'s test/make.inc takes MPI as compiler flags.
+    current = recipes.render(step.script({**values, "layout": "v0.7+"}), values, quote=True)
+    assert 'MPI_INCLUDE="-I${MPI_INCLUDE_DIR:-$MPI_HOME_DIR/include}"' in current
+    assert 'MPI_LINK="-L${MPI_LIBRARY_DIR:-$MPI_HOME_DIR/lib} $MPI_LINK_LIB' in current
 
 
 # -- RDMA, limits ----------------------------------------------------------------------------

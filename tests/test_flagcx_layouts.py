@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from checks.base import Status
 from checks.flagcx import read_checkout
 from tests.cli import run_wizard
 from tests.treehost import TreeHost
+from wizard.engine.doctor import run_doctor
 from wizard.engine.parsers import FlagcxPerf, Gtest
 from wizard.host import LocalHost
 
@@ -73,11 +75,11 @@ def git_repo(folder: Path) -> str:
 def test_each_layout_is_read_from_what_the_checkout_has(tmp_path: Path) -> None:
     current = read_checkout(LocalHost(), str(CURRENT))
     assert current["checkout.layout"] == "v0.7+"
-    assert current["checkout.perf_bin_dir"] == "test/perf/host_api/build/bin"
+    assert current["checkout.perf_bin"] == "./build/bin/perf_"
     assert current["checkout.perf_tests"] == ["allgather", "allreduce", "alltoall"]
     assert current["checkout.unit_tests"] == ["core", "service"]
     old = read_checkout(LocalHost(), str(V06))
-    assert (old["checkout.layout"], old["checkout.perf_prefix"]) == ("v0.6", "test_")
+    assert (old["checkout.layout"], old["checkout.perf_bin"]) == ("v0.6", "./test_")
     assert old["checkout.perf_tests"] == ["allreduce"] and old["checkout.unit_tests"] == ["main"]
     assert read_checkout(LocalHost(), str(tmp_path / "absent"))["checkout.exists"] is False
 
@@ -138,7 +140,9 @@ def test_gtest_programs_are_counted_each_and_summed() -> None:
 def test_current_layout_runs_every_collective_it_has(env: dict, tmp_path: Path, nccl: Path) -> None:
     src = checkout(tmp_path, json_headers=True)
     plan = run_wizard(env, "steps", "flagcx", "--set", f"src={src}", "--set", "collectives=all")
-    assert "./perf_allgather" in plan.stdout and "./perf_alltoall" in plan.stdout
+    assert (
+        "./build/bin/perf_allgather" in plan.stdout and "./build/bin/perf_alltoall" in plan.stdout
+    )
     assert "reducescatter is not in collectives (allgather, allreduce, alltoall)" in plan.stdout
     done = run_wizard(
         env,
@@ -216,8 +220,8 @@ def test_asking_for_a_perf_test_the_checkout_lacks_says_what_it_has(
     )  # fmt: skip
     assert done.returncode == 1
     assert (
-        "This checkout has no perf test perf_reducescatter in test/perf/host_api/build/bin; "
-        "it has: allgather allreduce alltoall"
+        "This checkout has no perf test reducescatter (no test/perf/host_api/"
+        "test_reducescatter.cpp); it has: allgather allreduce alltoall"
     ) in done.stdout
     assert latest_run(env)["steps"]["reducescatter"]["status"] == "failed"
 
@@ -255,7 +259,7 @@ def test_a_clone_made_by_the_run_is_read_before_the_steps_after_it(
     assert done.returncode == 0, done.stdout + done.stderr
     run = latest_run(env)
     assert run["steps"]["allreduce"]["status"] == "done"
-    assert "./perf_allreduce" in run["steps"]["allreduce"]["command"]
+    assert "./build/bin/perf_allreduce" in run["steps"]["allreduce"]["command"]
     saved = yaml.safe_load(Path(run["path"]).read_text())
     assert saved["params"]["layout"] == "v0.7+"
     assert saved["params"]["flagcx_commit"] == commit
@@ -273,3 +277,16 @@ def test_v06_layout_still_runs_as_before(env: dict, tmp_path: Path) -> None:
     assert steps["json"] == {**steps["json"], "status": "skipped", "reason": "json is not set"}
     assert "./test_allreduce" in steps["allreduce"]["command"]
     assert steps["unittest"]["results"] == {"passed": 2, "failed": 0, "ranks": 2}
+
+
+def test_the_doctor_names_a_current_checkout_without_json_and_the_fixes(tree: TreeHost) -> None:
+    for name in ("Makefile", "test/perf/host_api/Makefile", "flagcx/core.cc"):
+        tree.write(f"/root/FlagCX/{name}", "")
+    tree.env["HOME"] = "/root"
+    report = run_doctor(tree)
+    finding = next(f for f in report.findings if f.id == "flagcx")
+    assert finding.status is Status.WARN
+    assert "layout v0.7+" in finding.summary and "third-party/json" in finding.summary
+    commands = [c for fix in finding.fixes for c in fix.commands]
+    assert "apt-get install -y nlohmann-json3-dev" in commands  # Ubuntu, as root
+    assert "git -C /root/FlagCX submodule update --init --depth 1 third-party/json" in commands

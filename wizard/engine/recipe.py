@@ -111,6 +111,11 @@ class Step:
         value = str(values.get(self.by, ""))
         if value in self.variants:
             return self.variants[value]
+        if not value:  # a value read from a checkout that is not there yet
+            raise NoCommand(
+                f"step {self.id!r} picks its command by {self.by}, which has no value yet "
+                "(a checkout's is read once it exists)"
+            )
         known = ", ".join(self.variants)
         raise NoCommand(
             f"step {self.id!r} has no command for {self.by}={value or '(empty)'} "
