@@ -167,6 +167,7 @@ def test_current_layout_runs_every_collective_it_has(env: dict, tmp_path: Path, 
     assert sorted({r["datatype"] for r in rows}) == ["double", "float", "int32"]
     assert [r["size_bytes"] for r in rows if r["datatype"] == "float"] == [131072, 262144, 524288]
     assert all(r["busbw_gbs"] > 0 for r in rows)
+    assert "datatype/op      size" in done.stdout and "double/sum       128K" in done.stdout
     assert steps["unittest"]["results"]["programs"] == {
         "core_unit_tests": {"passed": 2, "failed": 0, "ranks": 1},
         "service_unit_tests": {"passed": 1, "failed": 0, "ranks": 1},

@@ -44,10 +44,17 @@ def size_text(size: int) -> str:
 
 
 def table_lines(rows: list[dict[str, Any]]) -> list[str]:
-    lines = [f"{'size':>8} {'time (us)':>12} {'algbw (GB/s)':>13} {'busbw (GB/s)':>13}"]
+    """The bandwidth table; rows of several datatypes or ops (FlagCX's `-d all`) say which."""
+    sections = {(row.get("datatype"), row.get("op")) for row in rows}
+    named = len(sections) > 1
+    lines = [
+        ("datatype/op  " if named else "")
+        + f"{'size':>8} {'time (us)':>12} {'algbw (GB/s)':>13} {'busbw (GB/s)':>13}"
+    ]
     for row in rows:
         lines.append(
-            f"{size_text(int(row['size_bytes'])):>8} {row['time_us']:>12.2f} "
+            (f"{row.get('datatype')}/{row.get('op')}"[:11].ljust(13) if named else "")
+            + f"{size_text(int(row['size_bytes'])):>8} {row['time_us']:>12.2f} "
             f"{row['algbw_gbs']:>13.2f} {row['busbw_gbs']:>13.2f}"
         )
     return lines
