@@ -250,8 +250,6 @@ def test_a_clone_made_by_the_run_is_read_before_the_steps_after_it(
     upstream = checkout(tmp_path / "upstream", json_headers=True)
     commit = git_repo(upstream)
     src = tmp_path / "clone"
-    plan = run_wizard(env, "steps", "flagcx", "--set", f"src={src}")
-    assert "1. run  source" in plan.stdout  # nothing to read yet: the layout comes later
     done = run_wizard(
         env, "run", "flagcx", "--force", "--yes", "--set", f"src={src}",
         "--set", f"repo={upstream}", "--set", "ref=v0.13.0", "--set", "gtest_lib=",
@@ -291,3 +289,25 @@ def test_the_doctor_names_a_current_checkout_without_json_and_the_fixes(tree: Tr
     commands = [c for fix in finding.fixes for c in fix.commands]
     assert "apt-get install -y nlohmann-json3-dev" in commands  # Ubuntu, as root
     assert "git -C /root/FlagCX submodule update --init --depth 1 third-party/json" in commands
+
+
+def test_the_torch_plugin_is_built_the_way_each_layout_builds_it(env: dict, tmp_path: Path) -> None:
+    for fixture, expected in (
+        (CURRENT, "-m pip install . -v --no-build-isolation --no-index --no-deps"),
+        (V06, "cd plugin/torch && "),
+    ):
+        src = checkout(tmp_path / fixture.name, fixture)
+        plan = run_wizard(
+            env, "steps", "flagcx", "--set", f"src={src}", "--set", "torch=2.11.0",
+            "--set", "pip_args=--no-index --no-deps",
+        )  # fmt: skip
+        assert expected in plan.stdout, plan.stdout
+        assert "import flagcx, torch" in plan.stdout
+
+
+def test_before_a_clone_the_plan_says_the_layout_comes_from_the_checkout(
+    env: dict, tmp_path: Path
+) -> None:
+    plan = run_wizard(env, "steps", "flagcx", "--set", f"src={tmp_path / 'not-yet'}")
+    assert "1. run  source" in plan.stdout
+    assert "picks its command by layout, which has no value yet" in plan.stdout

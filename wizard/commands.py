@@ -362,7 +362,7 @@ def steps(args: argparse.Namespace) -> int:
             try:
                 script = recipes.render(item.step.script(values), values, quote=True)
             except recipes.NoCommand as exc:
-                out.write(out.paint(f"       (fails: {exc})", "33"))
+                out.write(out.paint(f"       ({exc})", "33"))
                 continue
             for line in script.splitlines():
                 out.write(out.paint(f"       $ {line}", "2"))
