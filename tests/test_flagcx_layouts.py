@@ -311,3 +311,34 @@ def test_before_a_clone_the_plan_says_the_layout_comes_from_the_checkout(
     plan = run_wizard(env, "steps", "flagcx", "--set", f"src={tmp_path / 'not-yet'}")
     assert "1. run  source" in plan.stdout
     assert "picks its command by layout, which has no value yet" in plan.stdout
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_real_v013_perf_output_with_every_datatype_and_op() -> None:
+    """perf_allreduce -d all -o all on one H200: 40 sections of 3 sizes each."""
+    parser = FlagcxPerf()
+    lines = (DATA / "flagcx-v0.13-h200-allreduce-dall.log").read_text().splitlines()
+    for start in range(0, len(lines), 7):  # chunks that cut sections apart, as a pipe does
+        parser.feed(lines[start : start + 7])
+    rows = parser.results()["table"]
+    assert len(rows) == 120
+    sections = list(dict.fromkeys((r["datatype"], r["op"]) for r in rows))
+    assert len(sections) == 40 and sections[0] == ("int8", "sum")
+    assert all(
+        [r["size_bytes"] for r in rows if (r["datatype"], r["op"]) == s]
+        == [1 << 20, 1 << 22, 1 << 24]
+        for s in sections
+    )
+
+
+def test_real_v013_unit_tests_counted_per_program() -> None:
+    """The v0.7+ unit tests on one H200 (one rank): symmem's window tests fail there."""
+    parser = Gtest()
+    parser.feed((DATA / "flagcx-v0.13-h200-unittest.log").read_text().splitlines())
+    results = parser.results()
+    assert (results["passed"], results["failed"]) == (199, 4)
+    assert results["programs"]["core_unit_tests"] == {"passed": 86, "failed": 0, "ranks": 1}
+    assert results["programs"]["symmem_mpi_tests"] == {"passed": 10, "failed": 4, "ranks": 1}
+    assert len(results["programs"]) == 12

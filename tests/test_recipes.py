@@ -236,7 +236,9 @@ def test_each_by_and_all_make_one_step_per_item_with_the_layouts_command(
     assert planned[0].reason == "a is not in picked (b)"
     assert loaded.steps[1].script(values) == "./new_b {{ picked }}"
     every = resolve(loaded, {}, {"picked": "all,d"}, tmp_path)
-    assert every["picked"] == ["d", "a", "b", "c"]  # all: the known list, with what was named
+    assert every["picked"] == ["d", "a", "b"]  # all: the known list (c has no step), and d
+    with pytest.raises(ParamError, match=r"picked: no step runs e; the recipe has a, b, d"):
+        resolve(loaded, {}, {"picked": "e"}, tmp_path)
     assert [p.action for p in plan(loaded, every, None)] == ["run", "run", "run"]
     with pytest.raises(
         recipe.NoCommand, match=r"no command for layout=other \(it has commands for old, new\)"

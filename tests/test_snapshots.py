@@ -238,3 +238,14 @@ def test_no_cudnn_offers_nvidias_package_and_the_wheel() -> None:
     commands = [c for fix in cudnn.fixes for c in fix.commands]
     assert any(c.startswith("apt-get install -y libcudnn9-dev-cuda-") for c in commands)
     assert any(" -m pip install nvidia-cudnn-cu" in c for c in commands)
+
+
+def test_a_current_flagcx_checkout_recorded_on_an_h200() -> None:
+    findings = by_id(replay("h200-flagcx-current.yaml"))
+    flagcx = findings["flagcx"]
+    assert flagcx.status is Status.OK
+    assert (
+        flagcx.facts["flagcx.layout"] == "v0.7+" and flagcx.facts["flagcx.commit"] == "0c721293a793"
+    )
+    assert findings["gpu.nvidia"].facts["gpu.count"] == 1
+    assert findings["nccl.header"].facts["nccl.home"] == "/usr"

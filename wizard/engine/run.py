@@ -186,9 +186,18 @@ def _expand_all(recipe: Recipe, values: dict[str, Any]) -> dict[str, Any]:
         if param.all is None or not isinstance(values.get(name), list):
             continue
         words = [w for word in values[name] for w in str(word).split(",") if w]
+        # The items steps are gated on (`when: ITEM in name`): a word no step has is a typo.
+        known = [s.when_item for s in recipe.steps if s.when == name and s.when_item]
+        unknown = [w for w in words if known and w != "all" and w not in known]
+        if unknown:
+            raise ParamError(
+                f"{name}: no step runs {', '.join(unknown)}; the recipe has "
+                f"{', '.join(known)} (or all)"
+            )
         every = values.get(param.all)
         if "all" in words and isinstance(every, list) and every:
-            words = list(dict.fromkeys([*(w for w in words if w != "all"), *every]))
+            listed = [w for w in every if not known or w in known]
+            words = list(dict.fromkeys([*(w for w in words if w != "all"), *listed]))
         values[name] = words
     return values
 
