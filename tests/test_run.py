@@ -426,3 +426,46 @@ def test_after_must_name_the_recipe_a_value_comes_from(tmp_path: Path, env: dict
     done = wizard(env, "steps", str(bad))
     assert done.returncode == 2
     assert "takes a value from a run of 'counting', which 'after' does not name" in done.stderr
+
+
+JUDGED_AT_START = """\
+id: judged
+title: done_if is judged when a step starts
+params:
+  work: {kind: path}
+steps:
+  - id: remove
+    run: rm {{ work }}/made
+  - id: make-again
+    run: echo made > {{ work }}/made
+    done_if:
+      exists: "{{ work }}/made"
+  - id: rebuild-lib
+    run: touch {{ work }}/lib.so
+  - id: perf-build
+    run: touch {{ work }}/perf
+    done_if:
+      newer: "{{ work }}/perf"
+      than: ["{{ work }}/lib.so"]
+"""
+
+
+def test_done_if_is_judged_when_the_step_starts_not_in_the_plan(
+    env: dict, tmp_path: Path
+) -> None:
+    recipe, work = tmp_path / "judged.yaml", tmp_path / "work"
+    recipe.write_text(JUDGED_AT_START)
+    work.mkdir()
+    (work / "made").touch()
+    (work / "lib.so").touch()
+    os.utime(work / "lib.so", (time.time() - 60, time.time() - 60))  # built a minute ago
+    (work / "perf").touch()  # and perf built against it since
+    preview = wizard(env, "steps", str(recipe), "--set", f"work={work}")
+    assert "skip make-again" in preview.stdout and "skip perf-build" in preview.stdout
+    done = wizard(env, "run", str(recipe), "--set", f"work={work}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (work / "made").read_text() == "made\n"  # step 1 removed it: step 2 made it again
+    steps = state(env)["steps"]
+    assert steps["make-again"]["status"] == "done"
+    assert steps["perf-build"]["status"] == "done"  # lib.so was rebuilt in this very run
+    assert (work / "perf").stat().st_mtime >= (work / "lib.so").stat().st_mtime

@@ -250,6 +250,7 @@ class Planned:
     step: Step
     action: str  # "run" or "skip"
     reason: str = ""
+    ask_done: bool = False  # its done_if is still to be asked, when it starts
 
 
 def done_reason(step: Step, values: dict[str, Any]) -> str | None:
@@ -318,9 +319,12 @@ def plan(
     start: str | None = None,
     *,
     across: bool = False,
+    judge_done: bool = True,
 ) -> list[Planned]:
-    """What would happen, step by step. `start` (--from) re-runs from that step on. Across
-    hosts, an every-host step's done_if is asked on each host when it runs."""
+    """What would happen, step by step. `start` (--from) re-runs from that step on.
+    done_if is a preview here (`judge_done`): a run asks it again just before each step
+    starts, since an earlier step may have made or removed what it looks at. Across hosts,
+    an every-host step's done_if is asked on each host when it runs."""
     start_index = recipe.index(start) if start else None
     planned = []
     for index, step in enumerate(recipe.steps):
@@ -337,10 +341,10 @@ def plan(
             planned.append(Planned(index, step, "skip", f"{saved.status} earlier in this run"))
         elif across and step.where in ("every-host", "all-hosts"):
             planned.append(Planned(index, step, "run"))
-        elif reason := done_reason(step, values):
+        elif judge_done and (reason := done_reason(step, values)):
             planned.append(Planned(index, step, "skip", f"already done: {reason}"))
         else:
-            planned.append(Planned(index, step, "run"))
+            planned.append(Planned(index, step, "run", ask_done=step.done_if is not None))
     return planned
 
 
@@ -370,11 +374,13 @@ def execute(
         flavor = values.get("mpi_flavor", "")
         for name, value in {**cluster.launcher_env(flavor), **cluster.rank_env()}.items():
             base_env.setdefault(name, value)
-    steps = plan(recipe, values, state, start, across=cluster is not None)
+    steps = plan(recipe, values, state, start, across=cluster is not None, judge_done=False)
     total = len(steps)
     all_ok = True
     for item in steps:
         step, saved = item.step, state.step(item.step.id)
+        if item.ask_done and (reason := done_reason(step, values)):
+            item = Planned(item.index, step, "skip", f"already done: {reason}")
         if item.action == "skip":
             if saved.status not in st.FINISHED:
                 saved.status, saved.reason = st.SKIPPED, item.reason
