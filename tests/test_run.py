@@ -450,9 +450,7 @@ steps:
 """
 
 
-def test_done_if_is_judged_when_the_step_starts_not_in_the_plan(
-    env: dict, tmp_path: Path
-) -> None:
+def test_done_if_is_judged_when_the_step_starts_not_in_the_plan(env: dict, tmp_path: Path) -> None:
     recipe, work = tmp_path / "judged.yaml", tmp_path / "work"
     recipe.write_text(JUDGED_AT_START)
     work.mkdir()
