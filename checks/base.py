@@ -87,6 +87,9 @@ class Context:
     vendor_of: Callable[[], str] = lambda: "nvidia"
     deep: bool = False
     deps: dict[str, Future[Finding]] = field(default_factory=dict)
+    # The facts asked for that no dependency had: the doctor tells, in tests, when another
+    # check learned one (a dependency the check forgot to declare).
+    missed: set[str] = field(default_factory=set)
 
     @property
     def vendor(self) -> str:
@@ -118,6 +121,7 @@ class Context:
             finding = future.result()
             if name in finding.facts:
                 return finding.facts[name]
+        self.missed.add(name)
         return default
 
 

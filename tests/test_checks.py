@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 import checks
-from checks.base import Check, Status
+from checks.base import Check, Finding, Status
 from checks.distro import Distro
 from checks.limits import parse_limits
 from checks.mpi import flavor
 from tests.treehost import TreeHost, recorded_nvml, recorded_output
-from wizard.engine.doctor import Report, run_doctor
+from wizard.engine.doctor import Report, UndeclaredFact, run_doctor
 
 NVCC_13_0 = recorded_output("/usr/local/cuda/bin/nvcc --version")
 
@@ -185,6 +186,44 @@ def test_nccl_header_without_library_fails(tree: TreeHost) -> None:
     report, f = doctor(tree)
     assert f["nccl.library"].status is Status.FAIL
     assert "nccl.library" in [b.id for b in report.blocking]
+
+
+def wheel_proposed(finding: Finding) -> str:
+    """The nvidia-nccl-cuXX wheel a finding's fixes install."""
+    (wheel,) = {
+        w
+        for fix in finding.fixes
+        for c in fix.commands
+        for w in re.findall(r"nvidia-nccl-cu\d+", c)
+    }
+    return wheel
+
+
+def test_a_cuda_13_driver_without_toolkit_gets_cu13_nccl_from_both_nccl_checks(
+    tree: TreeHost,
+) -> None:
+    tree.env["HOME"] = "/root"
+    tree.nvml_answer = recorded_nvml(cuda_driver_version="13.0")
+    _, f = doctor(tree)  # no nccl.h: the header check proposes the wheel
+    assert f["nccl.header"].status is Status.FAIL
+    assert wheel_proposed(f["nccl.header"]) == "nvidia-nccl-cu13"
+    tree.env["NCCL_HOME"] = "/opt/nccl"
+    tree.write("/opt/nccl/include/nccl.h", NCCL_H)  # a header, no library: the library check
+    _, f = doctor(TreeHost(tree.root, env=tree.env, nvml=tree.nvml_answer))
+    assert f["nccl.library"].status is Status.FAIL
+    assert wheel_proposed(f["nccl.library"]) == "nvidia-nccl-cu13"
+
+
+def test_a_check_reading_a_fact_it_does_not_declare_is_an_error_in_tests(
+    tree: TreeHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = dict(checks.REGISTRY)
+    sloppy = Check(
+        "sloppy", "Sloppy", lambda ctx: ctx.ok(str(ctx.fact("os.arch"))), ("gpu.nvidia",)
+    )
+    monkeypatch.setattr(checks, "REGISTRY", {**registry, "sloppy": sloppy})
+    with pytest.raises(UndeclaredFact, match=r"sloppy reads os.arch \(learned by os"):
+        doctor(tree)
 
 
 # -- googletest ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ run costs about its slowest chain of probes. A check that raises becomes a faile
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -37,6 +38,13 @@ ORDER = (
     "rdma",
     "flagcx",
 )
+# Set (the tests set it): a check that reads a fact another check learned, without running
+# after that check, is an error; it would read None whenever it won the race.
+STRICT_FACTS = "WIZARD_STRICT_FACTS"
+
+
+class UndeclaredFact(Exception):
+    """A check read a fact from a check it does not declare in `after`: a bug in the check."""
 
 
 @dataclass
@@ -108,10 +116,12 @@ def run_doctor(
     all_checks = ordered_checks()
     futures: dict[str, Future[Finding]] = {c.id: Future() for c in all_checks}
     durations: dict[str, float] = {}
+    contexts: dict[str, Context] = {}
 
     def run_one(entry: Check) -> None:
         deps = {d: futures[d] for d in entry.after if d in futures}
         ctx = Context(host, entry.id, entry.title, lambda: target().vendor.key, deep, deps)
+        contexts[entry.id] = ctx
         begun = time.perf_counter()
         recorded = host.recorded_checks
         try:
@@ -136,4 +146,20 @@ def run_doctor(
     for thread in threads:
         thread.start()
     findings = [futures[c.id].result() for c in all_checks]
+    if os.environ.get(STRICT_FACTS):
+        _check_declared(findings, contexts)
     return Report(host.name, target(), findings, durations, time.perf_counter() - started)
+
+
+def _check_declared(findings: list[Finding], contexts: dict[str, Context]) -> None:
+    """Raise UndeclaredFact for a fact a check asked for and missed, that another check
+    learned: the dependency it forgot."""
+    learned_by = {name: f.id for f in findings for name in f.facts}
+    undeclared = sorted(
+        f"{check_id} reads {name} (learned by {learned_by[name]}, not in its `after`)"
+        for check_id, ctx in contexts.items()
+        for name in ctx.missed
+        if name in learned_by and learned_by[name] != check_id
+    )
+    if undeclared:
+        raise UndeclaredFact("; ".join(undeclared))
