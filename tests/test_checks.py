@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 import checks
 from checks.base import Check, Finding, Status
@@ -15,6 +17,8 @@ from checks.limits import parse_limits
 from checks.mpi import flavor
 from tests.treehost import TreeHost, recorded_nvml, recorded_output
 from wizard.engine.doctor import Report, UndeclaredFact, run_doctor
+from wizard.host import load_snapshot, write_snapshot
+from wizard.report import TextRenderer, to_dict
 
 NVCC_13_0 = recorded_output("/usr/local/cuda/bin/nvcc --version")
 
@@ -423,7 +427,25 @@ def test_a_crashing_check_becomes_a_finding(
 
     monkeypatch.setitem(checks.REGISTRY, "gpu.nvidia", Check("gpu.nvidia", "NVIDIA GPUs", broken))
     report, f = doctor(tree)
-    assert f["gpu.nvidia"].status is Status.FAIL
-    assert "the check crashed: KeyError" in f["gpu.nvidia"].summary
+    crashed = f["gpu.nvidia"]
+    assert crashed.status is Status.CRASH and report.crashed == [crashed]
+    assert "the check crashed: KeyError" in crashed.summary
+    assert 'raise KeyError("driver_version")' in (crashed.traceback or "")
+    assert report.is_blocking(crashed)  # the target needs it, and nothing is known of it
     assert f["os"].status is Status.OK  # the others still ran
     assert len(report.findings) == len(checks.REGISTRY)
+
+    verbose, short = io.StringIO(), io.StringIO()
+    TextRenderer(verbose, verbose=True).render(report)
+    TextRenderer(short).render(report)
+    assert " ☠ NVIDIA GPUs" in short.getvalue() and "Traceback" not in short.getvalue()
+    assert "1 check crashed (gpu.nvidia): a bug in the wizard" in short.getvalue()
+    assert "1 crash" in short.getvalue()
+    assert 'raise KeyError("driver_version")' in verbose.getvalue()
+    (shown,) = [d for d in to_dict(report)["findings"] if d["id"] == "gpu.nvidia"]
+    assert shown["status"] == "crash" and "KeyError" in shown["traceback"]
+    others = [d for d in to_dict(report)["findings"] if d["id"] != "gpu.nvidia"]
+    assert all(d["traceback"] is None for d in others)
+    saved = write_snapshot(tree, tree.root / "bug.yaml", crashes={"gpu.nvidia": crashed.traceback})
+    assert load_snapshot(saved).name  # still a snapshot the wizard replays
+    assert "KeyError" in yaml.safe_load(saved.read_text())["crashes"]["gpu.nvidia"]

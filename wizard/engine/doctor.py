@@ -1,8 +1,8 @@
 """Run every check concurrently on a host and decide what blocks the target.
 
 Each check runs in its own thread as soon as the checks it reads have finished, so a doctor
-run costs about its slowest chain of probes. A check that raises becomes a failed finding
-(as flutter doctor's "crash" result) and the others still run.
+run costs about its slowest chain of probes. A check that raises becomes a finding of its
+own status, "crash" (as flutter doctor's), with its traceback, and the others still run.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -72,11 +73,15 @@ class Report:
 
     def is_blocking(self, finding: Finding) -> bool:
         requires = self.goal_requires if self.goal_requires is not None else self.target.requires
-        return finding.status is Status.FAIL and finding.id in requires
+        return finding.status in (Status.FAIL, Status.CRASH) and finding.id in requires
 
     @property
     def blocking(self) -> list[Finding]:
         return [f for f in self.findings if self.is_blocking(f)]
+
+    @property
+    def crashed(self) -> list[Finding]:
+        return [f for f in self.findings if f.status is Status.CRASH]
 
     @property
     def exit_code(self) -> int:
@@ -133,9 +138,11 @@ def run_doctor(
             else:
                 finding = entry.func(ctx)
         except Exception as exc:  # a bug in one check must not take the doctor down
-            finding = ctx.fail(
+            finding = ctx.finding(
+                Status.CRASH,
                 f"the check crashed: {type(exc).__name__}: {exc}",
                 details=["this is a bug in the wizard; please report it with `wizard snapshot`"],
+                traceback=traceback.format_exc(),
             )
         durations[entry.id] = time.perf_counter() - begun
         futures[entry.id].set_result(finding)

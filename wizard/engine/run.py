@@ -65,12 +65,13 @@ def recipe_facts(report: Report) -> dict[str, Any]:
 
 
 def failing_requirements(recipe: Recipe, report: Report) -> list[Finding]:
-    """Failed findings the recipe requires. `target` in `requires` stands for every check the
-    doctor's target requires (so one recipe serves every vendor)."""
+    """Failed (or crashed) findings the recipe requires. `target` in `requires` stands for
+    every check the doctor's target requires (so one recipe serves every vendor)."""
     wanted = set(recipe.requires)
     if "target" in wanted:
         wanted |= set(report.target.requires)
-    return [f for f in report.findings if f.id in wanted and f.status is Status.FAIL]
+    bad = (Status.FAIL, Status.CRASH)
+    return [f for f in report.findings if f.id in wanted and f.status in bad]
 
 
 def parse_sets(pairs: list[str]) -> dict[str, str]:
