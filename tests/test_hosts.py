@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from checks.base import Status
 from tests import netns
 from tests.cli import run_wizard
 from wizard.engine.cluster import Cluster, ClusterError, RunHost
+from wizard.engine.doctor import run_doctor
+from wizard.engine.fleet import doctor_hosts
 from wizard.engine.hostlist import (
     HostListError,
     HostSpec,
@@ -23,6 +26,7 @@ from wizard.engine.hostlist import (
     parse_hosts,
     read_hostfile,
 )
+from wizard.host.ssh import SshHost
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -151,6 +155,41 @@ def test_a_host_whose_sshd_is_down_is_a_finding_and_the_others_report(lab_folder
     assert down["fixes"] == ["ssh -v node1 true   # is sshd running there, and on this port?"]
     assert data["hosts"][0]["reachable"] and data["hosts"][0]["findings"]
     assert code == 1
+
+
+def test_a_bug_in_connecting_is_raised_not_called_unreachable() -> None:
+    def buggy(spec: HostSpec) -> SshHost:
+        raise TypeError("a bug in the wizard, not a host that cannot be reached")
+
+    with pytest.raises(TypeError, match="a bug in the wizard"):
+        doctor_hosts([parse_host("node0")], buggy)
+
+
+@needs_lab
+def test_a_bug_behind_an_ssh_probe_is_a_crash_and_a_dropped_connection_is_not(
+    lab_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with netns.Lab(lab_folder, 1) as lab:
+        host = SshHost("node0", ssh_config=str(lab.config))
+        try:
+            with monkeypatch.context() as patched:
+                working = type(host.session).run
+
+                def buggy(session: object, script: str, **kwargs: object) -> object:
+                    if "os-release" in script:  # the os check's first probe
+                        raise TypeError("a bug behind a probe")
+                    return working(session, script, **kwargs)
+
+                patched.setattr(type(host.session), "run", buggy)
+                report = run_doctor(host, "flagcx-nvidia")
+            host.session.proc.kill()  # the connection drops: an answer, not a bug
+            host.session.proc.wait()
+            dropped = host.run(["true"])
+        finally:
+            host.close()
+    system = next(f for f in report.findings if f.id == "os")
+    assert system.status is Status.CRASH and "TypeError: a bug behind a probe" in system.summary
+    assert dropped.returncode is None and "ssh to node0 failed" in (dropped.error or "")
 
 
 @needs_lab
