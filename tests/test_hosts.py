@@ -26,6 +26,7 @@ from wizard.engine.hostlist import (
     parse_hosts,
     read_hostfile,
 )
+from wizard.engine.run import build_jobs, nproc
 from wizard.host.ssh import SshHost
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -415,6 +416,40 @@ def test_hosts_with_their_own_disks_build_each_and_resume_per_host(
     assert run["steps"]["perf-build"]["hosts"].keys() == {"node0", "node1"}
     log = Path(run["steps"]["allreduce"]["log"]).read_text()
     assert "rank 0 runs on node0" in log and "rank 1 runs on node1" in log
+
+
+SIZED = """\
+id: sized
+title: Builds sized by each host
+steps:
+  - id: build
+    where: every-host
+    run: echo jobs={{ nproc }},{{ build_jobs }} on $LAB_HOST
+"""
+
+
+@needs_lab
+def test_each_host_builds_with_its_own_cpu_count(
+    lab_folder: Path, tmp_path: Path, state_env: dict[str, str]
+) -> None:
+    """node1's sshd may use one CPU of this machine's two: its builds get make -j1 there,
+    node0's this machine's count."""
+    assert nproc() >= 2, "the test needs a machine of two CPUs or more"
+    recipe = tmp_path / "sized.yaml"
+    recipe.write_text(SIZED)
+    with netns.Lab(lab_folder, 2) as lab:
+        for host in lab.hosts:
+            host.env = {"LAB_HOST": host.name}
+        lab.hosts[1].cpus = "0"
+        for host in lab.hosts:
+            lab.start(host)
+        hosts = ["--hosts", "node0,node1", "--ssh-config", str(lab.config)]
+        code, out, run = run_across(lab, state_env, "run", str(recipe), "--force", *hosts)
+    assert code == 0, out
+    build = run["steps"]["build"]["command"]
+    assert f"[node0] echo jobs={nproc()},{build_jobs()} on $LAB_HOST" in build
+    assert "[node1] echo jobs=1,1 on $LAB_HOST" in build
+    assert "[node1] jobs=1,1 on node1" in out
 
 
 def cluster_of(*labels: str, **facts: dict) -> Cluster:

@@ -160,8 +160,10 @@ def resolve(
             )
         values[name] = _convert(name, param.kind, value)
     env = step_environment()
-    values["nproc"] = nproc()
-    values["build_jobs"] = build_jobs()
+    # The host's own CPUs and memory: across hosts its doctor's, else this machine's.
+    cpus = _int_or(facts.get(HOST_NPROC), 0) or nproc()
+    values["nproc"] = cpus
+    values["build_jobs"] = build_jobs(cpus, _int_or(facts.get(HOST_MEM_AVAILABLE), 0) or None)
     values["mpi_flavor"] = str(facts.get("mpi.flavor", ""))
     values["mpi_env"] = mpi_forward_flags(values["mpi_flavor"], env)
     values["mpi_hosts"] = cluster.launcher_flags(values["mpi_flavor"]) if cluster else []
@@ -201,16 +203,30 @@ def _from_run(reference: str, prior: dict[str, st.RunState | None]) -> Any:
     return run.params.get(name) if run is not None else None
 
 
-def build_jobs() -> int:
+# Facts a host's doctor across hosts adds (cluster.discover): its usable CPUs (`nproc`
+# there) and its MemAvailable in KiB, so its builds use its own size, not this machine's.
+HOST_NPROC, HOST_MEM_AVAILABLE = "host.nproc", "host.mem_available_kib"
+
+
+def mem_available_kib(meminfo: str) -> int | None:
+    """MemAvailable from /proc/meminfo's text, in KiB."""
+    match = re.search(r"^MemAvailable:\s+(\d+)", meminfo, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def build_jobs(cpus: int | None = None, kib: int | None = None) -> int:
     """make's -j for a heavy build (nvcc takes up to 2 GiB a job): one per core, at most
-    one per 2 GiB of MemAvailable, at least one; so a VM does not swap itself to death."""
-    try:
-        with open("/proc/meminfo") as f:
-            kib = next((int(ln.split()[1]) for ln in f if ln.startswith("MemAvailable:")), 0)
-    except OSError:
-        kib = 0
-    by_memory = kib // (2 * 1024 * 1024) if kib else nproc()
-    return max(1, min(nproc(), by_memory))
+    one per 2 GiB of MemAvailable, at least one; so a VM does not swap itself to death.
+    Without arguments, this machine's."""
+    cpus = cpus or nproc()
+    if kib is None:
+        try:
+            with open("/proc/meminfo") as f:
+                kib = mem_available_kib(f.read())
+        except OSError:
+            kib = None
+    by_memory = kib // (2 * 1024 * 1024) if kib else cpus
+    return max(1, min(cpus, by_memory))
 
 
 def free_port() -> int:
