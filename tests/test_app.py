@@ -462,3 +462,18 @@ async def test_a_crashed_check_is_marked_and_the_summary_says_so(
         shown = Console(width=200, record=True, file=io.StringIO())
         shown.print(app.screen.query_one("#detail-text", Static).content)
         assert 'raise KeyError("driver_version")' in shown.export_text()
+
+
+async def test_a_saved_run_whose_answers_no_longer_fit_is_named_not_offered(
+    tmp_path: Path,
+) -> None:
+    stuck = st.new_run("demo", str(DEMO), ["prepare", "wait", "perf"], {"nosuchkey": "1"})
+    stuck.step("prepare").status = st.FAILED
+    stuck.save()
+    app = WizardApp(session(tmp_path / "work"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.1)
+        note = str(app.screen.query_one(".stuck-run", Static).render())
+        assert f"Run {stuck.run_id}: cannot continue, its answers no longer fit" in note
+        assert f"drop it with: rm -r {stuck.folder}" in note
+        assert not app.screen.query("#resume")  # nothing to resume: it is not offered

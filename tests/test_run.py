@@ -467,3 +467,68 @@ def test_done_if_is_judged_when_the_step_starts_not_in_the_plan(env: dict, tmp_p
     assert steps["make-again"]["status"] == "done"
     assert steps["perf-build"]["status"] == "done"  # lib.so was rebuilt in this very run
     assert (work / "perf").stat().st_mtime >= (work / "lib.so").stat().st_mtime
+
+
+def saved_run_ids(env: dict[str, str]) -> list[str]:
+    runs = Path(env["XDG_STATE_HOME"]) / "wizard" / "runs"
+    return sorted(p.parent.name for p in runs.glob("*/state.yaml"))
+
+
+def test_usage_errors_save_no_run(env: dict) -> None:
+    unknown = wizard(env, "run", "googletest", "--set", "nosuchkey=1")
+    assert unknown.returncode == 2 and "has no parameter nosuchkey" in unknown.stderr
+    no_tarball = wizard(env, "run", "mpi", "--yes")
+    assert no_tarball.returncode == 2 and "parameter 'tarball' has no value" in no_tarball.stderr
+    assert saved_run_ids(env) == []
+    nothing = wizard(env, "resume")
+    assert nothing.returncode == 1 and "no saved run yet" in nothing.stderr
+
+
+NOTED = """\
+id: noted
+title: A recipe that later drops a parameter
+params:
+  work: {kind: path}
+  note: {default: ""}
+steps:
+  - id: fails
+    run: test -f {{ work }}/go
+"""
+
+
+def test_a_run_whose_answers_no_longer_fit_says_so_and_how_to_drop_it(
+    env: dict, tmp_path: Path
+) -> None:
+    recipe, work = tmp_path / "noted.yaml", tmp_path / "work"
+    recipe.write_text(NOTED)
+    work.mkdir()
+    failed = wizard(env, "run", str(recipe), "--set", f"work={work}", "--set", "note=hi")
+    assert failed.returncode == 1
+    (run_id,) = saved_run_ids(env)
+    recipe.write_text(NOTED.replace('  note: {default: ""}\n', ""))  # the recipe moved on
+    resumed = wizard(env, "resume")
+    assert resumed.returncode == 1 and "Traceback" not in resumed.stderr
+    folder = Path(env["XDG_STATE_HOME"]) / "wizard" / "runs" / run_id
+    assert (
+        f"wizard: run {run_id}: cannot continue, its answers no longer fit the noted recipe: "
+        f"it has no parameter note; drop it with: rm -r {folder}"
+    ) in resumed.stderr
+
+
+def test_resume_names_every_unfinished_run_and_how_to_continue_each(
+    env: dict, counting: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    failed = wizard(env, "run", str(counting), "--set", f"work={work}", "--set", "pause=x")
+    assert failed.returncode == 1
+    older = state(env)["run_id"]
+    other = tmp_path / "other.yaml"
+    other.write_text("id: other\ntitle: Other\nsteps:\n  - id: only\n    run: 'true'\n")
+    assert wizard(env, "run", str(other)).returncode == 0
+    resumed = wizard(env, "resume")
+    assert resumed.returncode == 0
+    assert "Nothing left to do in run other-" in resumed.stdout
+    assert (
+        f"  {older}: stopped at two (failed); continue with: wizard resume --run {older}"
+        in resumed.stdout
+    )

@@ -179,6 +179,30 @@ def resolve(
     return values
 
 
+# The run folder of a run not saved yet: a run is saved only once it starts, after its
+# values are known (a usage error saves nothing); `start_run` puts the real one in place.
+UNSAVED_RUN = Path("<run folder>")
+
+
+def start_run(recipe: Recipe, answers: dict[str, str], values: dict[str, Any]) -> st.RunState:
+    """Save a new run of the recipe, now that it starts, and point `run_dir` at its folder."""
+    state = st.new_run(recipe.id, str(recipe.path), [s.id for s in recipe.steps], answers)
+    values["run_dir"] = str(state.folder)
+    return state
+
+
+def misfit(recipe: Recipe, state: st.RunState) -> str | None:
+    """Why a saved run's answers no longer fit its recipe (a parameter it no longer has, or
+    one given before the recipe checked its answers), or None."""
+    unknown = sorted(set(state.answers) - set(recipe.params))
+    if not unknown:
+        return None
+    return (
+        f"its answers no longer fit the {recipe.id} recipe: it has no parameter "
+        f"{', '.join(unknown)}"
+    )
+
+
 def prior_runs(recipe: Recipe) -> dict[str, st.RunState | None]:
     """For each recipe this one comes after (`after:`), its newest finished run, or None."""
     found: dict[str, st.RunState | None] = {}
