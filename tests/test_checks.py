@@ -238,7 +238,10 @@ def test_gtest_sources_only_warns_with_a_cmake_build(tree: TreeHost) -> None:
     _, f = doctor(tree)
     gtest = f["gtest"]
     assert gtest.status is Status.WARN and "/usr/src/googletest is not built" in gtest.summary
-    assert gtest.fixes[0].commands[0].startswith("cmake -S /usr/src/googletest -B ")
+    for fix in gtest.fixes:  # a private build folder, never a fixed path under /tmp
+        assert fix.commands[0] == 'build=$(mktemp -d "${TMPDIR:-/tmp}/wizard-googletest.XXXXXX")'
+        assert fix.commands[1].startswith('cmake -S /usr/src/googletest -B "$build" ')
+        assert "/tmp/wizard-googletest-build" not in " ".join(fix.commands)
 
 
 def test_gtest_absent_proposes_the_distro_package(tree: TreeHost) -> None:

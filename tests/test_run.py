@@ -532,3 +532,30 @@ def test_resume_names_every_unfinished_run_and_how_to_continue_each(
         f"  {older}: stopped at two (failed); continue with: wizard resume --run {older}"
         in resumed.stdout
     )
+
+
+@pytest.mark.integration
+def test_googletest_builds_in_its_run_for_each_prefix_and_verifies_that_prefix_only(
+    env: dict, tmp_path: Path
+) -> None:
+    """Real cmake builds of Debian's googletest sources: a second run for another prefix
+    configures and installs there (the first run's build is its own), and verify looks at
+    the prefix alone, though g++ would also find /usr's gtest."""
+    first, second, empty = tmp_path / "A", tmp_path / "B", tmp_path / "empty"
+    ran = wizard(env, "run", "googletest", "--yes", "--set", f"prefix={first}", timeout=900)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    one = state(env)
+    assert one["steps"]["configure"]["status"] == "done"
+    assert f"-B {one['params']['run_dir']}/build " in one["steps"]["configure"]["command"]
+    again = wizard(env, "run", "googletest", "--yes", "--set", f"prefix={second}", timeout=900)
+    assert again.returncode == 0, again.stdout + again.stderr
+    two = state(env)
+    assert two["steps"]["configure"]["status"] == "done"  # not "already done" by run one's
+    assert (second / "include" / "gtest" / "gtest.h").is_file()
+    assert two["steps"]["verify"]["results"]["passed"] == 1
+    empty.mkdir()
+    checked = wizard(
+        env, "run", "googletest", "--yes", "--set", f"prefix={empty}", "--from", "verify"
+    )
+    assert checked.returncode == 1
+    assert f"no gtest/gtest.h in {empty}/include" in checked.stdout
