@@ -18,6 +18,7 @@ class Status(str, Enum):
     WARN = "warn"
     FAIL = "fail"
     SKIP = "skip"
+    CRASH = "crash"  # the check raised: a bug in the wizard, not a finding about the host
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Finding:
     details: list[str] = field(default_factory=list)
     facts: dict[str, Scalar] = field(default_factory=dict)
     fixes: list[Fix] = field(default_factory=list)
+    traceback: str | None = None  # a crashed check's, for `-v`, `--json` and bug reports
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +76,7 @@ class Finding:
             "details": list(self.details),
             "facts": dict(self.facts),
             "fixes": [fix.to_dict() for fix in self.fixes],
+            "traceback": self.traceback,
         }
 
 
@@ -87,6 +90,9 @@ class Context:
     vendor_of: Callable[[], str] = lambda: "nvidia"
     deep: bool = False
     deps: dict[str, Future[Finding]] = field(default_factory=dict)
+    # The facts asked for that no dependency had: the doctor tells, in tests, when another
+    # check learned one (a dependency the check forgot to declare).
+    missed: set[str] = field(default_factory=set)
 
     @property
     def vendor(self) -> str:
@@ -118,6 +124,7 @@ class Context:
             finding = future.result()
             if name in finding.facts:
                 return finding.facts[name]
+        self.missed.add(name)
         return default
 
 

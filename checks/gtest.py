@@ -24,20 +24,29 @@ def library_dirs(ctx: Context, prefix: str) -> list[str]:
 
 
 def build_fixes(ctx: Context, source: str) -> list[Fix]:
-    """Build with cmake; into /usr/local (root) or into ~/.local (no root), both searched."""
+    """Build with cmake; into /usr/local (root) or into ~/.local (no root), both searched.
+    The build folder is a private one mktemp makes (a fixed path under /tmp is one another
+    user could fill first, and root installs from it)."""
     distro = Distro.of(ctx)
-    build = "/tmp/wizard-googletest-build"
     home = ctx.host.getenv("HOME")
     q = shlex.quote
+    make_folder = 'build=$(mktemp -d "${TMPDIR:-/tmp}/wizard-googletest.XXXXXX")'
     configure = (
-        f"cmake -S {q(source)} -B {build} -DCMAKE_BUILD_TYPE=Release "
+        f'cmake -S {q(source)} -B "$build" -DCMAKE_BUILD_TYPE=Release '
         "-DCMAKE_POSITION_INDEPENDENT_CODE=ON"
     )
-    compile_ = f"cmake --build {build} -j$(nproc)"
+    compile_ = 'cmake --build "$build" -j"$(nproc)"'
+    clean = 'rm -rf "$build"'
     fixes = [
         Fix(
             f"Build googletest from {source} and install it into /usr/local",
-            [configure, compile_, distro.sudo(f"cmake --install {build} --prefix /usr/local")],
+            [
+                make_folder,
+                configure,
+                compile_,
+                distro.sudo('cmake --install "$build" --prefix /usr/local'),
+                clean,
+            ],
             needs_root=True,
             changes="installs gtest/gmock headers and static libraries under /usr/local",
         )
@@ -47,7 +56,13 @@ def build_fixes(ctx: Context, source: str) -> list[Fix]:
         fixes.append(
             Fix(
                 f"Build googletest from {source} and install it into {prefix} (no root)",
-                [configure, compile_, f"cmake --install {build} --prefix {q(prefix)}"],
+                [
+                    make_folder,
+                    configure,
+                    compile_,
+                    f'cmake --install "$build" --prefix {q(prefix)}',
+                    clean,
+                ],
                 changes=f"installs gtest/gmock headers and static libraries under {prefix}",
                 home=home,
             )

@@ -155,7 +155,7 @@ def library_dirs(ctx: Context, prefix: str) -> list[str]:
     return dirs
 
 
-@check("nccl.library", "NCCL library", after=("os", "nccl.header"))
+@check("nccl.library", "NCCL library", after=("os", "gpu.nvidia", "nccl.header"))
 def nccl_library(ctx: Context) -> Finding:
     if ctx.vendor != "nvidia":
         return ctx.skip("not needed for this target")

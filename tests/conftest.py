@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.treehost import TreeHost, recorded_output
+from wizard.engine.doctor import STRICT_FACTS
+
+# Every doctor in the tests (and in the wizards they start) fails on a check that reads a
+# fact from a check it does not declare.
+os.environ[STRICT_FACTS] = "1"
 
 UBUNTU_2404 = """PRETTY_NAME="Ubuntu 24.04.3 LTS"
 NAME="Ubuntu"

@@ -54,6 +54,7 @@ class LabHost:
     own_ssh: Path | None = None
     hostkey: Path | None = None  # its own host key
     passwords: bool = False  # sshd also takes passwords (for a user that has one)
+    cpus: str | None = None  # the CPUs its sshd (and so every login) may use: taskset's list
 
 
 class Lab:
@@ -201,6 +202,8 @@ class Lab:
             )
             sshd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
                     f"{mounts} && exec {shlex.join(sshd)}"]  # fmt: skip
+        if host.cpus:  # a smaller machine: `nproc` there counts these CPUs only
+            sshd = ["taskset", "-c", host.cpus, *sshd]
         host.sshd = subprocess.Popen(
             ["ip", "netns", "exec", host.namespace, *sshd],
             stdout=subprocess.DEVNULL,

@@ -3,10 +3,12 @@ recipe that really runs here; a fix applied through the Fixes screen."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from textual.widgets import DataTable, SelectionList, Static, Tree
 
 from tests.perf_runs import record_four_gpu_runs
@@ -435,3 +437,43 @@ async def test_results_chart_a_training_runs_loss(tmp_path: Path, monkeypatch) -
     assert list(chart.data) == [0.0335, 0.0117, 0.0076, 0.0054, 0.004, 0.0031]
     assert "train: 300 steps in 12.3 s: 781.5 samples/s" in shown
     assert "loss, from 0.0335 to 0.0031:" in shown
+
+
+async def test_a_crashed_check_is_marked_and_the_summary_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import checks
+    from checks.base import Check
+
+    def broken(ctx):  # type: ignore[no-untyped-def]
+        raise KeyError("driver_version")
+
+    monkeypatch.setitem(checks.REGISTRY, "rdma", Check("rdma", "RDMA network", broken))
+    app = WizardApp(session(tmp_path / "work"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await check_machine(pilot, app)
+        await pilot.pause(0.1)
+        assert "1 check(s) crashed (rdma): a bug in the wizard" in text(app, "#summary")
+        tree = app.screen.query_one("#checks", Tree)
+        (leaf,) = [n for g in tree.root.children for n in g.children if n.data == "rdma"]
+        assert str(leaf.label).startswith("☠ RDMA network")
+        tree.move_cursor(leaf)
+        await pilot.pause(0.1)
+        shown = Console(width=200, record=True, file=io.StringIO())
+        shown.print(app.screen.query_one("#detail-text", Static).content)
+        assert 'raise KeyError("driver_version")' in shown.export_text()
+
+
+async def test_a_saved_run_whose_answers_no_longer_fit_is_named_not_offered(
+    tmp_path: Path,
+) -> None:
+    stuck = st.new_run("demo", str(DEMO), ["prepare", "wait", "perf"], {"nosuchkey": "1"})
+    stuck.step("prepare").status = st.FAILED
+    stuck.save()
+    app = WizardApp(session(tmp_path / "work"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.1)
+        note = str(app.screen.query_one(".stuck-run", Static).render())
+        assert f"Run {stuck.run_id}: cannot continue, its answers no longer fit" in note
+        assert f"drop it with: rm -r {stuck.folder}" in note
+        assert not app.screen.query("#resume")  # nothing to resume: it is not offered

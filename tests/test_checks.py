@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 import checks
-from checks.base import Check, Status
+from checks.base import Check, Finding, Status
 from checks.distro import Distro
 from checks.limits import parse_limits
 from checks.mpi import flavor
 from tests.treehost import TreeHost, recorded_nvml, recorded_output
-from wizard.engine.doctor import Report, run_doctor
+from wizard.engine.doctor import Report, UndeclaredFact, run_doctor
+from wizard.host import load_snapshot, write_snapshot
+from wizard.report import TextRenderer, to_dict
 
 NVCC_13_0 = recorded_output("/usr/local/cuda/bin/nvcc --version")
 
@@ -187,6 +192,44 @@ def test_nccl_header_without_library_fails(tree: TreeHost) -> None:
     assert "nccl.library" in [b.id for b in report.blocking]
 
 
+def wheel_proposed(finding: Finding) -> str:
+    """The nvidia-nccl-cuXX wheel a finding's fixes install."""
+    (wheel,) = {
+        w
+        for fix in finding.fixes
+        for c in fix.commands
+        for w in re.findall(r"nvidia-nccl-cu\d+", c)
+    }
+    return wheel
+
+
+def test_a_cuda_13_driver_without_toolkit_gets_cu13_nccl_from_both_nccl_checks(
+    tree: TreeHost,
+) -> None:
+    tree.env["HOME"] = "/root"
+    tree.nvml_answer = recorded_nvml(cuda_driver_version="13.0")
+    _, f = doctor(tree)  # no nccl.h: the header check proposes the wheel
+    assert f["nccl.header"].status is Status.FAIL
+    assert wheel_proposed(f["nccl.header"]) == "nvidia-nccl-cu13"
+    tree.env["NCCL_HOME"] = "/opt/nccl"
+    tree.write("/opt/nccl/include/nccl.h", NCCL_H)  # a header, no library: the library check
+    _, f = doctor(TreeHost(tree.root, env=tree.env, nvml=tree.nvml_answer))
+    assert f["nccl.library"].status is Status.FAIL
+    assert wheel_proposed(f["nccl.library"]) == "nvidia-nccl-cu13"
+
+
+def test_a_check_reading_a_fact_it_does_not_declare_is_an_error_in_tests(
+    tree: TreeHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = dict(checks.REGISTRY)
+    sloppy = Check(
+        "sloppy", "Sloppy", lambda ctx: ctx.ok(str(ctx.fact("os.arch"))), ("gpu.nvidia",)
+    )
+    monkeypatch.setattr(checks, "REGISTRY", {**registry, "sloppy": sloppy})
+    with pytest.raises(UndeclaredFact, match=r"sloppy reads os.arch \(learned by os"):
+        doctor(tree)
+
+
 # -- googletest ------------------------------------------------------------------------------
 
 
@@ -195,7 +238,10 @@ def test_gtest_sources_only_warns_with_a_cmake_build(tree: TreeHost) -> None:
     _, f = doctor(tree)
     gtest = f["gtest"]
     assert gtest.status is Status.WARN and "/usr/src/googletest is not built" in gtest.summary
-    assert gtest.fixes[0].commands[0].startswith("cmake -S /usr/src/googletest -B ")
+    for fix in gtest.fixes:  # a private build folder, never a fixed path under /tmp
+        assert fix.commands[0] == 'build=$(mktemp -d "${TMPDIR:-/tmp}/wizard-googletest.XXXXXX")'
+        assert fix.commands[1].startswith('cmake -S /usr/src/googletest -B "$build" ')
+        assert "/tmp/wizard-googletest-build" not in " ".join(fix.commands)
 
 
 def test_gtest_absent_proposes_the_distro_package(tree: TreeHost) -> None:
@@ -389,7 +435,25 @@ def test_a_crashing_check_becomes_a_finding(
 
     monkeypatch.setitem(checks.REGISTRY, "gpu.nvidia", Check("gpu.nvidia", "NVIDIA GPUs", broken))
     report, f = doctor(tree)
-    assert f["gpu.nvidia"].status is Status.FAIL
-    assert "the check crashed: KeyError" in f["gpu.nvidia"].summary
+    crashed = f["gpu.nvidia"]
+    assert crashed.status is Status.CRASH and report.crashed == [crashed]
+    assert "the check crashed: KeyError" in crashed.summary
+    assert 'raise KeyError("driver_version")' in (crashed.traceback or "")
+    assert report.is_blocking(crashed)  # the target needs it, and nothing is known of it
     assert f["os"].status is Status.OK  # the others still ran
     assert len(report.findings) == len(checks.REGISTRY)
+
+    verbose, short = io.StringIO(), io.StringIO()
+    TextRenderer(verbose, verbose=True).render(report)
+    TextRenderer(short).render(report)
+    assert " ☠ NVIDIA GPUs" in short.getvalue() and "Traceback" not in short.getvalue()
+    assert "1 check crashed (gpu.nvidia): a bug in the wizard" in short.getvalue()
+    assert "1 crash" in short.getvalue()
+    assert 'raise KeyError("driver_version")' in verbose.getvalue()
+    (shown,) = [d for d in to_dict(report)["findings"] if d["id"] == "gpu.nvidia"]
+    assert shown["status"] == "crash" and "KeyError" in shown["traceback"]
+    others = [d for d in to_dict(report)["findings"] if d["id"] != "gpu.nvidia"]
+    assert all(d["traceback"] is None for d in others)
+    saved = write_snapshot(tree, tree.root / "bug.yaml", crashes={"gpu.nvidia": crashed.traceback})
+    assert load_snapshot(saved).name  # still a snapshot the wizard replays
+    assert "KeyError" in yaml.safe_load(saved.read_text())["crashes"]["gpu.nvidia"]

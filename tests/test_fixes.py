@@ -229,8 +229,8 @@ def test_user_paths_are_quoted_in_fix_commands(tmp_path: Path) -> None:
 
     ctx = Context(host, "gtest", "googletest")
     rootless = build_fixes(ctx, "/src/google test")[1]
-    assert shlex.split(rootless.commands[0])[:3] == ["cmake", "-S", "/src/google test"]
-    assert shlex.split(rootless.commands[2])[-1] == "/home/ada lovelace; rm -rf ~/.local"
+    assert shlex.split(rootless.commands[1])[:3] == ["cmake", "-S", "/src/google test"]
+    assert shlex.split(rootless.commands[3])[-1] == "/home/ada lovelace; rm -rf ~/.local"
 
 
 def test_dry_run_changes_nothing(tmp_path: Path) -> None:

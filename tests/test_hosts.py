@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from checks.base import Status
 from tests import netns
 from tests.cli import run_wizard
 from wizard.engine.cluster import Cluster, ClusterError, RunHost
+from wizard.engine.doctor import run_doctor
+from wizard.engine.fleet import doctor_hosts
 from wizard.engine.hostlist import (
     HostListError,
     HostSpec,
@@ -23,6 +26,8 @@ from wizard.engine.hostlist import (
     parse_hosts,
     read_hostfile,
 )
+from wizard.engine.run import build_jobs, nproc
+from wizard.host.ssh import SshHost
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -151,6 +156,41 @@ def test_a_host_whose_sshd_is_down_is_a_finding_and_the_others_report(lab_folder
     assert down["fixes"] == ["ssh -v node1 true   # is sshd running there, and on this port?"]
     assert data["hosts"][0]["reachable"] and data["hosts"][0]["findings"]
     assert code == 1
+
+
+def test_a_bug_in_connecting_is_raised_not_called_unreachable() -> None:
+    def buggy(spec: HostSpec) -> SshHost:
+        raise TypeError("a bug in the wizard, not a host that cannot be reached")
+
+    with pytest.raises(TypeError, match="a bug in the wizard"):
+        doctor_hosts([parse_host("node0")], buggy)
+
+
+@needs_lab
+def test_a_bug_behind_an_ssh_probe_is_a_crash_and_a_dropped_connection_is_not(
+    lab_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with netns.Lab(lab_folder, 1) as lab:
+        host = SshHost("node0", ssh_config=str(lab.config))
+        try:
+            with monkeypatch.context() as patched:
+                working = type(host.session).run
+
+                def buggy(session: object, script: str, **kwargs: object) -> object:
+                    if "os-release" in script:  # the os check's first probe
+                        raise TypeError("a bug behind a probe")
+                    return working(session, script, **kwargs)
+
+                patched.setattr(type(host.session), "run", buggy)
+                report = run_doctor(host, "flagcx-nvidia")
+            host.session.proc.kill()  # the connection drops: an answer, not a bug
+            host.session.proc.wait()
+            dropped = host.run(["true"])
+        finally:
+            host.close()
+    system = next(f for f in report.findings if f.id == "os")
+    assert system.status is Status.CRASH and "TypeError: a bug behind a probe" in system.summary
+    assert dropped.returncode is None and "ssh to node0 failed" in (dropped.error or "")
 
 
 @needs_lab
@@ -376,6 +416,40 @@ def test_hosts_with_their_own_disks_build_each_and_resume_per_host(
     assert run["steps"]["perf-build"]["hosts"].keys() == {"node0", "node1"}
     log = Path(run["steps"]["allreduce"]["log"]).read_text()
     assert "rank 0 runs on node0" in log and "rank 1 runs on node1" in log
+
+
+SIZED = """\
+id: sized
+title: Builds sized by each host
+steps:
+  - id: build
+    where: every-host
+    run: echo jobs={{ nproc }},{{ build_jobs }} on $LAB_HOST
+"""
+
+
+@needs_lab
+def test_each_host_builds_with_its_own_cpu_count(
+    lab_folder: Path, tmp_path: Path, state_env: dict[str, str]
+) -> None:
+    """node1's sshd may use one CPU of this machine's two: its builds get make -j1 there,
+    node0's this machine's count."""
+    assert nproc() >= 2, "the test needs a machine of two CPUs or more"
+    recipe = tmp_path / "sized.yaml"
+    recipe.write_text(SIZED)
+    with netns.Lab(lab_folder, 2) as lab:
+        for host in lab.hosts:
+            host.env = {"LAB_HOST": host.name}
+        lab.hosts[1].cpus = "0"
+        for host in lab.hosts:
+            lab.start(host)
+        hosts = ["--hosts", "node0,node1", "--ssh-config", str(lab.config)]
+        code, out, run = run_across(lab, state_env, "run", str(recipe), "--force", *hosts)
+    assert code == 0, out
+    build = run["steps"]["build"]["command"]
+    assert f"[node0] echo jobs={nproc()},{build_jobs()} on $LAB_HOST" in build
+    assert "[node1] echo jobs=1,1 on $LAB_HOST" in build
+    assert "[node1] jobs=1,1 on node1" in out
 
 
 def cluster_of(*labels: str, **facts: dict) -> Cluster:

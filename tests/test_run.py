@@ -426,3 +426,136 @@ def test_after_must_name_the_recipe_a_value_comes_from(tmp_path: Path, env: dict
     done = wizard(env, "steps", str(bad))
     assert done.returncode == 2
     assert "takes a value from a run of 'counting', which 'after' does not name" in done.stderr
+
+
+JUDGED_AT_START = """\
+id: judged
+title: done_if is judged when a step starts
+params:
+  work: {kind: path}
+steps:
+  - id: remove
+    run: rm {{ work }}/made
+  - id: make-again
+    run: echo made > {{ work }}/made
+    done_if:
+      exists: "{{ work }}/made"
+  - id: rebuild-lib
+    run: touch {{ work }}/lib.so
+  - id: perf-build
+    run: touch {{ work }}/perf
+    done_if:
+      newer: "{{ work }}/perf"
+      than: ["{{ work }}/lib.so"]
+"""
+
+
+def test_done_if_is_judged_when_the_step_starts_not_in_the_plan(env: dict, tmp_path: Path) -> None:
+    recipe, work = tmp_path / "judged.yaml", tmp_path / "work"
+    recipe.write_text(JUDGED_AT_START)
+    work.mkdir()
+    (work / "made").touch()
+    (work / "lib.so").touch()
+    os.utime(work / "lib.so", (time.time() - 60, time.time() - 60))  # built a minute ago
+    (work / "perf").touch()  # and perf built against it since
+    preview = wizard(env, "steps", str(recipe), "--set", f"work={work}")
+    assert "skip make-again" in preview.stdout and "skip perf-build" in preview.stdout
+    done = wizard(env, "run", str(recipe), "--set", f"work={work}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (work / "made").read_text() == "made\n"  # step 1 removed it: step 2 made it again
+    steps = state(env)["steps"]
+    assert steps["make-again"]["status"] == "done"
+    assert steps["perf-build"]["status"] == "done"  # lib.so was rebuilt in this very run
+    assert (work / "perf").stat().st_mtime >= (work / "lib.so").stat().st_mtime
+
+
+def saved_run_ids(env: dict[str, str]) -> list[str]:
+    runs = Path(env["XDG_STATE_HOME"]) / "wizard" / "runs"
+    return sorted(p.parent.name for p in runs.glob("*/state.yaml"))
+
+
+def test_usage_errors_save_no_run(env: dict) -> None:
+    unknown = wizard(env, "run", "googletest", "--set", "nosuchkey=1")
+    assert unknown.returncode == 2 and "has no parameter nosuchkey" in unknown.stderr
+    no_tarball = wizard(env, "run", "mpi", "--yes")
+    assert no_tarball.returncode == 2 and "parameter 'tarball' has no value" in no_tarball.stderr
+    assert saved_run_ids(env) == []
+    nothing = wizard(env, "resume")
+    assert nothing.returncode == 1 and "no saved run yet" in nothing.stderr
+
+
+NOTED = """\
+id: noted
+title: A recipe that later drops a parameter
+params:
+  work: {kind: path}
+  note: {default: ""}
+steps:
+  - id: fails
+    run: test -f {{ work }}/go
+"""
+
+
+def test_a_run_whose_answers_no_longer_fit_says_so_and_how_to_drop_it(
+    env: dict, tmp_path: Path
+) -> None:
+    recipe, work = tmp_path / "noted.yaml", tmp_path / "work"
+    recipe.write_text(NOTED)
+    work.mkdir()
+    failed = wizard(env, "run", str(recipe), "--set", f"work={work}", "--set", "note=hi")
+    assert failed.returncode == 1
+    (run_id,) = saved_run_ids(env)
+    recipe.write_text(NOTED.replace('  note: {default: ""}\n', ""))  # the recipe moved on
+    resumed = wizard(env, "resume")
+    assert resumed.returncode == 1 and "Traceback" not in resumed.stderr
+    folder = Path(env["XDG_STATE_HOME"]) / "wizard" / "runs" / run_id
+    assert (
+        f"wizard: run {run_id}: cannot continue, its answers no longer fit the noted recipe: "
+        f"it has no parameter note; drop it with: rm -r {folder}"
+    ) in resumed.stderr
+
+
+def test_resume_names_every_unfinished_run_and_how_to_continue_each(
+    env: dict, counting: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    failed = wizard(env, "run", str(counting), "--set", f"work={work}", "--set", "pause=x")
+    assert failed.returncode == 1
+    older = state(env)["run_id"]
+    other = tmp_path / "other.yaml"
+    other.write_text("id: other\ntitle: Other\nsteps:\n  - id: only\n    run: 'true'\n")
+    assert wizard(env, "run", str(other)).returncode == 0
+    resumed = wizard(env, "resume")
+    assert resumed.returncode == 0
+    assert "Nothing left to do in run other-" in resumed.stdout
+    assert (
+        f"  {older}: stopped at two (failed); continue with: wizard resume --run {older}"
+        in resumed.stdout
+    )
+
+
+@pytest.mark.integration
+def test_googletest_builds_in_its_run_for_each_prefix_and_verifies_that_prefix_only(
+    env: dict, tmp_path: Path
+) -> None:
+    """Real cmake builds of Debian's googletest sources: a second run for another prefix
+    configures and installs there (the first run's build is its own), and verify looks at
+    the prefix alone, though g++ would also find /usr's gtest."""
+    first, second, empty = tmp_path / "A", tmp_path / "B", tmp_path / "empty"
+    ran = wizard(env, "run", "googletest", "--yes", "--set", f"prefix={first}", timeout=900)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    one = state(env)
+    assert one["steps"]["configure"]["status"] == "done"
+    assert f"-B {one['params']['run_dir']}/build " in one["steps"]["configure"]["command"]
+    again = wizard(env, "run", "googletest", "--yes", "--set", f"prefix={second}", timeout=900)
+    assert again.returncode == 0, again.stdout + again.stderr
+    two = state(env)
+    assert two["steps"]["configure"]["status"] == "done"  # not "already done" by run one's
+    assert (second / "include" / "gtest" / "gtest.h").is_file()
+    assert two["steps"]["verify"]["results"]["passed"] == 1
+    empty.mkdir()
+    checked = wizard(
+        env, "run", "googletest", "--yes", "--set", f"prefix={empty}", "--from", "verify"
+    )
+    assert checked.returncode == 1
+    assert f"no gtest/gtest.h in {empty}/include" in checked.stdout

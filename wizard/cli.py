@@ -24,6 +24,7 @@ from wizard.errors import (
 )
 
 if TYPE_CHECKING:
+    from checks.base import Finding
     from wizard.host.base import Host
 
 
@@ -426,13 +427,20 @@ def snapshot(args: argparse.Namespace) -> int:
     host = LocalHost()
     report = run_doctor(host, args.target, deep=args.deep)
     try:
-        path = write_snapshot(host, args.output, note=args.note)
+        crashes = {f.id: f.traceback or "" for f in report.crashed}
+        path = write_snapshot(host, args.output, note=args.note, crashes=crashes)
     except OSError as exc:
         raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     replay = run_doctor(load_snapshot(path), args.target, deep=args.deep)
-    same = [f.to_dict() for f in replay.findings] == [f.to_dict() for f in report.findings]
+
+    def compared(findings: list[Finding]) -> list[dict[str, object]]:
+        return [{**f.to_dict(), "traceback": None} for f in findings]  # tracebacks name hosts
+
+    same = compared(replay.findings) == compared(report.findings)
     counts = ", ".join(f"{len(v)} {k}" for k, v in host.observations.items() if v)
     print(f"Recorded {counts} from {host.name} to {path}.")
+    for finding in report.crashed:
+        print(f"{finding.id} crashed; its traceback is in the snapshot: {finding.summary}")
     print(
         f"Replay gives {'the same' if same else 'DIFFERENT'} findings: "
         f"wizard doctor --snapshot {path}"

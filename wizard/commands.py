@@ -18,6 +18,7 @@ from wizard.engine.cluster import Builder, Cluster, ClusterError
 from wizard.engine.doctor import run_doctor
 from wizard.engine.hostlist import HostSpec
 from wizard.engine.run import (
+    UNSAVED_RUN,
     Cancelled,
     ParamError,
     execute,
@@ -28,8 +29,10 @@ from wizard.engine.run import (
     recipe_facts,
     refresh_checkout,
     resolve,
+    start_run,
     stop_leftovers,
 )
+from wizard.engine.saved import judge, unfinished_runs
 from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from wizard.host import LocalHost
 from wizard.hosts_report import hosts_of
@@ -282,16 +285,28 @@ def run(args: argparse.Namespace) -> int:
             out.write(f"warning: {exc}")
             state = None
     specs = hosts_of(args)
-    if state is None:
-        state = st.new_run(recipe.id, str(recipe.path), [s.id for s in recipe.steps], answers)
-    elif state.cluster and not specs:  # --from continues the run on its hosts
+    if state is not None and state.cluster and not specs:  # --from continues on its hosts
         specs, args.ssh_config = Cluster.specs_from(state.cluster), state.cluster["ssh_config"]
-    across = _across(recipe, specs, args, answers, state.folder, out) if specs else None
+    folder = state.folder if state else UNSAVED_RUN
+    across = _across(recipe, specs, args, answers, folder, out) if specs else None
     if specs and across is None:
         return EXIT_FAILED
-    values = _values(recipe, facts, answers, state.folder, ask=not args.yes, across=across)
+    values = _values(recipe, facts, answers, folder, ask=not args.yes, across=across)
+    if state is None:  # saved only now that it starts: a usage error above saves nothing
+        state = start_run(recipe, answers, values)
+        if across:
+            across.run_dir = state.folder
     state.answers = answers
     return _go(recipe, state, values, out, args.start, across)
+
+
+def _unfinished_others(out: Console, run_id: str) -> None:
+    """Every other unfinished run, and how to continue (or drop) each."""
+    others = [u for u in unfinished_runs() if u.run.run_id != run_id]
+    if others:
+        out.write("Other unfinished runs, newest first:")
+        for other in others:
+            out.write(f"  {other.line()}")
 
 
 def resume(args: argparse.Namespace) -> int:
@@ -301,11 +316,18 @@ def resume(args: argparse.Namespace) -> int:
     except st.StateError as exc:
         print(f"wizard: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    recipe = _load(state.recipe_path)
-    if state.first_unfinished() is None:
-        out.summary(recipe, state)
+    saved = judge(state)
+    if saved.recipe is not None and state.first_unfinished() is None:
+        out.summary(saved.recipe, state)
         out.write(f"Nothing left to do in run {state.run_id}.")
+        _unfinished_others(out, state.run_id)
         return EXIT_OK
+    if saved.recipe is None or saved.problem:
+        print(f"wizard: run {saved.line()}", file=sys.stderr)
+        _unfinished_others(out, state.run_id)
+        return EXIT_FAILED
+    recipe = saved.recipe
+    _unfinished_others(out, state.run_id)
     leftovers = stop_leftovers(state.run_id)
     if leftovers:
         out.write(f"Stopped {len(leftovers)} process(es) left running by the interrupted wizard.")
@@ -348,7 +370,7 @@ def steps(args: argparse.Namespace) -> int:
     facts = recipe_facts(run_doctor(LocalHost()))
     missing: list[str] = []
     try:
-        values = resolve(recipe, facts, _sets(args.sets), Path("<run folder>"), missing=missing)
+        values = resolve(recipe, facts, _sets(args.sets), UNSAVED_RUN, missing=missing)
     except ParamError as exc:
         raise UsageError(str(exc)) from None
     out.write(f"{recipe.title} ({recipe.path})")

@@ -11,9 +11,15 @@ from checks.base import Finding, Status
 from wizard.engine.doctor import Report
 
 SCHEMA = 1
-_MARKS = {Status.OK: "✓", Status.WARN: "!", Status.FAIL: "✗", Status.SKIP: "-"}
-_ASCII = {Status.OK: "+", Status.WARN: "!", Status.FAIL: "x", Status.SKIP: "-"}
-_COLORS = {Status.OK: "32", Status.WARN: "33", Status.FAIL: "31", Status.SKIP: "2"}
+_MARKS = {Status.OK: "✓", Status.WARN: "!", Status.FAIL: "✗", Status.SKIP: "-", Status.CRASH: "☠"}
+_ASCII = {Status.OK: "+", Status.WARN: "!", Status.FAIL: "x", Status.SKIP: "-", Status.CRASH: "X"}
+_COLORS = {
+    Status.OK: "32",
+    Status.WARN: "33",
+    Status.FAIL: "31",
+    Status.SKIP: "2",
+    Status.CRASH: "35",
+}
 
 
 def use_color(stream: TextIO) -> bool:
@@ -107,6 +113,8 @@ class TextRenderer:
                 self.write(f"{indent}{self.paint(line, '2')}")
             for key, value in finding.facts.items():
                 self.write(f"{indent}{self.paint(f'{key} = {value}', '36')}")
+            for line in (finding.traceback or "").splitlines():
+                self.write(f"{indent}{self.paint(line, '35')}")
         if finding.status in (Status.FAIL, Status.WARN):
             for fix in finding.fixes:
                 self.write(f"{indent}{self.paint('fix:', '36')} {fix.label}")
@@ -125,6 +133,17 @@ class TextRenderer:
             self.write(self.paint(f"{len(report.blocking)} {noun} {report.target.id}: {ids}", "31"))
         else:
             self.write(self.paint(f"Nothing blocks {report.target.id}.", "32"))
+        if crashed := report.crashed:
+            ids = ", ".join(f.id for f in crashed)
+            noun = "check" if len(crashed) == 1 else "checks"
+            how = "with its traceback" if self.verbose else "with `wizard doctor -v`'s traceback"
+            self.write(
+                self.paint(
+                    f"{len(crashed)} {noun} crashed ({ids}): a bug in the wizard, not in this "
+                    f"machine; please report it {how} and a `wizard snapshot`.",
+                    "35",
+                )
+            )
         then = "The fixes follow." if self.fixing else "Fixes are shown, not run."
         self.write(f"{tally}; checked in {report.wall_s:.2f} s. {then}")
         self.write(f"FlagCX make variables: {variables}")

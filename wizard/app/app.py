@@ -17,6 +17,7 @@ from wizard.engine import state as st
 from wizard.engine.doctor import Report
 from wizard.engine.hostlist import HostSpec
 from wizard.engine.recipe import Recipe
+from wizard.engine.saved import Unfinished, unfinished_runs
 from wizard.host import Host, LocalHost
 
 # The screens by name. A screen opens the next one through the app, by name, and never
@@ -138,13 +139,15 @@ def _resume_hint(run: st.RunState | None) -> str | None:
     return f"Run {run.run_id} is not finished; continue it with: wizard resume --run {run.run_id}"
 
 
-def latest_unfinished() -> st.RunState | None:
-    """The latest saved run, when it stopped before its end (offered at start)."""
-    try:
-        run = st.load(set_aside=False)  # only a look: `resume` sets a bad file aside
-    except st.StateError:
-        return None
-    return run if run.first_unfinished() is not None else None
+def latest_unfinished() -> tuple[st.RunState | None, list[Unfinished]]:
+    """The newest saved run that stopped before its end and can continue (offered at
+    start), and the newer ones that cannot (their answers no longer fit their recipe)."""
+    stuck = []
+    for found in unfinished_runs():
+        if found.problem is None:
+            return found.run, stuck
+        stuck.append(found)
+    return None, stuck
 
 
 def describe(value: Any) -> str:

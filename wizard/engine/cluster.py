@@ -384,18 +384,38 @@ def discover(
     from wizard.engine.fleet import doctor_hosts
     from wizard.engine.run import recipe_facts
 
-    addresses, probe = route_probe(specs, ssh_config)
+    addresses, toward = route_probe(specs, ssh_config)
+
+    def probe(host: Any, spec: HostSpec) -> tuple[tuple[str, str, str], dict[str, int]]:
+        return toward(host, spec), capacity(host)
+
     results = doctor_hosts(specs, connect, target=target, on_result=on_result, probe=probe)
     hosts = []
     for result in results:
-        facts = recipe_facts(result.report) if result.report else {}
+        routed, size = result.probed or (("", "", ""), {})
+        facts = {**recipe_facts(result.report), **size} if result.report else {}
         gpus = facts.get("gpu.count") or 0
         slots = result.spec.slots or ranks_per_host or int(gpus) or 1
-        interface, subnet, source = result.probed or ("", "", "")
+        interface, subnet, source = routed
         address = addresses[result.spec.label]
         hosts.append(RunHost(result.spec, slots, facts, address, interface, subnet, source))
     here = _local_route(next((h.address for h in hosts if h.address), ""))
     return results, Cluster(hosts, ssh_config, here_subnet=here[1], here_interface=here[0])
+
+
+def capacity(host: Any) -> dict[str, int]:
+    """A host's usable CPUs (`nproc` there) and MemAvailable, as facts for its own builds'
+    `nproc` and `build_jobs`; what it does not answer is left out (this machine's is used)."""
+    from wizard.engine.run import HOST_MEM_AVAILABLE, HOST_NPROC, mem_available_kib
+
+    found: dict[str, int] = {}
+    cpus = host.run(["nproc"], timeout=10)
+    if cpus.ok and cpus.stdout.strip().isdigit():
+        found[HOST_NPROC] = int(cpus.stdout.strip())
+    kib = mem_available_kib(host.read_text("/proc/meminfo") or "")
+    if kib:
+        found[HOST_MEM_AVAILABLE] = kib
+    return found
 
 
 def route_probe(

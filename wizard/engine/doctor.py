@@ -1,14 +1,16 @@
 """Run every check concurrently on a host and decide what blocks the target.
 
 Each check runs in its own thread as soon as the checks it reads have finished, so a doctor
-run costs about its slowest chain of probes. A check that raises becomes a failed finding
-(as flutter doctor's "crash" result) and the others still run.
+run costs about its slowest chain of probes. A check that raises becomes a finding of its
+own status, "crash" (as flutter doctor's), with its traceback, and the others still run.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -37,6 +39,13 @@ ORDER = (
     "rdma",
     "flagcx",
 )
+# Set (the tests set it): a check that reads a fact another check learned, without running
+# after that check, is an error; it would read None whenever it won the race.
+STRICT_FACTS = "WIZARD_STRICT_FACTS"
+
+
+class UndeclaredFact(Exception):
+    """A check read a fact from a check it does not declare in `after`: a bug in the check."""
 
 
 @dataclass
@@ -64,11 +73,15 @@ class Report:
 
     def is_blocking(self, finding: Finding) -> bool:
         requires = self.goal_requires if self.goal_requires is not None else self.target.requires
-        return finding.status is Status.FAIL and finding.id in requires
+        return finding.status in (Status.FAIL, Status.CRASH) and finding.id in requires
 
     @property
     def blocking(self) -> list[Finding]:
         return [f for f in self.findings if self.is_blocking(f)]
+
+    @property
+    def crashed(self) -> list[Finding]:
+        return [f for f in self.findings if f.status is Status.CRASH]
 
     @property
     def exit_code(self) -> int:
@@ -108,10 +121,12 @@ def run_doctor(
     all_checks = ordered_checks()
     futures: dict[str, Future[Finding]] = {c.id: Future() for c in all_checks}
     durations: dict[str, float] = {}
+    contexts: dict[str, Context] = {}
 
     def run_one(entry: Check) -> None:
         deps = {d: futures[d] for d in entry.after if d in futures}
         ctx = Context(host, entry.id, entry.title, lambda: target().vendor.key, deep, deps)
+        contexts[entry.id] = ctx
         begun = time.perf_counter()
         recorded = host.recorded_checks
         try:
@@ -123,9 +138,11 @@ def run_doctor(
             else:
                 finding = entry.func(ctx)
         except Exception as exc:  # a bug in one check must not take the doctor down
-            finding = ctx.fail(
+            finding = ctx.finding(
+                Status.CRASH,
                 f"the check crashed: {type(exc).__name__}: {exc}",
                 details=["this is a bug in the wizard; please report it with `wizard snapshot`"],
+                traceback=traceback.format_exc(),
             )
         durations[entry.id] = time.perf_counter() - begun
         futures[entry.id].set_result(finding)
@@ -136,4 +153,20 @@ def run_doctor(
     for thread in threads:
         thread.start()
     findings = [futures[c.id].result() for c in all_checks]
+    if os.environ.get(STRICT_FACTS):
+        _check_declared(findings, contexts)
     return Report(host.name, target(), findings, durations, time.perf_counter() - started)
+
+
+def _check_declared(findings: list[Finding], contexts: dict[str, Context]) -> None:
+    """Raise UndeclaredFact for a fact a check asked for and missed, that another check
+    learned: the dependency it forgot."""
+    learned_by = {name: f.id for f in findings for name in f.facts}
+    undeclared = sorted(
+        f"{check_id} reads {name} (learned by {learned_by[name]}, not in its `after`)"
+        for check_id, ctx in contexts.items()
+        for name in ctx.missed
+        if name in learned_by and learned_by[name] != check_id
+    )
+    if undeclared:
+        raise UndeclaredFact("; ".join(undeclared))

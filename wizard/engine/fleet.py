@@ -19,6 +19,7 @@ from typing import Any
 from wizard.engine.doctor import Report, run_doctor
 from wizard.engine.hostlist import HostSpec
 from wizard.host import Host
+from wizard.host.ssh import Unreachable
 
 PARALLEL = 32
 
@@ -95,17 +96,18 @@ def doctor_hosts(
     probe: Callable[[Host, HostSpec], Any] | None = None,
 ) -> list[HostResult]:
     """Every host's doctor, in the order given. `connect` makes a host (an SshHost) or raises
-    with the reason it cannot; `on_result` hears each result as it comes. With `ssh_argv`
-    (the ssh command that reaches a host), each host also tries passwordless SSH to the
-    others, as mpirun's launcher will: every direction up to MESH_LIMIT hosts, else the
-    first host to all and all to the first. `probe` asks each host something more over the
-    same connection."""
+    Unreachable (or OSError) with the reason it cannot; any other exception is a bug and
+    is raised, not reported as an unreachable host. `on_result` hears each result as it
+    comes. With `ssh_argv` (the ssh command that reaches a host), each host also tries
+    passwordless SSH to the others, as mpirun's launcher will: every direction up to
+    MESH_LIMIT hosts, else the first host to all and all to the first. `probe` asks each
+    host something more over the same connection."""
 
     def one(spec: HostSpec) -> HostResult:
         started = time.perf_counter()
         try:
             host = connect(spec)
-        except Exception as exc:  # unreachable: ssh's words, the others carry on
+        except (Unreachable, OSError) as exc:  # ssh's words; the others carry on
             result = HostResult(spec, None, str(exc), time.perf_counter() - started)
         else:
             try:

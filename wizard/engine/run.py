@@ -66,12 +66,13 @@ def recipe_facts(report: Report) -> dict[str, Any]:
 
 
 def failing_requirements(recipe: Recipe, report: Report) -> list[Finding]:
-    """Failed findings the recipe requires. `target` in `requires` stands for every check the
-    doctor's target requires (so one recipe serves every vendor)."""
+    """Failed (or crashed) findings the recipe requires. `target` in `requires` stands for
+    every check the doctor's target requires (so one recipe serves every vendor)."""
     wanted = set(recipe.requires)
     if "target" in wanted:
         wanted |= set(report.target.requires)
-    return [f for f in report.findings if f.id in wanted and f.status is Status.FAIL]
+    bad = (Status.FAIL, Status.CRASH)
+    return [f for f in report.findings if f.id in wanted and f.status in bad]
 
 
 def parse_sets(pairs: list[str]) -> dict[str, str]:
@@ -130,8 +131,10 @@ def resolve(
         values = _params(recipe, {**facts, **checkout_facts(recipe, values)}, answers, missing)
     values = _expand_all(recipe, values)
     env = step_environment()
-    values["nproc"] = nproc()
-    values["build_jobs"] = build_jobs()
+    # The host's own CPUs and memory: across hosts its doctor's, else this machine's.
+    cpus = _int_or(facts.get(HOST_NPROC), 0) or nproc()
+    values["nproc"] = cpus
+    values["build_jobs"] = build_jobs(cpus, _int_or(facts.get(HOST_MEM_AVAILABLE), 0) or None)
     values["mpi_flavor"] = str(facts.get("mpi.flavor", ""))
     values["mpi_env"] = mpi_forward_flags(values["mpi_flavor"], env)
     values["mpi_hosts"] = cluster.launcher_flags(values["mpi_flavor"]) if cluster else []
@@ -244,6 +247,30 @@ def _params(
     return values
 
 
+# The run folder of a run not saved yet: a run is saved only once it starts, after its
+# values are known (a usage error saves nothing); `start_run` puts the real one in place.
+UNSAVED_RUN = Path("<run folder>")
+
+
+def start_run(recipe: Recipe, answers: dict[str, str], values: dict[str, Any]) -> st.RunState:
+    """Save a new run of the recipe, now that it starts, and point `run_dir` at its folder."""
+    state = st.new_run(recipe.id, str(recipe.path), [s.id for s in recipe.steps], answers)
+    values["run_dir"] = str(state.folder)
+    return state
+
+
+def misfit(recipe: Recipe, state: st.RunState) -> str | None:
+    """Why a saved run's answers no longer fit its recipe (a parameter it no longer has, or
+    one given before the recipe checked its answers), or None."""
+    unknown = sorted(set(state.answers) - set(recipe.params))
+    if not unknown:
+        return None
+    return (
+        f"its answers no longer fit the {recipe.id} recipe: it has no parameter "
+        f"{', '.join(unknown)}"
+    )
+
+
 def prior_runs(recipe: Recipe) -> dict[str, st.RunState | None]:
     """For each recipe this one comes after (`after:`), its newest finished run, or None."""
     found: dict[str, st.RunState | None] = {}
@@ -268,16 +295,30 @@ def _from_run(reference: str, prior: dict[str, st.RunState | None]) -> Any:
     return run.params.get(name) if run is not None else None
 
 
-def build_jobs() -> int:
+# Facts a host's doctor across hosts adds (cluster.discover): its usable CPUs (`nproc`
+# there) and its MemAvailable in KiB, so its builds use its own size, not this machine's.
+HOST_NPROC, HOST_MEM_AVAILABLE = "host.nproc", "host.mem_available_kib"
+
+
+def mem_available_kib(meminfo: str) -> int | None:
+    """MemAvailable from /proc/meminfo's text, in KiB."""
+    match = re.search(r"^MemAvailable:\s+(\d+)", meminfo, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def build_jobs(cpus: int | None = None, kib: int | None = None) -> int:
     """make's -j for a heavy build (nvcc takes up to 2 GiB a job): one per core, at most
-    one per 2 GiB of MemAvailable, at least one; so a VM does not swap itself to death."""
-    try:
-        with open("/proc/meminfo") as f:
-            kib = next((int(ln.split()[1]) for ln in f if ln.startswith("MemAvailable:")), 0)
-    except OSError:
-        kib = 0
-    by_memory = kib // (2 * 1024 * 1024) if kib else nproc()
-    return max(1, min(nproc(), by_memory))
+    one per 2 GiB of MemAvailable, at least one; so a VM does not swap itself to death.
+    Without arguments, this machine's."""
+    cpus = cpus or nproc()
+    if kib is None:
+        try:
+            with open("/proc/meminfo") as f:
+                kib = mem_available_kib(f.read())
+        except OSError:
+            kib = None
+    by_memory = kib // (2 * 1024 * 1024) if kib else cpus
+    return max(1, min(cpus, by_memory))
 
 
 def free_port() -> int:
@@ -396,13 +437,16 @@ def plan(
     start: str | None = None,
     *,
     across: bool = False,
+    judge_done: bool = True,
 ) -> list[Planned]:
-    """What would happen, step by step. `start` (--from) re-runs from that step on. Across
-    hosts, an every-host step's done_if is asked on each host when it runs."""
+    """What would happen, step by step. `start` (--from) re-runs from that step on.
+    done_if is a preview here (`judge_done`): a run asks it again just before each step
+    starts, since an earlier step may have made or removed what it looks at. Across hosts,
+    an every-host step's done_if is asked on each host when it runs."""
     if start:
         recipe.index(start)  # an unknown step is an error before anything is planned
     return [
-        planned(recipe, index, values, state, start, across=across)
+        planned(recipe, index, values, state, start, across=across, judge_done=judge_done)
         for index in range(len(recipe.steps))
     ]
 
@@ -415,6 +459,7 @@ def planned(
     start: str | None = None,
     *,
     across: bool = False,
+    judge_done: bool = True,
 ) -> Planned:
     """Whether step `index` runs or is skipped, and why, judged now."""
     step = recipe.steps[index]
@@ -432,7 +477,7 @@ def planned(
         return Planned(index, step, "skip", f"{saved.status} earlier in this run")
     if across and step.where in ("every-host", "all-hosts"):
         return Planned(index, step, "run")
-    if reason := done_reason(step, values):
+    if judge_done and (reason := done_reason(step, values)):
         return Planned(index, step, "skip", f"already done: {reason}")
     return Planned(index, step, "run")
 
@@ -463,7 +508,7 @@ def execute(
         flavor = values.get("mpi_flavor", "")
         for name, value in {**cluster.launcher_env(flavor), **cluster.rank_env()}.items():
             base_env.setdefault(name, value)
-    steps = plan(recipe, values, state, start, across=cluster is not None)
+    steps = plan(recipe, values, state, start, across=cluster is not None, judge_done=False)
     total = len(steps)
     all_ok = True
     for item in steps:
@@ -471,7 +516,9 @@ def execute(
         if recipe.checkout:  # an earlier step may have cloned or changed it
             values = refresh_checkout(recipe, values, state.answers)
             state.params.update({k: v for k, v in values.items() if k in recipe.params})
-            item = planned(recipe, item.index, values, state, start, across=cluster is not None)
+        # Judged now, just before the step: an earlier step may have made or removed what
+        # its done_if looks at.
+        item = planned(recipe, item.index, values, state, start, across=cluster is not None)
         if item.action == "skip":
             if saved.status not in st.FINISHED:
                 saved.status, saved.reason = st.SKIPPED, item.reason

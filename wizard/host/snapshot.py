@@ -97,8 +97,15 @@ def load_snapshot(path: str | os.PathLike[str]) -> SnapshotHost:
     return SnapshotHost(data, source=file.name)
 
 
-def write_snapshot(host: Host, path: str | os.PathLike[str], *, note: str = "") -> Path:
-    """Write what `host` observed, atomically (a partial file never replaces a good one)."""
+def write_snapshot(
+    host: Host,
+    path: str | os.PathLike[str],
+    *,
+    note: str = "",
+    crashes: dict[str, str] | None = None,
+) -> Path:
+    """Write what `host` observed, atomically (a partial file never replaces a good one).
+    `crashes` (check id -> traceback) goes along, for the bug report a crash asks for."""
     import yaml
 
     from checks import REGISTRY
@@ -115,6 +122,8 @@ def write_snapshot(host: Host, path: str | os.PathLike[str], *, note: str = "") 
         "checks": sorted(REGISTRY),
         "observations": {kind: dict(sorted(host.observations[kind].items())) for kind in KINDS},
     }
+    if crashes:
+        data["crashes"] = dict(sorted(crashes.items()))
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)

@@ -16,6 +16,8 @@ import subprocess
 import tempfile
 from typing import Any
 
+from plumbum.commands.processes import CommandNotFound, ProcessLineTimedOut, ProcessTimedOut
+from plumbum.machines.session import ShellSessionError
 from plumbum.machines.ssh_machine import SshMachine
 
 from wizard.host.base import CommandResult, Host
@@ -26,6 +28,17 @@ LOGIN_TIMEOUT_S = 30  # until the remote shell answers: a busy host's .bashrc ta
 _NOT_FOUND = 127
 _TIMED_OUT = 124
 _SMI_FIELDS = "index,name,memory.total,pci.bus_id,compute_cap,driver_version,uuid"
+# What plumbum raises when ssh cannot log in or its connection drops: OSError covers its
+# ProcessExecutionError and SSHCommsError (ssh exited), EOFError a shell that went away,
+# CommandNotFound no ssh program. Anything else is a bug, left to reach the crash path.
+SSH_ERRORS = (
+    OSError,
+    EOFError,
+    ProcessTimedOut,
+    ProcessLineTimedOut,
+    ShellSessionError,
+    CommandNotFound,
+)
 
 
 class Unreachable(Exception):
@@ -60,7 +73,7 @@ class SshHost(Host):
                 name, user=user, port=port, ssh_opts=options, connect_timeout=LOGIN_TIMEOUT_S
             )
             self.session = self.machine.session()
-        except Exception:  # plumbum raises several kinds; all mean "could not log in"
+        except SSH_ERRORS:  # all mean "could not log in"
             raise Unreachable(self._why_not()) from None
 
     def _why_not(self) -> str:
@@ -98,7 +111,7 @@ class SshHost(Host):
         )
         try:
             code, out, err = self.session.run(wrapped, retcode=None)
-        except Exception as exc:  # the connection dropped: every later probe fails the same
+        except SSH_ERRORS as exc:  # the connection dropped: every later probe fails the same
             return CommandResult(("sh",), None, error=f"ssh to {self.name} failed: {exc}")
         if code == _TIMED_OUT:
             return CommandResult(

@@ -29,6 +29,7 @@ MARKS = {
     Status.WARN: ("!", "yellow"),
     Status.FAIL: ("✗", "red"),
     Status.SKIP: ("-", "dim"),
+    Status.CRASH: ("☠", "magenta"),
 }
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
@@ -54,6 +55,8 @@ def details(finding: Finding, blocking: bool) -> Group:
         parts.append(Text("\n".join(finding.details), style="dim"))
     if finding.facts:
         parts.append(Text("\n".join(f"{k} = {v}" for k, v in finding.facts.items()), style="cyan"))
+    if finding.traceback:
+        parts.append(Text(finding.traceback.rstrip(), style="magenta"))
     return Group(*[p for part in parts for p in (part, Text(""))][:-1])
 
 
@@ -191,6 +194,12 @@ class ChecksScreen(WizardScreen):
             text = Text.assemble(
                 (f"Nothing blocks {report.goal_name}. ", "bold green"),
                 f"({counts})  Press n to build and test.",
+            )
+        if crashed := report.crashed:
+            text.append(
+                f"\n{len(crashed)} check(s) crashed ({', '.join(f.id for f in crashed)}): a bug "
+                "in the wizard; select it for the traceback to report.",
+                style="bold magenta",
             )
         self.query_one("#summary", Static).update(text)
 

@@ -39,7 +39,7 @@ class StartScreen(WizardScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.saved = latest_unfinished()
+        self.saved, self.stuck = latest_unfinished()
         self.picked = False
         self.takes_src = True
 
@@ -57,6 +57,8 @@ class StartScreen(WizardScreen):
                     Text(f"Replaying the machine recorded in {session.replay}.", style="italic")
                 )
             # The actions first, so they are on screen at 80x24; the settings below them.
+            for stuck in self.stuck:
+                yield Static(Text(f"Run {stuck.line()}", style="yellow"), classes="stuck-run")
             if self.saved:
                 step = self.saved.first_unfinished()
                 status = self.saved.steps[step].status if step else ""

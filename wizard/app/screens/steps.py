@@ -23,6 +23,7 @@ from wizard.engine.doctor import Report
 from wizard.engine.hints import likely_cause
 from wizard.engine.recipe import Step
 from wizard.engine.run import (
+    UNSAVED_RUN,
     Cancelled,
     ParamError,
     execute,
@@ -30,6 +31,7 @@ from wizard.engine.run import (
     not_wanted,
     recipe_facts,
     resolve,
+    start_run,
 )
 from wizard.engine.runner import Outcome, StepRunner
 from wizard.paths import UnusableFolder
@@ -123,23 +125,21 @@ class StepsScreen(WizardScreen):
         if session.replay:
             self.show_plan(report)
             return False
-        if session.run is None or session.run.recipe != self.recipe.id:
+        new = session.run is None or session.run.recipe != self.recipe.id
+        folder = UNSAVED_RUN if new or session.run is None else session.run.folder
+        try:
+            self.values = resolve(self.recipe, recipe_facts(report), session.answers, folder)
+        except ParamError as exc:
+            self.status(f"{exc}. Go back (escape twice) and add it under More parameters.")
+            return False
+        if new:  # saved only now that it starts: a parameter error above saves nothing
             try:
-                session.run = st.new_run(
-                    self.recipe.id,
-                    str(self.recipe.path),
-                    [s.id for s in self.recipe.steps],
-                    session.answers,
-                )
+                session.run = start_run(self.recipe, session.answers, self.values)
             except UnusableFolder as exc:
                 self.status(f"Nothing was run: {exc}")
                 return False
         run = session.run
-        try:
-            self.values = resolve(self.recipe, recipe_facts(report), session.answers, run.folder)
-        except ParamError as exc:
-            self.status(f"{exc}. Go back (escape twice) and add it under More parameters.")
-            return False
+        assert run is not None
         run.answers = dict(session.answers)
         table = self.steps_table()
         for step in self.recipe.steps:
