@@ -181,7 +181,7 @@ def others(ctx: Context) -> Finding:
     details = [f"{s.vendor.name}: {s.evidence}" for s in sightings]
     facts = {"gpu.vendors": ",".join(sorted(found))}
     if wanted.key != "nvidia" and wanted.key not in found:
-        looked = ", ".join([*wanted.tools, *wanted.homes])
+        looked = ", ".join([*wanted.tools, *wanted.homes(ctx.host)])
         return ctx.fail(
             f"no {wanted.name} device tools or SDK found (looked for {looked})",
             details=details,
