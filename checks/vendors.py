@@ -116,7 +116,7 @@ class Sighting:
 def sight(host: Host, vendor: Vendor) -> Sighting | None:
     tools = tuple(path for tool in vendor.tools if (path := host.which(tool)))
     # /usr (Enflame's CCL_HOME) and /usr/local/cuda (PPU's) exist without the vendor's SDK
-    homes = tuple(h for h in vendor.homes(host) if host.is_dir(h) and h not in _NOT_EVIDENCE)
+    homes = tuple(h for h in vendor.homes(host) if h not in _NOT_EVIDENCE and host.is_dir(h))
     return Sighting(vendor, tools, homes) if tools or homes else None
 
 
