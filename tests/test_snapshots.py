@@ -16,7 +16,7 @@ SNAPSHOTS = Path(__file__).resolve().parent.parent / "snapshots"
 
 
 # Probes added to recorded checks after these machines were recorded (FlagCX v0.13's new
-# vendors, and Kunlunxin's CCL_HOME): replayed as "not there", which is what these NVIDIA
+# vendors, Kunlunxin's CCL_HOME and xpu_smi): replayed as "not there", which is what these NVIDIA
 # hosts had, and allowed by name so that any other missing observation still fails.
 NEWER_PROBES = {
     *(
@@ -26,6 +26,7 @@ NEWER_PROBES = {
     ),
     *(("paths", home) for home in ("/usr/local/kuiper", "/opt/tops", "/usr/local/tangrt")),
     *(("paths", home) for home in ("/usr/local/pccl", "/usr/local/xccl")),
+    ("which", "xpu_smi"),  # Kunlunxin's tool under its other name (ERNIE's P800 guide)
 }
 
 
