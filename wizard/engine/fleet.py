@@ -63,6 +63,9 @@ COMPARED = (
     Compared("python.version", False, "torchrun across hosts wants the same Python"),
     Compared("torch.version", False, "torch.distributed across hosts wants one PyTorch"),
     Compared("rdma.devices", False, "FLAGCX_IB_HCA names devices every host has"),
+    Compared("rdma.link_layers", False, "InfiniBand and RoCE ports do not talk to each other"),
+    Compared("rdma.mtu", False, "RoCE peers with different MTUs fall back to the smaller"),
+    Compared("rdma.gid_index", False, "one FLAGCX_IB_GID_INDEX for all hosts must fit each"),
     Compared(
         "flagcx.path",
         False,
