@@ -142,10 +142,12 @@ def user_space(ctx: Context) -> tuple[list[str], list[Fix], dict[str, str | bool
     details, facts = [], {}
     tools = {t: host.which(t) for t in ("ibv_devinfo", "ib_write_bw", "ofed_info", "eadm")}
     if tools["ofed_info"]:
+        # one line naming the release: MLNX_OFED_LINUX-23.10-1.1.9.0: or OFED-internal-24.07-...:
         answer = host.run([tools["ofed_info"], "-s"], timeout=10)
-        found = re.search(r"MLNX_OFED_LINUX-([\w.\-]+?):?\s*$", answer.stdout.strip())
-        facts["rdma.ofed"] = found.group(1) if found else ""
-        details.append(f"OFED: {found.group(1)}" if found else "ofed_info: version not read")
+        lines = answer.stdout.strip().splitlines() if answer.ok else []
+        release = lines[0].rstrip(":") if len(lines) == 1 and "OFED" in lines[0] else ""
+        facts["rdma.ofed"] = release
+        details.append(f"OFED: {release}" if release else "ofed_info -s: no OFED release named")
     if tools["eadm"]:
         details.append(f"eRDMA tools: {tools['eadm']}")
     details.append(

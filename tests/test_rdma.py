@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from checks.base import Finding, Status
@@ -89,3 +91,11 @@ def test_a_container_needs_the_rdma_device_nodes(tree: TreeHost, passed_in: bool
     else:
         assert found.status is Status.WARN and "the container cannot open them" in found.summary
         assert "--device=/dev/infiniband" in manual[0].commands[0]
+
+
+def test_the_ofed_release_is_named(tree: TreeHost) -> None:
+    output = (Path(__file__).parent / "data" / "ofed_info-s-cx7.txt").read_text()
+    tree.program("/usr/bin/ofed_info", output)
+    found = rdma(roce(tree))
+    assert found.facts["rdma.ofed"] == "OFED-internal-24.07-0.3.5.0.110"
+    assert "OFED: OFED-internal-24.07-0.3.5.0.110" in found.details
