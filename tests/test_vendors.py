@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,9 +11,11 @@ import pytest
 
 from checks.base import Finding, Status
 from checks.vendors import VENDORS
+from tests.cli import run_wizard
 from tests.treehost import TreeHost
 from wizard.engine.doctor import run_doctor
 from wizard.engine.targets import TARGETS
+from wizard.host.snapshot import write_snapshot
 
 # flagos-ai/FlagCX at 0c721293 (v0.13): Makefile's USE_* flags and DEVICE_HOME / CCL_HOME
 # defaults, plugin/torch/_build_config.py's ADAPTOR_TO_MAKE_FLAG and _PLATFORM_COMMANDS.
@@ -211,3 +215,20 @@ def test_intels_xpu_smi_is_no_kunlunxin_host(tree: TreeHost) -> None:
     assert any(
         "the PCI bus shows no Kunlunxin device (vendor id 0x1d22)" in d for d in found.details
     )
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.vendor)
+def test_each_vendor_host_replays_from_its_snapshot(
+    tree: TreeHost, tmp_path: Path, sample: Sample
+) -> None:
+    """The vendor host recorded with `wizard snapshot`'s writer, then `wizard doctor
+    --snapshot` in a process of its own: the replay says what the live doctor said."""
+    host = vendor_host(tree, sample)
+    live, _ = others(host)
+    snapshot = write_snapshot(host, tmp_path / f"{sample.vendor}.yaml")
+    env = {**os.environ, "NO_COLOR": "1", "XDG_STATE_HOME": str(tmp_path / "state")}
+    done = run_wizard(env, "doctor", "--snapshot", str(snapshot), "--json")
+    replayed = next(f for f in json.loads(done.stdout)["findings"] if f["id"] == "gpu.others")
+    assert json.loads(done.stdout)["target"] == f"flagcx-{sample.vendor}"
+    assert replayed["summary"] == live.summary and replayed["status"] == "ok"
+    assert replayed["facts"]["accel.count"] == sample.count
