@@ -37,7 +37,8 @@ def roce(tree: TreeHost, *, ipv4: bool = True) -> TreeHost:
         tree.write(f"{PORT}/gid_attrs/ndevs/{index}", "enp1s0f0np0\n")
     tree.write(f"{PORT}/gids/{len(GIDS)}", "0000:0000:0000:0000:0000:0000:0000:0000\n")
     tree.write("/sys/class/net/enp1s0f0np0/mtu", "9000\n")
-    tree.symlink("/usr/bin/grep", "/usr/bin/grep")
+    if not (tree.root / "usr/bin/grep").exists():  # the tree itself: host answers are memoized
+        tree.symlink("/usr/bin/grep", "/usr/bin/grep")
     return tree
 
 

@@ -12,6 +12,7 @@ import pytest
 from checks.base import Finding, Status
 from checks.vendors import VENDORS
 from tests.cli import run_wizard
+from tests.test_rdma import roce
 from tests.treehost import TreeHost
 from wizard.engine.doctor import run_doctor
 from wizard.engine.targets import TARGETS
@@ -92,7 +93,7 @@ def pci(tree: TreeHost, vendor_id: str, addresses: list[str], device_class: str)
     for address in addresses:
         tree.write(f"/sys/bus/pci/devices/{address}/vendor", f"{vendor_id}\n")
         tree.write(f"/sys/bus/pci/devices/{address}/class", f"{device_class}\n")
-    if not tree.exists("/usr/bin/grep"):
+    if not (tree.root / "usr/bin/grep").exists():  # the tree itself: host answers are memoized
         tree.symlink("/usr/bin/grep", "/usr/bin/grep")
 
 
@@ -232,3 +233,39 @@ def test_each_vendor_host_replays_from_its_snapshot(
     assert json.loads(done.stdout)["target"] == f"flagcx-{sample.vendor}"
     assert replayed["summary"] == live.summary and replayed["status"] == "ok"
     assert replayed["facts"]["accel.count"] == sample.count
+
+
+async def test_the_app_shows_a_vendors_devices_and_rdma_ports_as_it_shows_nvidias(
+    tree: TreeHost,
+) -> None:
+    import io
+
+    from rich.console import Console
+    from textual.widgets import Static, Tree
+
+    from wizard.app.app import Session, WizardApp
+
+    host = roce(vendor_host(tree, SAMPLES[1]))
+    app = WizardApp(Session(lambda: host, replay="kunlunxin"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+n")
+        for _ in range(600):
+            if app.session.report is not None:
+                break
+            await pilot.pause(0.05)
+        assert app.session.report is not None and app.session.report.target.id == "flagcx-kunlunxin"
+        screen = app.screen
+
+        async def details(check_id: str) -> str:
+            screen.query_one("#checks", Tree).select_node(screen.nodes[check_id])
+            await pilot.pause(0.2)
+            console = Console(width=120, record=True, file=io.StringIO())
+            console.print(screen.query_one("#detail-text", Static).content)
+            return console.export_text()
+
+        ports = await details("rdma")
+        assert "mlx5_0 port 1: 4: ACTIVE (Ethernet)" in ports
+        assert "GID 3 0000:0000:0000:0000:0000:ffff:c0a8:640c RoCE v2" in ports
+        shown = await details("gpu.others")
+        assert "Kunlunxin: 8 × P800 OAM (96 GiB), driver 5.0.21.21" in shown
+        assert "0: P800 OAM, 0000:03:00.0" in shown and "7: P800 OAM, 0000:a5:00.0" in shown
