@@ -100,3 +100,21 @@ def test_the_ofed_release_is_named(tree: TreeHost) -> None:
     found = rdma(roce(tree))
     assert found.facts["rdma.ofed"] == "OFED-internal-24.07-0.3.5.0.110"
     assert "OFED: OFED-internal-24.07-0.3.5.0.110" in found.details
+
+
+def test_hosts_with_other_mtus_or_gid_indexes_are_in_the_differences(tmp_path: Path) -> None:
+    from tests.conftest import UBUNTU_2404
+    from wizard.engine.fleet import HostResult, differences
+    from wizard.engine.hostlist import parse_host
+
+    results = []
+    for name, ipv4, mtu in (("a", True, "9000"), ("b", False, "1500")):
+        host = TreeHost(tmp_path / name)
+        host.write("/etc/os-release", UBUNTU_2404)
+        roce(host, ipv4=ipv4)
+        host.write("/sys/class/net/enp1s0f0np0/mtu", mtu + "\n")
+        results.append(HostResult(parse_host(name), run_doctor(host)))
+    found = {d.fact: d.values for d in differences(results)}
+    assert found["rdma.mtu"] == {"a": "9000", "b": "1500"}
+    assert found["rdma.gid_index"] == {"a": "3", "b": "1"}
+    assert "rdma.link_layers" not in found

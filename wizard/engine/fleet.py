@@ -59,6 +59,8 @@ COMPARED = (
     Compared("gpu.count", False, "ranks per host (slots) follow each host's GPU count"),
     Compared("gpu.model", False, "the slowest GPU sets the pace of a collective"),
     Compared("driver.version", False, "drivers may differ; each must support its CUDA"),
+    Compared("accel.model", False, "another vendor's accelerators: the slowest sets the pace"),
+    Compared("accel.driver", False, "each vendor host's driver must suit its own SDK"),
     Compared("cuda.version", False, "each host's toolkit must suit its own driver"),
     Compared("python.version", False, "torchrun across hosts wants the same Python"),
     Compared("torch.version", False, "torch.distributed across hosts wants one PyTorch"),
