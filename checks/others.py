@@ -73,11 +73,9 @@ def describe(found: Survey) -> str:
     models = sorted({d.model for d in found.shown} or {d.model for d in listing.devices})
     memory = {d.memory_mib for d in listing.devices if d.memory_mib}
     size = f" ({max(memory) // 1024} GiB)" if memory else ""
-    versions = ", ".join(v for v in (listing.driver and f"driver {listing.driver}",
-                                     listing.sdk and f"SDK {listing.sdk}") if v)  # fmt: skip
-    return f"{vendor.name}: {len(found.shown)} × {'/'.join(models)}{size}" + (
-        f", {versions}" if versions else ""
-    )
+    versions = [f"driver {listing.driver}"] if listing.driver else []
+    versions += [f"SDK {listing.sdk}"] if listing.sdk else []
+    return ", ".join([f"{vendor.name}: {len(found.shown)} × {'/'.join(models)}{size}", *versions])
 
 
 def ccl(ctx: Context, found: Survey) -> tuple[str, str, bool]:
@@ -105,6 +103,13 @@ def others(ctx: Context) -> Finding:
             f"  {note}"
             for note in found.notes + list(found.listing.problems if found.listing else ())
         ]
+        listed = len(found.listing.devices) if found.listing else 0
+        if found.pci:
+            details.append(
+                f"  PCI bus: {len(found.pci)} {found.vendor.name} device(s) (vendor id "
+                f"{found.vendor.pci})"
+                + (f"; {listed} listed by the tool" if 0 < listed < len(found.pci) else "")
+            )
         if not found.on_bus:
             details.append(
                 f"  the PCI bus shows no {found.vendor.name} device (vendor id "

@@ -158,6 +158,10 @@ def test_a_vendors_devices_are_counted_from_its_tool(tree: TreeHost, sample: Sam
     vendor = VENDORS[sample.vendor]
     assert facts["accel.ccl_lib"] == f"{vendor.ccl_home}/{vendor.ccl}"
     assert f"{sample.count} × {sample.model} ({sample.memory_mib // 1024} GiB)" in found.summary
+    assert (
+        f"  PCI bus: {sample.count} {vendor.name} device(s) (vendor id {vendor.pci})"
+        in found.details
+    )
 
 
 def test_the_visible_devices_variable_narrows_them_as_the_runtime_does(tree: TreeHost) -> None:
