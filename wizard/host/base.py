@@ -124,8 +124,14 @@ class Host(ABC):
 
     def env_names(self, prefix: str) -> list[str]:
         """The names of the environment variables that start with `prefix`; their values are
-        asked one by one with getenv, so a snapshot never holds a credential's value."""
-        return list(self._observe("env", f"{prefix}*", lambda: sorted(self._env_names(prefix))))
+        asked one by one with getenv, so a snapshot never holds a credential's value (nor,
+        like getenv's, a credential's name)."""
+        key = f"{prefix}*"
+        names = list(self._observe("env", key, lambda: sorted(self._env_names(prefix))))
+        with self._lock:
+            if key in self.observations["env"]:
+                self.observations["env"][key] = [n for n in names if not is_secret_name(n)]
+        return names
 
     def which(self, program: str) -> str | None:
         """The program's path on this host's PATH, or None."""
