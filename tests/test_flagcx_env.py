@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import pytest
 
 from checks.base import Finding, Status
 from checks.flagcx_env import chosen, conf_entries
+from tests import netns
+from tests.cli import run_wizard
 from tests.treehost import TreeHost
 from wizard.engine.doctor import run_doctor
 
@@ -142,3 +148,27 @@ def test_conf_lines_that_are_not_settings_are_named(home: TreeHost) -> None:
     found = settings(home)
     assert found.status is Status.WARN
     assert "'export FLAGCX_DEBUG' is not a variable name" in found.summary
+
+
+@pytest.mark.skipif(netns.available() is not None, reason=str(netns.available()))
+def test_a_remote_hosts_settings_are_read_over_ssh(tmp_path: Path) -> None:
+    """A host behind a real sshd (tests/netns.py) whose sessions get FLAGCX settings through
+    sshd's SetEnv: the names come over awk's ENVIRON, the values over printenv."""
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    with netns.Lab(folder, 1) as lab:
+        lab.hosts[0].env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "FLAGCX_ENABLE_TOPO_DETECT": "TRUE",
+            "FLAGCX_DEBUG": "INFO",
+        }
+        lab.start(lab.hosts[0])
+        done = run_wizard(
+            dict(os.environ), "doctor", "--json", "--hosts", "node0",
+            "--ssh-config", str(lab.config), timeout=180,
+        )  # fmt: skip
+    data = json.loads(done.stdout)
+    found = next(f for f in data["hosts"][0]["findings"] if f["id"] == "flagcx.env")
+    assert found["status"] == "warn", found
+    assert "FLAGCX_ENABLE_TOPO_DETECT is not read by FlagCX v0.13" in found["summary"]
+    assert "FLAGCX_DEBUG=INFO (environment)" in found["details"]
