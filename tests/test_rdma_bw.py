@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import netns
 from tests.cli import run_wizard
 from wizard.engine.parsers import Perftest, perftest_summary
 
@@ -97,3 +98,33 @@ def test_output_in_mb_per_second_is_not_taken_for_gbits() -> None:
         ]
     )
     assert parser.results() == {}
+
+
+@pytest.mark.skipif(netns.available() is not None, reason=str(netns.available()))
+def test_the_server_runs_on_another_host_over_real_ssh(tmp_path: Path, bin_dir: Path) -> None:
+    """node0 behind a real sshd (tests/netns.py) runs the servers, from the same stand-ins on
+    its PATH; the clients run here. The device name has a space and a quote: it reaches the
+    shell there as one word."""
+    (bin_dir / "ssh").unlink()  # the real ssh this time
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    odd = "mlx5 0'x"
+    with netns.Lab(folder, 1) as lab:
+        lab.hosts[0].env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin"}
+        lab.start(lab.hosts[0])
+        env = {
+            **os.environ,
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "XDG_STATE_HOME": str(tmp_path / "state"),
+            "NO_COLOR": "1",
+        }
+        sets = [
+            "server=node0", "server_addr=peer-roce", "hca=mlx5_0", f"server_hca={odd}",
+            "rate_gbps=100", f"ssh=ssh -F {lab.config}",
+        ]  # fmt: skip
+        done = run_wizard(env, "run", "rdma-bw", *[a for s in sets for a in ("--set", s)], "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    servers = [c for c in calls if not c.endswith("peer-roce")]
+    assert len(servers) == 2 and all(f"-d {odd} -p 18515" in c for c in servers)
+    assert "98% of the port's 100 Gb/s" in done.stdout
