@@ -8,7 +8,7 @@ from typing import Any
 from checks import topology
 from checks.base import Context, Finding, Fix, Scalar, check
 from checks.distro import Distro
-from checks.vendors import VENDORS, other_vendors
+from checks.vendors import VENDORS
 
 
 @check("gpu.nvidia", "NVIDIA GPUs", after=("os",))
@@ -170,26 +170,4 @@ def driver_packages_fix(ctx: Context, title: str) -> list[Fix]:
         title,
         {"debian": ["cuda-drivers"], "rhel": ["cuda-drivers"], "suse": ["cuda-drivers"]},
         "adds NVIDIA's repository and installs the driver; reboot afterwards",
-    )
-
-
-@check("gpu.others", "Other accelerators")
-def others(ctx: Context) -> Finding:
-    sightings = other_vendors(ctx.host)
-    wanted = VENDORS[ctx.vendor]
-    found = {s.vendor.key for s in sightings}
-    details = [f"{s.vendor.name}: {s.evidence}" for s in sightings]
-    facts = {"gpu.vendors": ",".join(sorted(found))}
-    if wanted.key != "nvidia" and wanted.key not in found:
-        looked = ", ".join([*wanted.tools, *wanted.homes])
-        return ctx.fail(
-            f"no {wanted.name} device tools or SDK found (looked for {looked})",
-            details=details,
-            facts=facts,
-        )
-    if not sightings:
-        return ctx.skip("no other FlagCX vendor's tools or SDK homes", facts=facts)
-    names = ", ".join(s.vendor.name for s in sightings)
-    return ctx.ok(
-        f"{names}: {'; '.join(s.evidence for s in sightings)}", details=details, facts=facts
     )

@@ -418,8 +418,10 @@ def test_unknown_distro_gets_no_made_up_commands() -> None:
 
 
 def test_metax_host_defaults_to_the_metax_target(tree: TreeHost) -> None:
-    tree.program("/usr/bin/mx-smi", "")
-    tree.mkdir("/opt/maca")
+    tree.program(
+        "/usr/bin/mx-smi", (Path(__file__).parent / "data" / "mx-smi-8xc550.txt").read_text()
+    )
+    tree.write("/opt/maca/lib64/libmccl.so")
     report, f = doctor(tree)
     assert report.target.id == "flagcx-metax"
     assert f["gpu.others"].status is Status.OK and "MetaX" in f["gpu.others"].summary

@@ -91,6 +91,21 @@ def test_secrets_never_reach_a_snapshot(tmp_path: Path, monkeypatch: pytest.Monk
     assert replay.getenv("WIZARD_TEST_API_TOKEN") is None
 
 
+def test_variable_names_are_listed_and_a_credentials_name_is_not_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLAGCX_WIZARD_TEST_TOKEN", "s3cr3t-value")
+    monkeypatch.setenv("FLAGCX_WIZARD_TEST_DEBUG", "INFO")
+    host = LocalHost()
+    names = host.env_names("FLAGCX_WIZARD_TEST_")
+    assert names == ["FLAGCX_WIZARD_TEST_DEBUG", "FLAGCX_WIZARD_TEST_TOKEN"]
+    host.getenv("FLAGCX_WIZARD_TEST_DEBUG")
+    text = write_snapshot(host, tmp_path / "snap.yaml").read_text()
+    assert "TOKEN" not in text and "s3cr3t" not in text
+    replay = load_snapshot(tmp_path / "snap.yaml")
+    assert replay.env_names("FLAGCX_WIZARD_TEST_") == ["FLAGCX_WIZARD_TEST_DEBUG"]
+
+
 def test_replay_answers_what_was_recorded_and_lists_misses(tmp_path: Path) -> None:
     host = LocalHost()
     host.run(["sh", "-c", "echo hello"])

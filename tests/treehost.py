@@ -86,7 +86,12 @@ class TreeHost(LocalHost):
         program = self._which(argv[0]) if "/" not in argv[0] else argv[0]
         if program is None or not os.access(self._in(program), os.X_OK):
             return CommandResult(tuple(argv), None, error=f"{argv[0]}: command not found")
-        return super()._run([self._in(program), *argv[1:]], timeout)
+        # an argument naming a path in the tree means that path (`grep -r /src`, say)
+        args = [
+            self._in(a) if a.startswith("/") and os.path.exists(self._in(a)) else a
+            for a in argv[1:]
+        ]
+        return super()._run([self._in(program), *args], timeout)
 
     def _read_text(self, path: str, max_bytes: int) -> str | None:
         return super()._read_text(self._in(path), max_bytes)
@@ -102,6 +107,9 @@ class TreeHost(LocalHost):
 
     def _getenv(self, name: str) -> str | None:
         return self.env.get(name)
+
+    def _env_names(self, prefix: str) -> list[str]:
+        return [name for name in self.env if name.startswith(prefix)]
 
     def _which(self, program: str) -> str | None:
         for folder in self.env.get("PATH", "").split(":"):

@@ -12,6 +12,7 @@ from wizard.engine.parsers import (
     flexflow_summary,
     gtest_summary,
     megatron_summary,
+    perftest_summary,
     training_summary,
 )
 from wizard.engine.recipe import Recipe, Step
@@ -142,5 +143,7 @@ class Console:
                 self.write(f"{step.id}: {flexflow_summary(results)}")
             elif "iterations" in results:
                 self.write(f"{step.id}: {megatron_summary(results)}")
+            elif "perftest" in results:
+                self.write(f"{step.id}: {perftest_summary(results)}")
         self.write()
         self.write(f"State and logs: {state.folder}")

@@ -369,6 +369,83 @@ def megatron_summary(results: dict[str, Any]) -> str:
     )
 
 
+# perftest (ib_write_bw, ib_send_bw, ... with --report_gbits): its banner (" Mtu : 4096[B]",
+# " Link type : Ethernet", " GID index : 3", " Device : mlx5_0"), then under
+# " #bytes #iterations BW peak[Gb/sec] BW average[Gb/sec] MsgRate[Mpps]" one row per size.
+# The rdma-bw recipe prints "[wizard] port rate: 100 Gb/s" first, to set the result against.
+_PERFTEST_ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$", re.M)
+_PERFTEST_FIELD = re.compile(
+    r"(Mtu|Link type|GID index|Device|Number of qps)\s*:\s*(\S+?)(?:\[B\])?(?:\s{2,}|\s*$)", re.M
+)
+_PERFTEST_TEST = re.compile(r"^\s*(\S.*? (?:BW|Bandwidth) Test)\s*$", re.M)
+_PORT_RATE = re.compile(r"^\[wizard\] port rate: ([\d.]+) Gb/s", re.M)
+# Below this share of the port's rate, the usual suspects are named.
+PERFTEST_FAIR_SHARE = 0.8
+
+
+class Perftest:
+    """perftest's bandwidth rows (Gb/s, as --report_gbits prints them) and its banner."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+        self.banner: dict[str, Any] = {}
+        self.unit_ok = True
+
+    def feed(self, lines: list[str]) -> None:
+        text = plain("\n".join(lines))
+        if "BW peak[MB/sec]" in text:
+            self.unit_ok = False  # run without --report_gbits: MB/s, not what is set against
+        for name, value in _PERFTEST_FIELD.findall(text):
+            key = name.lower().replace(" ", "_")
+            self.banner.setdefault(key, int(value) if value.isdigit() else value)
+        if found := _PERFTEST_TEST.search(text):
+            self.banner.setdefault("test", found.group(1))
+        if found := _PORT_RATE.search(text):
+            self.banner["port_rate_gbps"] = float(found.group(1))
+        for size, iterations, peak, average, rate in _PERFTEST_ROW.findall(text):
+            self.rows.append(
+                {
+                    "size_bytes": int(size),
+                    "iterations": int(iterations),
+                    "peak_gbps": float(peak),
+                    "average_gbps": float(average),
+                    "msg_rate_mpps": float(rate),
+                }
+            )
+
+    def results(self) -> dict[str, Any]:
+        if not self.rows or not self.unit_ok:
+            return {}
+        return {"perftest": {**self.banner, "rows": self.rows}}
+
+
+def perftest_summary(results: dict[str, Any]) -> str:
+    """ "RDMA_Write BW Test on mlx5_0: 98.03 Gb/s (98% of the port's 100 Gb/s)", and below
+    80% of the rate the usual suspects, with what this run showed of them."""
+    run = results["perftest"]
+    best = max(run["rows"], key=lambda r: r["average_gbps"])
+    text = (
+        f"{run.get('test', 'perftest')} on {run.get('device', '?')}: "
+        f"{best['average_gbps']:.2f} Gb/s at {best['size_bytes']} B"
+    )
+    rate = run.get("port_rate_gbps")
+    if not rate:
+        return text + " (the port's rate is unknown: nothing to set it against)"
+    share = best["average_gbps"] / rate
+    text += f" ({share:.0%} of the port's {rate:g} Gb/s)"
+    if share >= PERFTEST_FAIR_SHARE:
+        return text
+    mtu = run.get("mtu", "?")
+    suspects = [f"the MTU ({mtu} B here; RoCE wants 4096, so a netdev MTU over 4200)"]
+    if run.get("link_type") == "Ethernet":
+        suspects.append(f"the GID index ({run.get('gid_index', '?')} here: use a RoCE v2 one)")
+    suspects += [
+        "the NIC's PCIe link (`lspci -vv`: LnkSta width and speed below LnkCap)",
+        "a NIC on another NUMA node than the cores the test ran on (`numactl -N <node>`)",
+    ]
+    return text + f"; below {PERFTEST_FAIR_SHARE:.0%}: check " + "; ".join(suspects)
+
+
 PARSERS: dict[str, type[Parser]] = {
     "flagcx-perf": FlagcxPerf,
     "nccl-tests": NcclTestsPerf,
@@ -377,4 +454,5 @@ PARSERS: dict[str, type[Parser]] = {
     "training": Training,
     "flexflow": FlexFlow,
     "megatron": Megatron,
+    "perftest": Perftest,
 }

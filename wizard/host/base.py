@@ -122,6 +122,17 @@ class Host(ABC):
     def getenv(self, name: str) -> str | None:
         return self._observe("env", name, lambda: self._getenv(name))
 
+    def env_names(self, prefix: str) -> list[str]:
+        """The names of the environment variables that start with `prefix`; their values are
+        asked one by one with getenv, so a snapshot never holds a credential's value (nor,
+        like getenv's, a credential's name)."""
+        key = f"{prefix}*"
+        names = list(self._observe("env", key, lambda: sorted(self._env_names(prefix))))
+        with self._lock:
+            if key in self.observations["env"]:
+                self.observations["env"][key] = [n for n in names if not is_secret_name(n)]
+        return names
+
     def which(self, program: str) -> str | None:
         """The program's path on this host's PATH, or None."""
         return self._observe("which", program, lambda: self._which(program))
@@ -160,6 +171,9 @@ class Host(ABC):
 
     @abstractmethod
     def _getenv(self, name: str) -> str | None: ...
+
+    @abstractmethod
+    def _env_names(self, prefix: str) -> list[str]: ...
 
     @abstractmethod
     def _which(self, program: str) -> str | None: ...

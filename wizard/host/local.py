@@ -116,6 +116,9 @@ class LocalHost(Host):
     def _getenv(self, name: str) -> str | None:
         return os.environ.get(name)
 
+    def _env_names(self, prefix: str) -> list[str]:
+        return [name for name in os.environ if name.startswith(prefix)]
+
     def _which(self, program: str) -> str | None:
         return shutil.which(program)
 

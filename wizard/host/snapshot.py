@@ -60,6 +60,9 @@ class SnapshotHost(Host):
     def _getenv(self, name: str) -> str | None:
         return self._recorded("env", name, None)
 
+    def _env_names(self, prefix: str) -> list[str]:
+        return self._recorded("env", f"{prefix}*", [])
+
     def _which(self, program: str) -> str | None:
         return self._recorded("which", program, None)
 

@@ -157,6 +157,12 @@ class SshHost(Host):
         result = self._sh(f"printenv {shlex.quote(name)}")
         return result.stdout.rstrip("\n") if result.ok else None
 
+    def _env_names(self, prefix: str) -> list[str]:
+        # awk's ENVIRON gives the names alone: no value crosses the connection
+        result = self._sh("awk 'BEGIN { for (name in ENVIRON) print name }'")
+        names = result.stdout.splitlines() if result.ok else []
+        return [name for name in names if name.startswith(prefix)]
+
     def _which(self, program: str) -> str | None:
         result = self._sh(f"command -v {shlex.quote(program)}")
         found = result.stdout.strip()

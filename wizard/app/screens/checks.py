@@ -22,7 +22,7 @@ GROUPS = {
     "System": ("os", "build.tools", "python.env", "limits"),
     "Accelerator": ("gpu.nvidia", "gpu.others", "cuda.toolkit", "cudnn", "torch", "deepspeed"),
     "Communication": ("nccl.header", "nccl.library", "mpi", "rdma"),
-    "Tests": ("gtest", "flagcx"),
+    "Tests": ("gtest", "flagcx", "flagcx.env"),
 }
 MARKS = {
     Status.OK: ("✓", "green"),
