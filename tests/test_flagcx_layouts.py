@@ -342,3 +342,24 @@ def test_real_v013_unit_tests_counted_per_program() -> None:
     assert results["programs"]["core_unit_tests"] == {"passed": 86, "failed": 0, "ranks": 1}
     assert results["programs"]["symmem_mpi_tests"] == {"passed": 10, "failed": 4, "ranks": 1}
     assert len(results["programs"]) == 12
+
+
+def test_another_vendors_sdk_home_reaches_the_flagcx_build(tmp_path: Path) -> None:
+    from wizard.engine import recipe
+    from wizard.engine.run import recipe_facts, resolve
+
+    class Target:
+        vendor = __import__("checks.vendors", fromlist=["VENDORS"]).VENDORS["kunlunxin"]
+
+    class FakeReport:  # what recipe_facts reads of a doctor report
+        target = Target
+        facts = staticmethod(
+            lambda: {"accel.device_home": "/opt/xre", "nccl.home": "/usr", "mpi.home": "/m"}
+        )
+
+    values = resolve(recipe.load("flagcx"), recipe_facts(FakeReport), {}, tmp_path)  # type: ignore[arg-type]
+    assert (values["make_flag"], values["device_home"], values["ccl_home"]) == (
+        "USE_KUNLUNXIN",
+        "/opt/xre",
+        "",
+    )

@@ -57,11 +57,17 @@ class Listener(Protocol):
 def recipe_facts(report: Report) -> dict[str, Any]:
     """The doctor's facts, plus the target's, for filling a recipe's parameters."""
     vendor = report.target.vendor
+    facts = report.facts()
+    nvidia = vendor.key == "nvidia"
     return {
-        **report.facts(),
+        **facts,
         "target.vendor": vendor.key,
         "target.make_flag": vendor.make_flag,
         "target.adaptor": vendor.adaptor,
+        # The homes FlagCX's make takes: the CUDA toolkit and NCCL the doctor found, or the
+        # other vendor's SDK (its CCL home is left to FlagCX's Makefile default).
+        "target.device_home": facts.get("cuda.home" if nvidia else "accel.device_home"),
+        "target.ccl_home": facts.get("nccl.home") if nvidia else None,
     }
 
 
