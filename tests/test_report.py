@@ -11,8 +11,11 @@ import pytest
 
 from tests.cli import run_wizard
 from tests.perf_runs import FOUR, TORCH, record_four_gpu_runs
-from wizard.engine.compare import compare
+from wizard import perf_report
+from wizard.engine import state as st
+from wizard.engine.compare import compare, gather
 from wizard.engine.parsers import FlagcxPerf, NcclTestsPerf
+from wizard.engine.plausible import memory_gbs, suspect
 
 DATA = Path(__file__).parent / "data"
 FLAGCX_LOG = DATA / "flagcx-h100-allreduce.log"
@@ -67,11 +70,20 @@ def test_wizard_report_end_to_end(tmp_path: Path) -> None:
     def wizard(*args: str) -> subprocess.CompletedProcess[str]:
         return run_wizard(env, *args)
 
-    missing = wizard("report")
-    assert missing.returncode == 1 and "no flagcx run yet" in missing.stderr
+    nothing = wizard("report")  # no run yet is not a failure: it says what to run
+    assert nothing.returncode == 0, nothing.stdout + nothing.stderr
+    assert "Nothing to report yet: no run with results yet: `wizard run flagcx`" in nothing.stdout
+    assert json.loads(wizard("report", "--json").stdout)["runs"] == []
     wizard(
         "run", str(recipe(tmp_path / "f.yaml", "flagcx", "allreduce", FLAGCX_LOG, "flagcx-perf"))
     )
+    alone = wizard("report")  # FlagCX's table is shown, and what a comparison needs
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    assert "allreduce, algorithm bandwidth (GB/s; one rank" in alone.stdout
+    assert "  256M   1460.09" in alone.stdout
+    assert "Not compared yet: NCCL's figures: run `wizard run nccl-tests`" in alone.stdout
+    (only,) = json.loads(wizard("report", "--json").stdout)["results"]
+    assert [s["source"] for s in only["series"]] == ["FlagCX"] and only["comparison"] is None
     wizard(
         "run", str(recipe(tmp_path / "n.yaml", "nccl-tests", "all-reduce", NCCL_LOG, "nccl-tests"))
     )
@@ -105,7 +117,7 @@ def test_wizard_report_puts_three_collectives_side_by_side(tmp_path: Path) -> No
     out = done.stdout
     assert "Links: NVLink 4.0 ×18, peak 450 GB/s per direction" in out
     for name in FOUR:
-        assert f"{name}, busbw (GB/s)" in out
+        assert f"{name}, bus bandwidth (GB/s)" in out
     # allreduce at 4G: FlagCX 362.57, NCCL 362.49 GB/s, each 81% of 450
     assert "      4G     362.57     362.49   1.000          81%        81%" in out
     data = json.loads(run_wizard(env, "report", "--json").stdout)
@@ -131,3 +143,50 @@ def test_wizard_report_adds_torch_as_a_third_column(tmp_path: Path) -> None:
     data = json.loads(run_wizard(env, "report", "--json").stdout)
     assert data["torch_run"].startswith("torch-nccl-")
     assert data["collectives"][0]["rows"][-1]["torch_gbs"] == 362.66
+
+
+def saved_run(recipe_id: str, tables: dict[str, list[dict]], **params: str) -> None:
+    run = st.new_run(recipe_id, recipe_id, list(tables), {})
+    run.params = dict(params)
+    for step_id, rows in tables.items():
+        run.step(step_id).status = st.DONE
+        run.step(step_id).results = {"table": rows}
+    run.save()
+
+
+def test_figures_the_hardware_cannot_move_are_suspect_and_left_out_of_the_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An in-place all-reduce on one rank does no work: torch reported 160,750 GB/s at 4G on
+    an H100 (issue 21). Such a figure, and a busbw above the link's peak, is marked suspect
+    with the reason and never makes (or hides) a FlagCX/NCCL gap."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    four = 4 << 30
+    flagcx = parsed(FlagcxPerf, DATA / "flagcx-4xh100-allreduce.log")
+    nccl = parsed(NcclTestsPerf, DATA / "nccl-tests-4xh100-all-reduce.log")
+    # NCCL's 4G figure doubled: above the 450 GB/s peak, so a gap of FlagCX's would show
+    nccl = [{**r, "busbw_gbs": r["busbw_gbs"] * 2} if r["size_bytes"] == four else r for r in nccl]
+    peak = {"link": "NVLink 4.0 ×18", "link_peak_gbs": "450.0", "gpus": "4"}
+    saved_run("flagcx", {"allreduce": flagcx}, gpu_model="NVIDIA H100 80GB HBM3", **peak)
+    saved_run("nccl-tests", {"all-reduce": nccl}, **peak)
+    torch = [{"size_bytes": four, "time_us": 26.72, "algbw_gbs": 160750.0, "busbw_gbs": 0.0}]
+    saved_run("torch-nccl", {"all-reduce": torch})
+    report = gather()
+    (allreduce,) = report.collectives
+    nccl_4g = next(r for r in allreduce.series[1].rows if r["size_bytes"] == four)
+    assert nccl_4g["suspect"] == "busbw 724.98 GB/s is above the link's peak (450 GB/s)"
+    torch_4g = allreduce.series[2].rows[0]
+    assert torch_4g["suspect"] == (
+        "algbw 160750 GB/s is above the H100's memory bandwidth (3350 GB/s)"
+    )
+    row = allreduce.comparison.rows[-1]
+    assert row.ratio is None and row.torch is None and len(row.suspect) == 2
+    assert report.gaps() == []  # the doubled NCCL figure would be a gap of 50%
+    assert "4G, nccl-tests (run nccl-tests-" in perf_report.render(report, "text")
+    assert "suspect" in perf_report.render(report, "markdown")
+
+
+def test_a_time_below_a_kernel_launch_is_suspect() -> None:
+    row = {"size_bytes": 131072, "time_us": 0.0, "algbw_gbs": 0.0, "busbw_gbs": 0.0}
+    reason = suspect(row, link_peak=None, memory=memory_gbs(""))
+    assert reason == "time 0 us is below a kernel launch (1 us)"

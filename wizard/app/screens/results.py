@@ -92,7 +92,7 @@ class ResultsScreen(WizardScreen):
     def against_nccl(self) -> ComposeResult:
         """The latest FlagCX and nccl-tests runs, collective by collective (`wizard report`)."""
         try:
-            report = compare.latest()
+            report = compare.gather()
         except (compare.NoResults, st.StateError) as exc:
             yield Static(Text("FlagCX against NCCL"), classes="section")
             yield Static(Text(f"Not yet: {exc}"))
@@ -110,6 +110,8 @@ class ResultsScreen(WizardScreen):
                 figures = c.figures(row, torch=bool(report.torch_run))
                 table.add_row(size_text(row.size_bytes), *figures)
             yield table
+        if not report.comparisons:
+            yield Static(Text("FlagCX against NCCL"), classes="section")
         for note in report.missing:
             yield Static(Text(f"Not compared: {note}."))
 
