@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -190,3 +192,76 @@ def test_a_time_below_a_kernel_launch_is_suspect() -> None:
     row = {"size_bytes": 131072, "time_us": 0.0, "algbw_gbs": 0.0, "busbw_gbs": 0.0}
     reason = suspect(row, link_peak=None, memory=memory_gbs(""))
     assert reason == "time 0 us is below a kernel launch (1 us)"
+
+
+def readme_schema() -> dict:
+    """The JSON Schema README.md documents for `wizard report --format json`."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("#### Formats, and the JSON report's schema", 1)[1]
+    return json.loads(section.split("```json\n", 1)[1].split("\n```", 1)[0])
+
+
+def four_gpu_report(tmp_path: Path, form: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
+    record_four_gpu_runs(tmp_path, env, torch=True)
+    return run_wizard(env, "report", "--format", form, *extra)
+
+
+def test_the_json_report_is_what_the_readme_schema_says(tmp_path: Path) -> None:
+    import jsonschema
+
+    done = four_gpu_report(tmp_path, "json")
+    data = json.loads(done.stdout)  # nothing but the JSON on stdout
+    jsonschema.validate(data, readme_schema())
+    assert data["schema"] == 1 and [c["collective"] for c in data["results"]] == list(FOUR)
+    assert [s["source"] for s in data["results"][0]["series"]] == ["FlagCX", "nccl-tests", "torch"]
+    empty = run_wizard({**os.environ, "XDG_STATE_HOME": str(tmp_path / "none")}, "report", "--json")
+    jsonschema.validate(json.loads(empty.stdout), readme_schema())
+
+
+def test_the_markdown_report_renders_as_tables(tmp_path: Path) -> None:
+    from markdown_it import MarkdownIt
+
+    done = four_gpu_report(tmp_path, "markdown")
+    assert done.returncode == 0, done.stderr
+    tokens = MarkdownIt("commonmark").enable("table").parse(done.stdout)
+    tables, cells, inside = [], [], False
+    for token in tokens:
+        if token.type in ("table_open", "table_close"):
+            inside = token.type == "table_open"
+            tables += [[]] if inside else []
+        elif token.type == "tr_close":
+            tables[-1].append(cells)
+            cells = []
+        elif token.type == "inline" and inside:
+            cells.append(token.content)
+    assert len(tables) == 3  # one per collective, each a real table after rendering
+    assert tables[0][0] == ["size", "FlagCX", "nccl-tests", "torch", "FlagCX/NCCL"]
+    assert tables[0][-1] == ["4G", "362.57", "362.49", "362.66", "1.000"]
+    assert len(tables[0]) == 17
+    html = MarkdownIt("commonmark").enable("table").render(done.stdout)
+    assert "<strong>Machine:</strong> NVLink 4.0 ×18 (peak 450 GB/s per direction)" in html
+
+
+def test_the_html_report_opens_in_a_headless_browser_with_a_chart_per_collective(
+    tmp_path: Path,
+) -> None:
+    browser = shutil.which("chromium")
+    if browser is None:
+        pytest.fail("chromium is missing: .ci/run installs Debian's chromium package")
+    page = tmp_path / "report.html"
+    done = four_gpu_report(tmp_path, "html", "-o", str(page))
+    assert done.returncode == 0 and f"Wrote the html report to {page}" in done.stdout
+    body = page.read_text()
+    # nothing runs and nothing is fetched: no script, no link or source or url() on the web
+    assert "<script" not in body
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?:|url\(\s*["']?https?:""", body)
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert dom.count("<svg") == 3  # the browser parsed one inline SVG chart per collective
+    assert dom.count("<table>") == 3 and "362.66" in dom

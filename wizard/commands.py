@@ -386,7 +386,7 @@ def _check_step(recipe: recipes.Recipe, step_id: str) -> None:
 
 def report(args: argparse.Namespace) -> int:
     """The chosen runs' results in the asked format; exit 1 only for a FlagCX/NCCL gap."""
-    from wizard.engine.compare import SCHEMA, NoResults, UnknownRun, gather
+    from wizard.engine.compare import NoResults, Report, UnknownRun, gather
     from wizard.perf_report import render
 
     form = "json" if args.json else args.format
@@ -395,11 +395,10 @@ def report(args: argparse.Namespace) -> int:
     except UnknownRun as exc:
         raise UsageError(str(exc)) from None
     except NoResults as exc:
-        if form == "json":
-            print(json.dumps({"schema": SCHEMA, "runs": [], "missing": [str(exc)], "ok": True}))
-        else:
+        if form != "json":
             print(f"Nothing to report yet: {exc}.")
-        return EXIT_OK
+            return EXIT_OK
+        result = Report([], [], "", None, {}, [str(exc)])
     body = render(result, form)
     if args.output:
         try:

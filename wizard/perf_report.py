@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from typing import Any
 
 import pygal
@@ -224,14 +225,23 @@ def bandwidth_svg(report: Report, c: CollectiveResults) -> str:
         chart.add(
             "link peak", [(x, report.peak_gbs) for x in ends], stroke_style={"dasharray": "6"}
         )
-    return chart.render(is_unicode=True)
+    return _svg(chart)
 
 
 def training_svg(t: TrainingSeries, what: str) -> str:
     chart = _chart(f"{t.run_id} {t.step}: {what} by step")
     key = "loss" if what == "loss" else "throughput"
     chart.add(what, [(p["step"], p[key]) for p in t.points])
-    return chart.render(is_unicode=True)
+    return _svg(chart)
+
+
+_SCRIPT = re.compile(r"<script\b.*?</script>", re.S)
+
+
+def _svg(chart: pygal.XY) -> str:
+    """The chart's SVG without pygal's script: it only configures pygal.js's tooltips, which
+    are loaded from the web, and a shared report has nothing that runs."""
+    return _SCRIPT.sub("", chart.render(is_unicode=True))
 
 
 def _chart(title: str) -> pygal.XY:
