@@ -118,7 +118,9 @@ def text(report: Report) -> list[str]:
         lines += _compared(c) if c.comparison else _aligned_grid(*grid(c))
     lines.append("")
     lines += [f"Suspect: {line}." for line in suspect_lines(report)]
-    lines += [f"Training: {t.run_id} {t.step}: {t.summary or _points(t)}" for t in report.training]
+    lines += [
+        f"Training: {t.run_id} {t.step}: {t.summary or training_text(t)}" for t in report.training
+    ]
     if report.comparisons:  # otherwise the verdict says what is missing
         lines += [f"Not compared: {note}." for note in report.missing]
     lines.append(verdict(report))
@@ -150,7 +152,7 @@ def _aligned_grid(header: list[str], body: list[list[str]]) -> list[str]:
     ]
 
 
-def _points(t: TrainingSeries) -> str:
+def training_text(t: TrainingSeries) -> str:
     first, last = t.points[0], t.points[-1]
     return f"loss {first['loss']:.4g} -> {last['loss']:.4g} over {len(t.points)} logged steps"
 
@@ -182,7 +184,7 @@ def markdown(report: Report) -> str:
         out += ["", "**Suspect** (marked ?, not used for the verdict):", ""]
         out += [f"- {line}" for line in suspect_lines(report)]
     for t in report.training:
-        out += ["", f"### Training: {t.run_id} {t.step}", "", t.summary or _points(t), ""]
+        out += ["", f"### Training: {t.run_id} {t.step}", "", t.summary or training_text(t), ""]
         out += [_md_row(["step", "loss", t.unit]), "|---:|---:|---:|"]
         out += [
             _md_row([str(p["step"]), f"{p['loss']:.4g}", f"{p['throughput']:.1f}"])
@@ -289,7 +291,7 @@ def to_html(report: Report) -> str:
     for t in report.training:
         out += [
             f"<h2>Training: {e(t.run_id)} {e(t.step)}</h2>",
-            f"<p>{e(t.summary or _points(t))}</p>",
+            f"<p>{e(t.summary or training_text(t))}</p>",
         ]
         out += [training_svg(t, "loss"), training_svg(t, t.unit)]
     out.append("</body></html>")

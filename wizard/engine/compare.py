@@ -280,20 +280,27 @@ def chosen_runs(run_ids: Sequence[str] = ()) -> list[st.RunState]:
             )
         return [st.load(r, set_aside=False) for r in dict.fromkeys(run_ids)]
     runs = []
-    for recipe in (*SOURCES, *TRAINING):
-        run_id = st.latest_for(recipe)
-        if run_id is not None:
-            try:
-                runs.append(st.load(run_id, set_aside=False))
-            except st.StateError:
-                continue  # an unreadable run is reported by `wizard status`, not here
+    for run_id in latest_ids():
+        try:
+            runs.append(st.load(run_id, set_aside=False))
+        except st.StateError:
+            continue  # an unreadable run is reported by `wizard status`, not here
     return runs
+
+
+def latest_ids() -> list[str]:
+    """The latest run of each recipe a report shows by default."""
+    return [r for r in map(st.latest_for, (*SOURCES, *TRAINING)) if r is not None]
 
 
 def gather(run_ids: Sequence[str] = ()) -> Report:
     """The report on the runs named (the latest of each kind by default): every perf table,
     each row checked for plausibility, FlagCX beside NCCL where both measured a collective."""
-    runs = chosen_runs(run_ids)
+    return report_on(chosen_runs(run_ids))
+
+
+def report_on(runs: list[st.RunState]) -> Report:
+    """The report on these runs (see gather)."""
     perf = [r for r in runs if any(s.results.get("table") for s in r.steps.values())]
     training = [t for r in runs for t in training_series(r)]
     if not perf and not training:
