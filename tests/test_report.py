@@ -215,6 +215,11 @@ def test_the_json_report_is_what_the_readme_schema_says(tmp_path: Path) -> None:
     jsonschema.validate(data, readme_schema())
     assert data["schema"] == 1 and [c["collective"] for c in data["results"]] == list(FOUR)
     assert [s["source"] for s in data["results"][0]["series"]] == ["FlagCX", "nccl-tests", "torch"]
+    flagcx_run = next(r["run_id"] for r in data["runs"] if r["recipe"] == "flagcx")
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    chosen = json.loads(run_wizard(env, "report", "--json", "--run", flagcx_run).stdout)
+    assert [r["run_id"] for r in chosen["runs"]] == [flagcx_run]  # only the run asked for
+    assert chosen["collectives"] == [] and chosen["missing"][0].startswith("NCCL's figures")
     empty = run_wizard({**os.environ, "XDG_STATE_HOME": str(tmp_path / "none")}, "report", "--json")
     jsonschema.validate(json.loads(empty.stdout), readme_schema())
 
@@ -265,3 +270,47 @@ def test_the_html_report_opens_in_a_headless_browser_with_a_chart_per_collective
     ).stdout
     assert dom.count("<svg") == 3  # the browser parsed one inline SVG chart per collective
     assert dom.count("<table>") == 3 and "362.66" in dom
+
+
+def test_the_machine_line_and_each_host_of_a_run_across_hosts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 4x H100's facts (snapshots/4xh100-nvlink.yaml) and the FlagCX commit the run kept;
+    a run across two hosts names both."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    facts = {
+        "gpus": "4",
+        "gpu_model": "NVIDIA H100 80GB HBM3",
+        "link": "NVLink 4.0 ×18",
+        "link_peak_gbs": "450.0",
+        "driver": "580.159.04",
+        "cuda_version": "13.0",
+        "nccl_version": "2.28.3",
+        "mpi_version": "Open MPI 4.1.6",
+        "flagcx_commit": "cbf2f48",
+    }
+    flagcx = parsed(FlagcxPerf, DATA / "flagcx-4xh100-allreduce.log")
+    saved_run("flagcx", {"allreduce": flagcx}, **facts)
+    run = st.load(st.latest_for("flagcx"))
+    run.cluster = {"hosts": [{"host": "gpu1", "slots": 4}, {"host": "gpu2", "slots": 4}]}
+    run.save()
+    report = gather()
+    line = perf_report.machine_line(report)
+    assert line == (
+        "4x NVIDIA H100 80GB HBM3; NVLink 4.0 ×18 (peak 450 GB/s per direction); "
+        "driver 580.159.04; CUDA 13.0; NCCL 2.28.3; FlagCX cbf2f48; MPI Open MPI 4.1.6; "
+        "hosts gpu1, gpu2"
+    )
+    markdown = perf_report.render(report, "markdown")
+    assert f"**Machine:** {line}" in markdown
+    assert f"**Runs:** {run.run_id} (on gpu1, gpu2)" in markdown
+    assert report.to_dict()["runs"][0]["hosts"] == ["gpu1", "gpu2"]
+
+
+def test_a_run_that_is_not_saved_is_a_usage_error(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
+    done = run_wizard(env, "report", "--run", "flagcx-20260101-000000")
+    assert done.returncode == 2 and done.stdout == ""
+    assert (
+        "no saved run flagcx-20260101-000000: `wizard status` lists the saved runs" in done.stderr
+    )

@@ -135,11 +135,13 @@ _WIDTHS = (8, 10, 10, 7, 12, 10, 9)
 
 def _compared(c: CollectiveResults) -> list[str]:
     """FlagCX beside NCCL, each against the link's peak, and torch's figures when there are."""
-    assert c.comparison is not None
+    comparison = c.comparison
+    if comparison is None:
+        return []
     torch = any(s.source.startswith("torch") for s in c.series)
     rows = [_COMPARED if torch else _COMPARED[:-1]]
     rows += [
-        [size_text(r.size_bytes), *c.comparison.figures(r, torch=torch)] for r in c.comparison.rows
+        [size_text(r.size_bytes), *comparison.figures(r, torch=torch)] for r in comparison.rows
     ]
     return [" ".join(f"{cell:>{w}}" for cell, w in zip(row, _WIDTHS, strict=False)) for row in rows]
 
