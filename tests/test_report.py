@@ -314,3 +314,26 @@ def test_a_run_that_is_not_saved_is_a_usage_error(tmp_path: Path) -> None:
     assert (
         "no saved run flagcx-20260101-000000: `wizard status` lists the saved runs" in done.stderr
     )
+
+
+def test_a_training_run_is_charted_in_the_html_and_tabled_in_the_markdown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DeepSpeed training step as it ran on the 2x H200: loss and samples/s by step."""
+    from wizard.engine.parsers import Training
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    parser = Training()
+    parser.feed((DATA / "ds-train-2xh200.log").read_text().splitlines())
+    run = st.new_run("deepspeed", "deepspeed", ["train"], {})
+    run.step("train").status, run.step("train").results = st.DONE, parser.results()
+    run.save()
+    report = gather()
+    (train,) = report.training
+    assert train.unit == "samples/s" and [p["loss"] for p in train.points][-1] == 0.0031
+    page = perf_report.render(report, "html")
+    assert page.count("<svg") == 2  # loss, and throughput
+    assert "train: loss by step" in page and "train: samples/s by step" in page
+    markdown = perf_report.render(report, "markdown")
+    assert "| step | loss | samples/s |" in markdown
+    assert "Not compared yet: FlagCX and NCCL: run `wizard run flagcx`" in markdown
