@@ -76,6 +76,8 @@ def test_wizard_report_end_to_end(tmp_path: Path) -> None:
     assert nothing.returncode == 0, nothing.stdout + nothing.stderr
     assert "Nothing to report yet: no run with results yet: `wizard run flagcx`" in nothing.stdout
     assert json.loads(wizard("report", "--json").stdout)["runs"] == []
+    empty = wizard("report", "--format", "markdown")
+    assert empty.returncode == 0 and "**Runs:** none yet" in empty.stdout
     wizard(
         "run", str(recipe(tmp_path / "f.yaml", "flagcx", "allreduce", FLAGCX_LOG, "flagcx-perf"))
     )

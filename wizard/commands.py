@@ -395,10 +395,10 @@ def report(args: argparse.Namespace) -> int:
     except UnknownRun as exc:
         raise UsageError(str(exc)) from None
     except NoResults as exc:
-        if form != "json":
+        if form == "text":
             print(f"Nothing to report yet: {exc}.")
             return EXIT_OK
-        result = Report([], [], "", None, {}, [str(exc)])
+        result = Report([], [], "", None, {}, [str(exc)])  # says so in its own format
     body = render(result, form)
     if args.output:
         try:

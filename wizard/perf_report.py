@@ -43,9 +43,9 @@ def machine_line(report: Report) -> str:
 
 
 def runs_line(report: Report) -> str:
-    return ", ".join(
-        f"{r.run_id}" + (f" (on {', '.join(r.hosts)})" if r.hosts else "") for r in report.runs
-    )
+    """Each run's id, and the hosts of a run across hosts."""
+    named = [r.run_id + (f" (on {', '.join(r.hosts)})" if r.hosts else "") for r in report.runs]
+    return ", ".join(named) or "none yet"
 
 
 def verdict(report: Report) -> str:
