@@ -20,7 +20,6 @@ import pygal
 from wizard.console import size_text
 from wizard.engine.compare import CAUSES, CollectiveResults, Report, TrainingSeries
 
-FORMATS = ("text", "json", "markdown", "html")
 _MACHINE = (
     ("gpus", "{}"),
     ("link", "{}"),
@@ -59,7 +58,7 @@ def verdict(report: Report) -> str:
     return "Not compared yet: " + "; ".join(report.missing) + "."
 
 
-def value(row: dict[str, Any] | None, metric: str) -> str:
+def _figure(row: dict[str, Any] | None, metric: str) -> str:
     return "-" if row is None else f"{row[f'{metric}_gbs']:.2f}"
 
 
@@ -75,7 +74,7 @@ def grid(c: CollectiveResults) -> tuple[list[str], list[list[str]]]:
         cells = [size_text(size)]
         for rows in by_size:
             row = rows.get(size)
-            cells.append(value(row, c.metric) + (" ?" if row and row.get("suspect") else ""))
+            cells.append(_figure(row, c.metric) + (" ?" if row and row.get("suspect") else ""))
         if ratios:
             row = ratios.get(size)
             ratio = row.ratio if row else None
@@ -301,7 +300,7 @@ def to_html(report: Report) -> str:
 
 
 def render(report: Report, form: str) -> str:
-    """The report in one of FORMATS."""
+    """The report as text, json, markdown or html."""
     if form == "json":
         return to_json(report) + "\n"
     if form == "markdown":
