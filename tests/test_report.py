@@ -339,3 +339,19 @@ def test_a_training_run_is_charted_in_the_html_and_tabled_in_the_markdown(
     markdown = perf_report.render(report, "markdown")
     assert "| step | loss | samples/s |" in markdown
     assert "Not compared yet: FlagCX and NCCL: run `wizard run flagcx`" in markdown
+
+
+def test_every_collective_a_perf_step_measured_is_reported_in_a_fixed_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flagcx recipe may measure any of FlagCX's collectives (a step per collective,
+    named after it); nccl-tests names its steps with dashes. Rows here are the data model's
+    shape, not tool output."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    row = {"size_bytes": 1 << 20, "time_us": 20.0, "algbw_gbs": 50.0, "busbw_gbs": 40.0}
+    saved_run("flagcx", {name: [row] for name in ("sendrecv", "broadcast", "alltoall")})
+    saved_run("nccl-tests", {"alltoall": [row], "send-recv": [row]})
+    report = gather()
+    assert [c.name for c in report.collectives] == ["alltoall", "broadcast", "sendrecv"]
+    assert [c.collective for c in report.comparisons] == ["alltoall", "sendrecv"]
+    assert report.missing == ["broadcast: the nccl-tests run has no broadcast results"]
