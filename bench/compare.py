@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from wizard.engine.compare import LARGE, NoResults, latest
+from wizard.engine.compare import LARGE, NoResults, gather
 
 SIZE = 256 << 20
 GOAL = 0.97
@@ -19,9 +19,12 @@ GOAL = 0.97
 
 def main() -> int:
     try:
-        report = latest()
+        report = gather()
     except NoResults as exc:
         print(exc, file=sys.stderr)
+        return 1
+    if not report.comparisons:
+        print("nothing to compare: " + "; ".join(report.missing), file=sys.stderr)
         return 1
     first = report.comparisons[0]
     print(f"FlagCX run {first.flagcx_run}, nccl-tests run {first.nccl_run}, links {report.link}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.cli import run_wizard
-from wizard.engine.compare import COLLECTIVES
 
 DATA = Path(__file__).parent / "data"
 FOUR = {  # collective: (FlagCX log, nccl-tests log), real runs on the 4x H100 machine
@@ -16,6 +15,11 @@ FOUR = {  # collective: (FlagCX log, nccl-tests log), real runs on the 4x H100 m
 _PARAMS = "params:\n  link: {default: NVLink 4.0 ×18}\n  link_peak_gbs: {default: '450.0'}\n"
 
 
+NCCL_STEPS = {
+    "allreduce": "all-reduce",
+    "allgather": "all-gather",
+    "reducescatter": "reduce-scatter",
+}
 TORCH = {  # torch.distributed's sweep, from the torch-nccl recipe on a 4x H200 (NVLink 4.0 x18)
     "allreduce": "torch-4xh200-all-reduce.log",
     "allgather": "torch-4xh200-all-gather.log",
@@ -27,12 +31,12 @@ def record_four_gpu_runs(folder: Path, env: dict[str, str], *, torch: bool = Fal
     """`wizard run` a flagcx and a nccl-tests recipe (and with `torch`, a torch-nccl one) that
     `cat` the real logs, under env's XDG_STATE_HOME, with the link the doctor read there."""
     recipes = [
-        ("flagcx", {c.flagcx_step: (FOUR[c.name][0], "flagcx-perf") for c in COLLECTIVES}),
-        ("nccl-tests", {c.nccl_step: (FOUR[c.name][1], "nccl-tests") for c in COLLECTIVES}),
+        ("flagcx", {name: (logs[0], "flagcx-perf") for name, logs in FOUR.items()}),
+        ("nccl-tests", {NCCL_STEPS[name]: (logs[1], "nccl-tests") for name, logs in FOUR.items()}),
     ]
     if torch:
         recipes.append(
-            ("torch-nccl", {c.nccl_step: (TORCH[c.name], "nccl-tests") for c in COLLECTIVES})
+            ("torch-nccl", {NCCL_STEPS[name]: (log, "nccl-tests") for name, log in TORCH.items()})
         )
     for recipe_id, steps in recipes:
         path = folder / f"{recipe_id}.yaml"

@@ -141,7 +141,7 @@ async def test_whole_flow_cancel_quit_and_resume(tmp_path: Path) -> None:
         assert isinstance(again.screen, ResultsScreen)
         table = again.screen.query_one("#table-perf", DataTable)
         assert table.row_count == 16
-        assert again.screen.query_one(BandwidthChart).metric == "algbw_gbs"  # one rank
+        assert again.screen.query_one(BandwidthChart).results.metric == "algbw"  # one rank
 
 
 async def test_failed_step_shows_tail_and_likely_cause(tmp_path: Path) -> None:
@@ -225,6 +225,44 @@ async def test_results_put_flagcx_beside_nccl_per_collective(
         assert last == ["4G", "362.57", "362.49", "1.000", "81%", "81%"]
         assert screen.query_one("#table-allreduce", DataTable).get_row_at(15)[-1] == "81%"
         assert len(screen.query(BandwidthChart)) == 3
+
+
+async def test_results_chart_each_collective_with_a_line_per_source_and_share_the_report(
+    tmp_path: Path, state_home: Path
+) -> None:
+    """The real 4x H100 runs and the 4x H200 torch sweep: a tab per collective, whose chart
+    has a line per source and the link's peak; `s` writes report.md and report.html beside
+    the run and says where."""
+    from textual.widgets import TabbedContent
+
+    record_four_gpu_runs(tmp_path, {**os.environ, "NO_COLOR": "1"}, torch=True)
+    run = st.load(st.latest_for("flagcx") or "")
+    app = WizardApp(Session(lambda: load_snapshot(H100), run=run))
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.push_screen(ResultsScreen())
+        await pilot.pause(0.3)
+        screen = app.screen
+        tabs = screen.query_one("#charts", TabbedContent)
+        assert tabs.active == "tab-allreduce"
+        chart = screen.query_one("#chart-allreduce", BandwidthChart)
+        lines = chart.lines()
+        assert list(lines) == ["FlagCX", "nccl-tests", "torch"]
+        assert lines["torch"][-1] == (32.0, 362.66)  # log2(4G), torch's busbw there
+        drawn = str(chart.render())
+        assert "allreduce: bus bandwidth, GB/s (red: the link's peak, 450)" in drawn
+        assert all(label in drawn for label in ("128K", "1M", "8M", "64M", "512M", "4G"))
+        tabs.active = "tab-reducescatter"
+        await pilot.pause(0.2)
+        assert screen.query_one("#chart-reducescatter", BandwidthChart).display
+        await pilot.press("s")
+        await pilot.pause(0.2)
+        shared = str(screen.query_one("#shared", Static).render())
+        notes = [n.message for n in app._notifications]
+    markdown, page = run.folder / "report.md", run.folder / "report.html"
+    assert shared == f"Wrote {markdown} and {page} (paste the .md into an issue)."
+    assert shared in notes
+    assert "| 4G | 362.57 | 362.49 | 362.66 | 1.000 |" in markdown.read_text()
+    assert page.read_text().count("<svg") == 3
 
 
 async def test_an_offline_clone_says_what_to_do_instead(tmp_path: Path) -> None:
@@ -415,9 +453,8 @@ async def test_the_start_screen_offers_every_recipe_and_judges_by_its_checks() -
 
 async def test_results_chart_a_training_runs_loss(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The DeepSpeed training step as it ran on the 2x H200 (its log, parsed): the results
-    screen shows its figures and the loss over the steps."""
-    from textual.widgets import Sparkline
-
+    screen shows its figures and charts the loss and the throughput over the steps."""
+    from wizard.app.widgets.bandwidth_chart import TrainingChart
     from wizard.engine.parsers import Training
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
@@ -432,11 +469,14 @@ async def test_results_chart_a_training_runs_loss(tmp_path: Path, monkeypatch) -
         app.session.run = run
         app.open("results")
         await pilot.pause(0.3)
-        chart = app.screen.query_one("#loss-train", Sparkline)
+        loss = app.screen.query_one("#loss-train", TrainingChart)
+        rate = app.screen.query_one("#rate-train", TrainingChart)
         shown = " ".join(str(w.render()) for w in app.screen.query(Static))
-    assert list(chart.data) == [0.0335, 0.0117, 0.0076, 0.0054, 0.004, 0.0031]
+        drawn = str(loss.render())
+    assert [y for _, y in loss.points()] == [0.0335, 0.0117, 0.0076, 0.0054, 0.004, 0.0031]
+    assert rate.series.unit == "samples/s" and len(rate.points()) == 6
+    assert "train: loss by step" in drawn
     assert "train: 300 steps in 12.3 s: 781.5 samples/s" in shown
-    assert "loss, from 0.0335 to 0.0031:" in shown
 
 
 async def test_a_crashed_check_is_marked_and_the_summary_says_so(

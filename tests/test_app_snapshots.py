@@ -167,3 +167,62 @@ def test_hosts(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-
         await settle(pilot)
 
     assert snap_compare(wizard, terminal_size=size, run_before=hosts)
+
+
+def saved_perf_run(recipe_id: str, logs: dict[str, str], **params: str) -> st.RunState:
+    """A finished run of the recipe whose perf steps' results are the real logs, parsed."""
+    from wizard.engine.parsers import FlagcxPerf, NcclTestsPerf
+
+    run = st.new_run(recipe_id, recipe_id, list(logs), {})
+    run.params = dict(params)
+    for step_id, log in logs.items():
+        parser = FlagcxPerf() if recipe_id == "flagcx" else NcclTestsPerf()
+        parser.feed((ROOT / "data" / log).read_text().splitlines())
+        run.step(step_id).status = st.DONE
+        run.step(step_id).results = parser.results()
+    run.save()
+    return run
+
+
+ONE_RANK = {
+    "flagcx": {"allreduce": "flagcx-h100-allreduce.log"},
+    "nccl-tests": {"all-reduce": "nccl-tests-h100-all-reduce.log"},
+}
+FOUR_RANKS = {
+    "flagcx": {
+        "allreduce": "flagcx-4xh100-allreduce.log",
+        "allgather": "flagcx-4xh100-allgather.log",
+        "reducescatter": "flagcx-4xh100-reducescatter.log",
+    },
+    "nccl-tests": {
+        "all-reduce": "nccl-tests-4xh100-all-reduce.log",
+        "all-gather": "nccl-tests-4xh100-all-gather.log",
+        "reduce-scatter": "nccl-tests-4xh100-reduce-scatter.log",
+    },
+}
+# The facts of the machines the logs were recorded on (snapshots/4xh100-nvlink.yaml).
+FOUR_PARAMS = {
+    "gpus": "4",
+    "gpu_model": "NVIDIA H100 80GB HBM3",
+    "link": "NVLink 4.0 ×18",
+    "link_peak_gbs": "450.0",
+    "driver": "580.159.04",
+}
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("ranks", ["one-rank", "four-ranks"])
+def test_results_of_recorded_perf_runs(snap_compare, ranks: str, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    """The real perf logs (one H100; four H100 over NVLink): the chart of FlagCX and NCCL by
+    message size above the tables."""
+    logs, params = (ONE_RANK, {"gpus": "1"}) if ranks == "one-rank" else (FOUR_RANKS, FOUR_PARAMS)
+    saved_perf_run("nccl-tests", logs["nccl-tests"], **params)
+    run = saved_perf_run("flagcx", logs["flagcx"], **params)
+    wizard = WizardApp(Session(lambda: load_snapshot(SNAPSHOTS / "h100-ubuntu2404.yaml"), run=run))
+
+    async def results(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot)
+        pilot.app.open("results")
+        await settle(pilot)
+
+    assert snap_compare(wizard, terminal_size=size, run_before=results)

@@ -80,7 +80,9 @@ def test_wizard_from_start_to_results_in_tmux(tmp_path: Path) -> None:
         assert "100%" in shown and "Wait for the go file" in shown
         tmux("send-keys", "-t", session, "n")
         shown = wait_for(session, "bandwidth by message size")
-        assert "1497.24" in shown  # the 1G row of the real H100 log
+        assert "perf: algbw (one rank), GB/s" in shown  # the chart, above the table
+        assert "128K" in shown and "4G" in shown  # its size axis
+        assert "52.07" in shown  # the 256K row of the real H100 log
         tmux("send-keys", "-t", session, "q")
         wait_for(session, "WIZARD-EXIT=0")
     finally:

@@ -186,7 +186,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="FlagCX's bandwidth beside NCCL's (nccl-tests), per collective and size, against "
         "the link's peak",
     )
-    report.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    report.add_argument(
+        "--format",
+        choices=["text", "json", "markdown", "html"],
+        default="text",
+        help="text (default), json (schema in README.md), markdown for a GitHub issue, or html "
+        "(one self-contained file, charts as inline SVG)",
+    )
+    report.add_argument("--json", action="store_true", help="the same as --format json")
+    report.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
+    report.add_argument(
+        "--run",
+        dest="runs",
+        action="append",
+        metavar="ID",
+        help="a run to include (repeatable); the latest of each kind by default",
+    )
     return parser
 
 

@@ -6,7 +6,6 @@ import argparse
 import json
 import signal
 import sys
-from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -414,56 +413,28 @@ def _check_step(recipe: recipes.Recipe, step_id: str) -> None:
 
 
 def report(args: argparse.Namespace) -> int:
-    from wizard.console import size_text
-    from wizard.engine.compare import CAUSES, NoResults, latest
+    """The chosen runs' results in the asked format; exit 1 only for a FlagCX/NCCL gap."""
+    from wizard.engine.compare import NoResults, Report, UnknownRun, gather
+    from wizard.perf_report import render
 
+    form = "json" if args.json else args.format
     try:
-        result = latest()
-    except (NoResults, st.StateError) as exc:
-        print(f"wizard: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-        return EXIT_FAILED if any(c.gaps() for c in result.comparisons) else EXIT_OK
-    out = Console()
-    first = result.comparisons[0]
-    out.write(f"FlagCX run {first.flagcx_run} against nccl-tests run {first.nccl_run}")
-    if result.torch_run:
-        out.write(f"torch: torch.distributed's figures from run {result.torch_run}")
-    if result.peak_gbs:
-        out.write(f"Links: {result.link}, peak {result.peak_gbs:g} GB/s per direction")
+        result = gather(args.runs or ())
+    except UnknownRun as exc:
+        raise UsageError(str(exc)) from None
+    except NoResults as exc:
+        if form == "text":
+            print(f"Nothing to report yet: {exc}.")
+            return EXIT_OK
+        result = Report([], [], "", None, {}, [str(exc)])  # says so in its own format
+    body = render(result, form)
+    if args.output:
+        try:
+            Path(args.output).write_text(body, encoding="utf-8")
+        except OSError as exc:
+            print(f"wizard: error: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"Wrote the {form} report to {args.output}")
     else:
-        out.write("Links: peak unknown (the doctor read no NVLink or PCIe speed)")
-    gaps = []
-    for comparison in result.comparisons:
-        out.write()
-        out.write(f"{comparison.collective}, {comparison.metric} (GB/s)")
-        torch = bool(result.torch_run)
-        out.write(_aligned(_REPORT_COLUMNS if torch else _REPORT_COLUMNS[:-1]))
-        for row in comparison.rows:
-            out.write(_aligned([size_text(row.size_bytes), *comparison.figures(row, torch=torch)]))
-        if comparison.metric == "algbw":
-            out.write("One rank: bus bandwidth is 0 for both, so algorithm bandwidth is compared.")
-        gaps += [(comparison.collective, row) for row in comparison.gaps()]
-    for note in result.missing:
-        out.write(f"Not compared: {note}.")
-    out.write()
-    if not gaps:
-        out.write("No large gap: FlagCX is within 10% of NCCL from 16M up.")
-        return EXIT_OK
-    where = ", ".join(f"{name} {size_text(row.size_bytes)}" for name, row in gaps)
-    out.write(
-        out.paint(f"Gap: FlagCX is more than 10% below NCCL at {where}. Likely causes:", "33")
-    )
-    for cause in CAUSES:
-        out.write(f"  - {cause}")
-    return EXIT_FAILED
-
-
-_REPORT_COLUMNS = ("size", "FlagCX", "NCCL", "ratio", "FlagCX/peak", "NCCL/peak", "torch")
-_REPORT_WIDTHS = (8, 10, 10, 7, 12, 10, 9)
-
-
-def _aligned(cells: Sequence[str]) -> str:
-    """Right-aligned in the report's columns (the last, torch, only when it is shown)."""
-    return " ".join(f"{cell:>{w}}" for cell, w in zip(cells, _REPORT_WIDTHS, strict=False))
+        sys.stdout.write(body)
+    return EXIT_FAILED if result.gaps() else EXIT_OK

@@ -6,6 +6,10 @@ line a size in nccl-tests' out-of-place columns (size, count, type, redop, root,
 algbw and busbw in GB/s, #wrong), so the same parser reads both. busbw is nccl-tests' bus
 bandwidth: algbw x 2(n-1)/n for all_reduce, x (n-1)/n for all_gather and reduce_scatter.
 Each size is checked for the right answer once before it is timed.
+
+With one rank an in-place all_reduce does no work at all (it once "measured" 160,750 GB/s at
+4G on an H100), so there it is timed out of place, as nccl-tests' figures are: the input is
+copied to the output, which is then reduced.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ def busbw_factor(op: str, ranks: int) -> float:
 
 def run_once(op: str, data: torch.Tensor, out: torch.Tensor) -> None:
     if op == "all_reduce":
-        dist.all_reduce(data)
+        if out is not data:  # out of place (one rank): what NCCL does for nccl-tests
+            out.copy_(data)
+        dist.all_reduce(out)
     elif op == "all_gather":
         dist.all_gather_into_tensor(out, data)
     else:
@@ -38,11 +44,12 @@ def run_once(op: str, data: torch.Tensor, out: torch.Tensor) -> None:
 
 
 def buffers(op: str, total: int, ranks: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """(input, output) for a message of `total` bytes, counted as nccl-tests counts it."""
+    """(input, output) for a message of `total` bytes, counted as nccl-tests counts it; one
+    buffer for an all_reduce over 2+ ranks (in place), two for one rank."""
     count = total // 4
     if op == "all_reduce":
         data = torch.ones(count, device=device)
-        return data, data
+        return data, (data if ranks > 1 else torch.empty(count, device=device))
     if op == "all_gather":
         return torch.ones(count // ranks, device=device), torch.empty(count, device=device)
     return torch.ones(count, device=device), torch.empty(count // ranks, device=device)

@@ -1,26 +1,41 @@
-"""Results: the perf tables and a chart of bandwidth against message size, the torch
-example's outcome, where the logs and state are, and what to run next."""
+"""Results: a chart per collective of bandwidth against message size (FlagCX, nccl-tests and
+torch as lines, the link's peak as a line) and of training runs' loss and throughput, the
+perf tables, FlagCX against NCCL, suspect figures, where the logs are, what to run next, and
+`s` to write the report as markdown and html for sharing."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Sparkline, Static
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
+from wizard import perf_report
 from wizard.app.screens.base import WizardScreen
-from wizard.app.widgets.bandwidth_chart import BandwidthChart
+from wizard.app.widgets.bandwidth_chart import BandwidthChart, TrainingChart
 from wizard.console import size_text
 from wizard.engine import compare
 from wizard.engine import state as st
-from wizard.engine.parsers import gtest_summary, megatron_summary, training_summary
+from wizard.engine.parsers import gtest_summary
 
 
 class ResultsScreen(WizardScreen):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Back")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("s", "share", "Share"),
+    ]
+    DEFAULT_CSS = """
+    #charts { height: auto; }
+    #charts BandwidthChart, #charts TrainingChart { height: 50vh; min-height: 10; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.report: compare.Report | None = None
 
     def compose(self) -> ComposeResult:
         run = self.wizard.session.run
@@ -29,6 +44,7 @@ class ResultsScreen(WizardScreen):
             if run is None:
                 yield Static(Text("No run yet."))
             else:
+                self.report = _report_for(run)
                 yield from self.sections(run)
         yield Footer()
 
@@ -38,18 +54,25 @@ class ResultsScreen(WizardScreen):
         summary = f"Run {run.run_id}: {done} of {len(run.steps)} steps done"
         summary += f"; not finished: {', '.join(failed)}" if failed else "."
         yield Static(Text(summary, style="bold"))
+        report = self.report
+        if report is not None:
+            yield from self.charts(report)
+            yield Static(Text(f"Machine: {perf_report.machine_line(report)}"), id="machine")
         peak = compare.link_peak(run)
         for step_id, saved in run.steps.items():
             table = saved.results.get("table")
             if table:
                 yield Static(Text(f"{step_id}: bandwidth by message size"), classes="section")
                 yield self.perf_table(step_id, table, peak)
-                yield BandwidthChart(table, id=f"chart-{step_id}")
             elif "passed" in saved.results:
                 yield Static(Text(f"{step_id}: {gtest_summary(saved.results)}"), classes="section")
-            elif losses := _losses(saved.results):
-                yield from self.training(step_id, saved.results, losses)
-        yield from self.against_nccl()
+        if report is not None:
+            yield from self.against_nccl(report)
+        else:
+            yield Static(Text("FlagCX against NCCL"), classes="section")
+            yield Static(
+                Text("Not yet: `wizard run flagcx` and `wizard run nccl-tests` measure both.")
+            )
         torch = run.steps.get("torch-example")
         if torch is not None:
             yield Static(Text(f"PyTorch plugin example: {_outcome(torch)}"), classes="section")
@@ -57,18 +80,23 @@ class ResultsScreen(WizardScreen):
         yield Static(Text(f"{run.folder}"))
         yield Static(Text("Next"), classes="section")
         yield Static(Text("\n".join(self.next_commands(run))))
+        yield Static(Text("s writes this report as markdown and html, to share."), id="shared")
 
-    def training(self, step_id: str, results: dict[str, Any], losses: list[float]) -> ComposeResult:
-        """A training run (DeepSpeed's, FlagScale's): its summary and the loss over steps."""
-        if "iterations" in results:
-            summary = megatron_summary(results)
-        elif "training" in results:
-            summary = training_summary(results)
-        else:
-            summary = f"{len(losses)} logged steps"
-        yield Static(Text(f"{step_id}: {summary}"), classes="section")
-        yield Static(Text(f"loss, from {losses[0]:.4g} to {losses[-1]:.4g}:", style="dim"))
-        yield Sparkline(losses, id=f"loss-{step_id}", summary_function=max)
+    def charts(self, report: compare.Report) -> ComposeResult:
+        """A tab per collective and per training curve; the first is shown."""
+        if not report.collectives and not report.training:
+            return
+        with TabbedContent(id="charts"):
+            for c in report.collectives:
+                with TabPane(c.name, id=f"tab-{c.name}"):
+                    yield BandwidthChart(c, report.peak_gbs, id=f"chart-{c.name}")
+            for t in report.training:
+                with TabPane(f"{t.step} loss", id=f"tab-loss-{t.step}"):
+                    yield TrainingChart(t, "loss", id=f"loss-{t.step}")
+                with TabPane(f"{t.step} {t.unit}", id=f"tab-rate-{t.step}"):
+                    yield TrainingChart(t, "throughput", id=f"rate-{t.step}")
+        for t in report.training:
+            yield Static(Text(f"{t.step}: {t.summary or perf_report.training_text(t)}"))
 
     def perf_table(
         self, step_id: str, rows: list[dict[str, Any]], peak: float | None
@@ -89,29 +117,27 @@ class ResultsScreen(WizardScreen):
             table.add_row(*cells)
         return table
 
-    def against_nccl(self) -> ComposeResult:
-        """The latest FlagCX and nccl-tests runs, collective by collective (`wizard report`)."""
-        try:
-            report = compare.latest()
-        except (compare.NoResults, st.StateError) as exc:
-            yield Static(Text("FlagCX against NCCL"), classes="section")
-            yield Static(Text(f"Not yet: {exc}"))
-            return
+    def against_nccl(self, report: compare.Report) -> ComposeResult:
+        """FlagCX and NCCL, collective by collective (`wizard report`), suspect figures and
+        what a comparison still needs."""
         link = f"; links {report.link}, peak {report.peak_gbs:g} GB/s" if report.peak_gbs else ""
+        torch = bool(report.torch_run)
         for c in report.comparisons:
             yield Static(
                 Text(f"{c.collective}: FlagCX against NCCL, {c.metric}{link}"), classes="section"
             )
             table: DataTable[Any] = DataTable(id=f"nccl-{c.collective}", cursor_type="none")
             table.add_columns("size", "FlagCX", "NCCL", "ratio", "FlagCX/peak", "NCCL/peak")
-            if report.torch_run:
+            if torch:
                 table.add_column("torch")
             for row in c.rows:
-                figures = c.figures(row, torch=bool(report.torch_run))
-                table.add_row(size_text(row.size_bytes), *figures)
+                table.add_row(size_text(row.size_bytes), *c.figures(row, torch=torch))
             yield table
-        for note in report.missing:
-            yield Static(Text(f"Not compared: {note}."))
+        if not report.comparisons:
+            yield Static(Text("FlagCX against NCCL"), classes="section")
+        for line in perf_report.suspect_lines(report):
+            yield Static(Text(f"Suspect: {line}.", style="yellow"))
+        yield Static(Text(perf_report.verdict(report)), id="verdict")
 
     def next_commands(self, run: st.RunState) -> list[str]:
         commands = [f"wizard status --run {run.run_id}"]
@@ -124,11 +150,43 @@ class ResultsScreen(WizardScreen):
         commands += ["wizard run nccl-tests && wizard report   # NCCL's numbers beside FlagCX's"]
         return [f"$ {c}" for c in commands]
 
+    def action_share(self) -> None:
+        """Write the report as markdown and html beside the run's state, and say where."""
+        run = self.wizard.session.run
+        if run is None or self.report is None:
+            self.notify("Nothing to share yet: no run with results.", severity="warning")
+            return
+        written = []
+        try:
+            for form, name in (("markdown", "report.md"), ("html", "report.html")):
+                path = run.folder / name
+                path.write_text(perf_report.render(self.report, form), encoding="utf-8")
+                written.append(path)
+        except OSError as exc:
+            self.notify(f"Cannot write {exc.filename}: {exc.strerror}", severity="error")
+            return
+        where = _shared_text(written)
+        self.query_one("#shared", Static).update(Text(where))
+        self.notify(where, title="Share")
 
-def _losses(results: dict[str, Any]) -> list[float]:
-    """The loss at each logged step of a training run's results, or []."""
-    rows = results.get("iterations") or results.get("progress") or []
-    return [float(row["loss"]) for row in rows if "loss" in row]
+
+def _report_for(run: st.RunState) -> compare.Report | None:
+    """This run's results beside the latest runs of the other kinds."""
+    runs = [run]
+    for run_id in compare.latest_ids():
+        if not st.is_run_of(run_id, run.recipe):
+            try:
+                runs.append(st.load(run_id, set_aside=False))
+            except st.StateError:
+                continue  # `wizard status` reports an unreadable run
+    try:
+        return compare.report_on(runs)
+    except compare.NoResults:
+        return None
+
+
+def _shared_text(paths: list[Path]) -> str:
+    return "Wrote " + " and ".join(str(p) for p in paths) + " (paste the .md into an issue)."
 
 
 def _outcome(step: st.StepState) -> str:
