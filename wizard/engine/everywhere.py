@@ -16,7 +16,7 @@ from wizard.engine import state as st
 from wizard.engine.cluster import HERE, Builder, Cluster
 from wizard.engine.recipe import DoneIf, Recipe, Step, render
 from wizard.engine.run import Listener, done_reason, expand_vars, step_cwd
-from wizard.engine.runner import Outcome, StepRunner
+from wizard.engine.runner import Outcome, StepRunner, signal_words
 
 
 class Everywhere:
@@ -224,7 +224,7 @@ def _reason(outcome: Outcome, step: Step) -> str:
         return f"timed out after {step.timeout:g} s"
     if outcome.exit_code == 255:
         return "ssh failed (exit code 255)"
-    return outcome.error or f"exit code {outcome.exit_code}"
+    return outcome.error or signal_words(outcome.exit_code) or f"exit code {outcome.exit_code}"
 
 
 def _file_name(label: str) -> str:

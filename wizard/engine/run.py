@@ -22,7 +22,7 @@ from wizard.engine.cluster import Builder, Cluster
 from wizard.engine.doctor import Report
 from wizard.engine.parsers import PARSERS
 from wizard.engine.recipe import Recipe, Step, render
-from wizard.engine.runner import Outcome, StepRunner
+from wizard.engine.runner import Outcome, StepRunner, signal_words
 from wizard.host import LocalHost
 from wizard.paths import data_dir
 
@@ -454,7 +454,7 @@ def _run_step(
         saved.reason = outcome.error or (
             f"timed out after {step.timeout:g} s"
             if outcome.timed_out
-            else f"exit code {outcome.exit_code}"
+            else signal_words(outcome.exit_code) or f"exit code {outcome.exit_code}"
         )
     state.save()
     listener.step_finished(step, saved, outcome)

@@ -109,7 +109,7 @@ class StepRunner:
                 if timed_out
                 else "cancelled"
                 if cancelled
-                else _signal_words(code)
+                else signal_words(code)
             )
             if why:
                 log.write(f"[wizard] {why}\n".encode())
@@ -157,18 +157,18 @@ _SIGNAL_MEANING = {
 }
 
 
-def _signal_words(code: int | None) -> str | None:
-    """What an exit status says when a signal ended the step's last command: the shell
-    reports 128+N for its children (a bare process, -N)."""
-    if code is None or not (code < 0 or 128 < code < 128 + 65):
+def signal_words(code: int | None) -> str | None:
+    """What the wait status says when a signal ended the step (subprocess gives -N). An exit
+    code of 128+N is an exit code: a shell reports its child's signal that way, but mpirun
+    and others exit 132 or 139 by themselves, and only the wait status tells them apart."""
+    if code is None or code >= 0:
         return None
-    number = -code if code < 0 else code - 128
     try:
-        sig = signal.Signals(number)
+        sig = signal.Signals(-code)
     except ValueError:
-        return None
+        return f"killed by signal {-code}"
     meaning = _SIGNAL_MEANING.get(sig, "")
-    return f"killed by signal {number} ({sig.name}{': ' + meaning if meaning else ''})"
+    return f"killed by signal {-code} ({sig.name}{': ' + meaning if meaning else ''})"
 
 
 def _stop(proc: subprocess.Popen[bytes], own_session: bool) -> None:
