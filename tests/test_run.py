@@ -426,4 +426,3 @@ def test_after_must_name_the_recipe_a_value_comes_from(tmp_path: Path, env: dict
     done = wizard(env, "steps", str(bad))
     assert done.returncode == 2
     assert "takes a value from a run of 'counting', which 'after' does not name" in done.stderr
-

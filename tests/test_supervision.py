@@ -11,6 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.cli import run_wizard as wizard
+from wizard.engine import recipe as recipes
+from wizard.engine import state as st
+from wizard.engine.recipe import Step
+from wizard.engine.run import Cancelled, execute, resolve
+from wizard.engine.runner import Outcome, StepRunner
+from wizard.host import LocalHost
 
 
 @pytest.fixture
@@ -42,3 +48,60 @@ def test_an_exit_code_of_128_plus_n_is_an_exit_code_and_a_signal_is_a_signal(
     assert done.stdout.count("[wizard] killed by signal") == 1  # under the killed step only
     steps = state(env)["steps"]
     assert steps["exits"]["exit_code"] == 132 and steps["killed"]["exit_code"] == -4
+
+
+class CancelAtEnd:
+    """A listener that presses cancel as a step ends (the app's key, between two steps)."""
+
+    def __init__(self, runner: StepRunner, step_id: str) -> None:
+        self.runner, self.step_id = runner, step_id
+
+    def step_started(self, index: int, total: int, step: Step, command: str) -> None:
+        pass
+
+    def lines(self, texts: list[str]) -> None:
+        pass
+
+    def step_skipped(self, index: int, total: int, step: Step, reason: str) -> None:
+        pass
+
+    def step_finished(self, step: Step, result: st.StepState, outcome: Outcome) -> None:
+        if step.id == self.step_id:
+            self.runner.cancel()
+
+
+def test_a_cancel_between_two_steps_stops_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    path = tmp_path / "two.yaml"
+    path.write_text(
+        "id: two\ntitle: Two\nparams:\n  work: {kind: path}\nsteps:\n"
+        "  - id: one\n    run: touch {{ work }}/one\n"
+        "  - id: two\n    run: touch {{ work }}/two\n"
+    )
+    recipe = recipes.load(str(path))
+    run = st.new_run(recipe.id, str(path), [s.id for s in recipe.steps], {})
+    values = resolve(recipe, {}, {"work": str(tmp_path)}, run.folder)
+    runner = StepRunner(LocalHost())
+    with pytest.raises(Cancelled) as stopped:
+        execute(recipe, run, values, CancelAtEnd(runner, "one"), runner=runner)
+    assert stopped.value.step_id == "two" and not stopped.value.started
+    assert (tmp_path / "one").exists() and not (tmp_path / "two").exists()
+    assert st.load(run.run_id).steps["two"].status == st.PENDING  # a resume runs it
+
+
+def test_a_part_of_a_step_cancelled_before_it_starts_does_not_start(tmp_path: Path) -> None:
+    """A step across hosts runs a sibling runner per host: a cancel that comes after they
+    are made and before one starts reaches it."""
+    runner = StepRunner(LocalHost())
+    part = runner.sibling()
+    runner.cancel()
+    later = runner.sibling()
+    for each in (part, later):
+        outcome = each.run(
+            f"touch {tmp_path}/ran", cwd=None, env=dict(os.environ), timeout=10,
+            log_path=tmp_path / "part.log", on_lines=lambda lines: None,
+        )  # fmt: skip
+        assert outcome.cancelled
+    assert not (tmp_path / "ran").exists()

@@ -226,10 +226,12 @@ def _go(
         )
     except Cancelled as stopped:
         out.summary(recipe, state)
-        out.write(
-            f"Stopped during {stopped}; its processes were ended. Continue with: "
-            f"wizard resume --run {state.run_id}"
+        what = (
+            f"during {stopped.step_id}; its processes were ended"
+            if stopped.started
+            else f"before {stopped.step_id}, which did not start"
         )
+        out.write(f"Stopped {what}. Continue with: wizard resume --run {state.run_id}")
         return EXIT_INTERRUPTED
     except ClusterError as exc:  # found when a step learns who shares what
         out.summary(recipe, state)

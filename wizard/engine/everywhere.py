@@ -146,14 +146,12 @@ class Everywhere:
                 with self._lock:
                     listener.lines([f"[{label}] {t}" for t in texts])
 
-            if self.runner.cancelled:
-                outcome = Outcome(None, 0.0, cancelled=True)
-            else:
-                outcome = runners[label].run(
-                    command, cwd=cwd, env=env, timeout=step.timeout, log_path=log, on_lines=lines
-                )
+            outcome = runners[label].run(
+                command, cwd=cwd, env=env, timeout=step.timeout, log_path=log, on_lines=lines
+            )
             if together and not outcome.ok and not outcome.cancelled:
-                self.runner.cancel()
+                for other in runners.values():  # this step's parts, not the user's cancel
+                    other.cancel()
             with self._lock:
                 outcomes[label] = outcome
                 saved.hosts[label] = {

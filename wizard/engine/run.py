@@ -345,7 +345,12 @@ def plan(
 
 
 class Cancelled(Exception):
-    """The user stopped the run; its state is saved."""
+    """The user stopped the run; its state is saved. `started` is False when the cancel
+    came between steps: the named step did not start."""
+
+    def __init__(self, step_id: str, *, started: bool = True) -> None:
+        super().__init__(step_id)
+        self.step_id, self.started = step_id, started
 
 
 def execute(
@@ -381,6 +386,8 @@ def execute(
             state.save()
             listener.step_skipped(item.index, total, step, item.reason)
             continue
+        if runner.cancelled:  # pressed between two steps: the next one does not start
+            raise Cancelled(step.id, started=False)
         blocked = [n for n in step.needs if state.step(n).status not in st.FINISHED]
         if blocked:  # stays pending, so a resume after a fix runs it
             saved.status, saved.reason = st.PENDING, f"needs {', '.join(blocked)}"

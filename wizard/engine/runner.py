@@ -47,7 +47,8 @@ class StepRunner:
 
     def cancel(self) -> None:
         """Ask the running step to stop (from another thread, e.g. the app's cancel key),
-        with every sibling running a part of it."""
+        with every sibling running a part of it. A cancel is kept: every later `run` of
+        this runner returns at once as cancelled, so one pressed between steps is not lost."""
         self._cancel.set()
         for sibling in self._siblings:
             sibling.cancel()
@@ -60,6 +61,8 @@ class StepRunner:
         """Another runner for a part of this step that runs beside it (one host of several):
         cancelling this one cancels it too."""
         runner = StepRunner(self.host)
+        if self.cancelled:
+            runner.cancel()
         self._siblings.append(runner)
         return runner
 
@@ -77,7 +80,8 @@ class StepRunner:
         on_lines: Callable[[list[str]], None],
         own_session: bool = True,
     ) -> Outcome:
-        self._cancel.clear()
+        if self.cancelled:
+            return Outcome(None, 0.0, cancelled=True)
         started = time.monotonic()
         tail: deque[str] = deque(maxlen=TAIL_LINES)
 
