@@ -5,16 +5,20 @@ Ctrl-C, SIGHUP, and children that leave the step's session."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.cli import run_wizard as wizard
+from tests.test_run import lines, wait_for
 from wizard.engine import recipe as recipes
 from wizard.engine import state as st
 from wizard.engine.recipe import Step
-from wizard.engine.run import Cancelled, execute, resolve
+from wizard.engine.run import Cancelled, execute, leftover_processes, resolve
 from wizard.engine.runner import Outcome, StepRunner
 from wizard.host import LocalHost
 
@@ -105,3 +109,91 @@ def test_a_part_of_a_step_cancelled_before_it_starts_does_not_start(tmp_path: Pa
         )  # fmt: skip
         assert outcome.cancelled
     assert not (tmp_path / "ran").exists()
+
+
+WAITING = """\
+id: waiting
+title: A step that waits for a go file
+params:
+  work: {kind: path}
+steps:
+  - id: one
+    run: echo one >> {{ work }}/one.count
+  - id: two
+    run:
+      - echo started > {{ work }}/two.started
+      - while [ ! -f {{ work }}/go ]; do sleep 0.1; done
+      - echo two >> {{ work }}/two.count
+"""
+
+
+def start_waiting(env: dict, work: Path, *args: str) -> subprocess.Popen[str]:
+    """`wizard run` of the waiting recipe, returned once its step two waits for go."""
+    recipe = work.parent / "waiting.yaml"
+    recipe.write_text(WAITING)
+    (work / "two.started").unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "wizard", "run", str(recipe), "--set", f"work={work}", *args]
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    wait_for(work / "two.started")
+    return proc
+
+
+def test_a_second_wizard_of_a_live_run_is_refused_and_the_first_goes_on(
+    env: dict, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    first = start_waiting(env, work)
+    try:
+        second = wizard(env, "resume")
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert f"is in use by another wizard (pid {first.pid})" in second.stderr
+        assert first.poll() is None and leftover_processes(state(env)["run_id"])
+        (work / "go").touch()
+        out, err = first.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 0, out + err
+    assert lines(work / "two.count") == 1
+
+
+def test_two_runs_from_one_step_at_once_run_it_once(env: dict, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "go").touch()
+    assert start_waiting(env, work).wait(timeout=60) == 0
+    (work / "go").unlink()
+    first = start_waiting(env, work, "--from", "two")
+    try:
+        second = wizard(env, "run", str(tmp_path / "waiting.yaml"), "--from", "two")
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert "is in use by another wizard" in second.stderr
+        (work / "go").touch()
+        assert first.wait(timeout=60) == 0
+    finally:
+        first.kill()
+    assert lines(work / "two.count") == 2  # the first run's and the first --from's
+
+
+def _new_runs(state_home: str) -> None:
+    os.environ["XDG_STATE_HOME"] = state_home
+    for _ in range(15):
+        st.new_run("many", "many.yaml", ["one"], {})
+
+
+def test_eight_wizards_starting_runs_at_once_each_get_their_own(tmp_path: Path) -> None:
+    """Eight processes, 15 new runs each, mostly within the same second: every run gets its
+    own folder and `latest` is always whole (no shared temporary file)."""
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_new_runs, args=(str(tmp_path / "state"),)) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0] * 8
+    runs = tmp_path / "state" / "wizard" / "runs"
+    assert len(list(runs.glob("many-*/state.yaml"))) == 8 * 15
+    assert (runs / (runs / "latest").read_text().strip() / "state.yaml").is_file()
+    assert not list(runs.glob(".latest*"))

@@ -276,9 +276,12 @@ def run(args: argparse.Namespace) -> int:
     state = None
     if args.start and (previous := st.latest_for(recipe.id)):
         try:
-            state = st.load(previous)
+            state = st.load(previous, lock=True)
             answers = {**state.answers, **answers}
             state.answers = answers
+        except st.RunBusy as exc:
+            print(f"wizard: error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         except st.StateError as exc:
             out.write(f"warning: {exc}")
             state = None
@@ -298,8 +301,8 @@ def run(args: argparse.Namespace) -> int:
 def resume(args: argparse.Namespace) -> int:
     out = Console()
     try:
-        state = st.load(args.run)
-    except st.StateError as exc:
+        state = st.load(args.run, lock=True)  # before its leftovers are stopped
+    except (st.StateError, st.RunBusy) as exc:
         print(f"wizard: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     recipe = _load(state.recipe_path)

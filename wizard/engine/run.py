@@ -365,8 +365,10 @@ def execute(
     values_for: Callable[[Builder], dict[str, Any]] | None = None,
 ) -> bool:
     """Run the plan, saving state after every change. True when no step failed.
-    Raises Cancelled (state saved) when the user stops it. With a cluster, every-host steps
+    Raises Cancelled (state saved) when the user stops it, RunBusy when another wizard
+    holds the run. With a cluster, every-host steps
     run on each builder, with the values `values_for` gives it (its own doctor's facts)."""
+    st.hold(state.folder)  # one live wizard per run: RunBusy when another has it
     runner = runner or StepRunner(LocalHost())
     state.params = {k: v for k, v in values.items() if k not in ("mpi_env", "mpi_flavor")}
     base_env = step_environment()

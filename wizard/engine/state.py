@@ -7,6 +7,7 @@ previous complete state or the new one (temp file, fsync, rename).
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import os
 import re
@@ -34,6 +35,43 @@ _END = re.compile(r"# end of wizard state, sha256 ([0-9a-f]{64})")
 
 class StateError(Exception):
     """A state file that cannot be used; the message says why and what to do."""
+
+
+class RunBusy(Exception):
+    """Another live wizard holds the run; the message names it and what to do."""
+
+
+_held: dict[Path, int] = {}  # run folder -> the descriptor whose lock this process holds
+
+
+def hold(folder: Path) -> None:
+    """Take the run's lock (flock on `.lock` in its folder) for as long as this process
+    lives: the kernel lets go when it ends, kill -9 included, so a lock is never stale.
+    A second wizard of the same run (a resume while a run lives, two `--from` at once)
+    gets RunBusy instead of running steps twice or killing the live one's."""
+    if folder in _held:
+        return
+    try:
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StateError(
+            f"cannot lock run {folder.name} in {folder} ({exc.strerror or exc}); "
+            "the wizard needs to write there"
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        os.close(fd)
+        who = f"wizard (pid {holder})" if holder.isdigit() else "wizard"
+        stop = f"`kill {holder}`" if holder.isdigit() else "Ctrl-C in its terminal"
+        raise RunBusy(
+            f"run {folder.name} is in use by another {who}: let it finish, or stop it "
+            f"({stop}, and its steps are ended), then `wizard resume --run {folder.name}`"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _held[folder] = fd
 
 
 def now() -> str:
@@ -111,10 +149,14 @@ def new_run(
     base = runs_dir()
     base.mkdir(exist_ok=True)
     run_id, n = f"{recipe_id}-{stamp}", 1
-    while (base / run_id).exists():
-        n += 1
-        run_id = f"{recipe_id}-{stamp}-{n}"
-    (base / run_id).mkdir()
+    while True:  # mkdir decides, so runs started at the same second get their own folders
+        try:
+            (base / run_id).mkdir()
+            break
+        except FileExistsError:
+            n += 1
+            run_id = f"{recipe_id}-{stamp}-{n}"
+    hold(base / run_id)
     state = RunState(
         run_id,
         recipe_id,
@@ -130,9 +172,14 @@ def new_run(
 
 def _write_latest(run_id: str) -> None:
     latest = runs_dir() / "latest"
-    tmp = latest.with_name(".latest.tmp")
-    tmp.write_text(run_id + "\n")
-    os.replace(tmp, latest)
+    fd, tmp = tempfile.mkstemp(prefix=".latest.", dir=latest.parent)  # one per writer
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(run_id + "\n")
+        os.replace(tmp, latest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def latest_id() -> str | None:
@@ -160,14 +207,17 @@ def latest_for(recipe_id: str) -> str | None:
     )
 
 
-def load(run_id: str | None = None, *, set_aside: bool = True) -> RunState:
+def load(run_id: str | None = None, *, set_aside: bool = True, lock: bool = False) -> RunState:
     """The named run, or the latest. A file that cannot be read, or was not written whole,
     is moved aside (never overwritten) and reported with the runs still usable;
-    `set_aside=False` (for read-only commands) only reports it."""
+    `set_aside=False` (for read-only commands) only reports it. `lock` holds the run
+    first (see `hold`), for a wizard that will run its steps."""
     run_id = run_id or latest_id()
     if run_id is None:
         raise StateError("no saved run yet; start one with `wizard run flagcx`")
     path = runs_dir() / run_id / "state.yaml"
+    if lock and path.parent.is_dir():
+        hold(path.parent)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
