@@ -7,17 +7,22 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shlex
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.cli import run_wizard as wizard
 from tests.test_run import lines, wait_for
 from wizard.engine import recipe as recipes
+from wizard.engine import run as run_module
 from wizard.engine import state as st
-from wizard.engine.recipe import Step
+from wizard.engine.recipe import DoneIf, Step
 from wizard.engine.run import Cancelled, execute, leftover_processes, resolve
 from wizard.engine.runner import Outcome, StepRunner
 from wizard.host import LocalHost
@@ -140,6 +145,17 @@ def start_waiting(env: dict, work: Path, *args: str) -> subprocess.Popen[str]:
     return proc
 
 
+def end(proc: subprocess.Popen[str]) -> None:
+    """A wizard a test started, ended as a user would (so its step ends with it)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def test_a_second_wizard_of_a_live_run_is_refused_and_the_first_goes_on(
     env: dict, tmp_path: Path
 ) -> None:
@@ -154,7 +170,7 @@ def test_a_second_wizard_of_a_live_run_is_refused_and_the_first_goes_on(
         (work / "go").touch()
         out, err = first.communicate(timeout=60)
     finally:
-        first.kill()
+        end(first)
     assert first.returncode == 0, out + err
     assert lines(work / "two.count") == 1
 
@@ -173,7 +189,7 @@ def test_two_runs_from_one_step_at_once_run_it_once(env: dict, tmp_path: Path) -
         (work / "go").touch()
         assert first.wait(timeout=60) == 0
     finally:
-        first.kill()
+        end(first)
     assert lines(work / "two.count") == 2  # the first run's and the first --from's
 
 
@@ -197,3 +213,130 @@ def test_eight_wizards_starting_runs_at_once_each_get_their_own(tmp_path: Path) 
     assert len(list(runs.glob("many-*/state.yaml"))) == 8 * 15
     assert (runs / (runs / "latest").read_text().strip() / "state.yaml").is_file()
     assert not list(runs.glob(".latest*"))
+
+
+LOUD = """\
+id: loud
+title: A step with much output
+steps:
+  - id: quiet
+    run: echo quiet
+  - id: loud
+    run: seq {count}
+    timeout: {timeout}
+"""
+
+
+def loud_recipe(tmp_path: Path, count: int, timeout: int = 600) -> Path:
+    """A recipe whose second step prints the numbers up to count (300000: 2 MB)."""
+    path = tmp_path / "loud.yaml"
+    path.write_text(LOUD.format(count=count, timeout=timeout))
+    return path
+
+
+def test_a_closed_pipe_under_wizard_run_stops_the_step_and_says_so(
+    env: dict, tmp_path: Path
+) -> None:
+    """`wizard run ... | head`: the step's output can no longer be shown, so the step is
+    stopped (it blocked on a full pipe, with the wizard waiting for it, forever)."""
+    recipe = loud_recipe(tmp_path, 300_000)
+    shell = (
+        f"{shlex.quote(sys.executable)} -m wizard run {shlex.quote(str(recipe))} "
+        f"2>{tmp_path}/err | head -c 100000 >/dev/null; echo ${{PIPESTATUS[0]}} > {tmp_path}/code"
+    )
+    subprocess.run(["bash", "-c", shell], env=env, timeout=120, check=True)
+    err = (tmp_path / "err").read_text()
+    assert (tmp_path / "code").read_text().strip() == "1", err
+    assert "the output was closed (the command reading it, as `| head`, ended)" in err
+    assert "wizard resume --run loud-" in err and "internal error" not in err
+    run = state(env)
+    assert run["steps"]["loud"]["status"] == "failed"
+    assert "stopped: the wizard's output was closed" in run["steps"]["loud"]["reason"]
+    assert not leftover_processes(run["run_id"])
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs, mounted by the test (as root) for the state folder."""
+    folder = tmp_path / "state"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs (root is needed): {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_disk_stops_the_step_and_resume_says_so_until_there_is_room(
+    env: dict, tmp_path: Path, small_disk: Path
+) -> None:
+    recipe = loud_recipe(tmp_path, 300_000, timeout=60)
+    started = time.monotonic()
+    full = wizard(env, "run", str(recipe), timeout=120)
+    assert time.monotonic() - started < 60  # the timeout was not needed: nothing hung
+    said = full.stdout + full.stderr
+    assert full.returncode == 1, said
+    assert "stopped: its log" in said and "cannot be written (No space left on device)" in said
+    assert "cannot save the state of run loud-" in said and "internal error" not in said
+    resumed = wizard(env, "resume")  # the disk is still full
+    said = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 1 and "No space left on device" in said, said
+    assert "internal error" not in said
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    again = wizard(env, "resume")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert state(env)["steps"]["loud"]["status"] == "done"
+
+
+def test_a_run_folder_made_read_only_mid_run_is_a_message(env: dict, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    first = start_waiting(env, work)
+    folder = tmp_path / "state" / "wizard" / "runs" / state(env)["run_id"]
+    bound = subprocess.run(["mount", "--bind", str(folder), str(folder)], check=False)
+    if bound.returncode != 0:
+        end(first)
+        pytest.skip("cannot bind-mount (root is needed)")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
+        (work / "go").touch()
+        out, err = first.communicate(timeout=60)
+    finally:
+        end(first)
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+    assert first.returncode == 1, out + err
+    assert "internal error" not in err
+    assert f"cannot save the state of run {folder.name} in {folder} (Read-only file system)" in out
+    assert "a step it shows running is run again by `wizard resume" in out
+    assert "✓ two" in out  # the summary says what happened, though the disk cannot
+    resumed = wizard(env, "resume")
+    assert resumed.returncode == 0 and lines(work / "two.count") == 2
+
+
+def test_runs_being_a_file_is_a_message(env: dict, tmp_path: Path) -> None:
+    runs = tmp_path / "state" / "wizard" / "runs"
+    runs.parent.mkdir(parents=True)
+    runs.write_text("not a folder\n")
+    done = wizard(env, "run", str(loud_recipe(tmp_path, 10)))
+    assert done.returncode == 1, done.stderr
+    assert f"{runs} is not a folder: the wizard keeps its runs there; move it away" in done.stderr
+
+
+def test_a_done_if_command_past_its_limit_counts_as_not_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limit is 60 s; shortened here. The command and what it started are ended."""
+    monkeypatch.setattr(run_module, "DONE_IF_TIMEOUT_S", 1.0)
+    step = Step("slow", "Slow", "true", done_if=DoneIf(command="true && sleep 31.25"))
+    started = time.monotonic()
+    assert run_module.done_reason(step, {}) is None
+    assert time.monotonic() - started < 10
+    sleeping = [
+        p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "31.25"]
+    ]
+    assert not sleeping, "the done_if command's child survived its timeout"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -11,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from wizard.console import Console
+from wizard.console import Console, OutputClosed
 from wizard.engine import recipe as recipes
 from wizard.engine import state as st
 from wizard.engine.cluster import Builder, Cluster, ClusterError
@@ -29,6 +32,7 @@ from wizard.engine.run import (
     resolve,
     stop_leftovers,
 )
+from wizard.engine.runner import StepRunner
 from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from wizard.host import LocalHost
 from wizard.hosts_report import hosts_of
@@ -203,24 +207,41 @@ def _go(
     across: Across | None = None,
 ) -> int:
     _sigterm_as_interrupt()
+    runner = StepRunner(LocalHost())
+    try:
+        return _steps(recipe, state, values, out, start, runner, across)
+    except OutputClosed as exc:
+        return _output_gone(exc, state, EXIT_INTERRUPTED if runner.cancelled else EXIT_FAILED)
+
+
+def _steps(
+    recipe: recipes.Recipe,
+    state: st.RunState,
+    values: dict[str, Any],
+    out: Console,
+    start: str | None,
+    runner: StepRunner,
+    across: Across | None,
+) -> int:
     shown = {k: v for k, v in values.items() if k in recipe.params}
     out.write(f"Run {state.run_id}: {recipe.title}")
     out.write(
         "Parameters: "
         + " ".join(f"{k}={' '.join(v) if isinstance(v, list) else v}" for k, v in shown.items())
     )
-    if across:
-        state.cluster = across.cluster.to_dict()
-        state.save()
-        for note in across.source_notes():
-            out.write(note)
     try:
+        if across:
+            state.cluster = across.cluster.to_dict()
+            state.save()
+            for note in across.source_notes():
+                out.write(note)
         ok = execute(
             recipe,
             state,
             values,
             out,
             start=start,
+            runner=runner,
             cluster=across.cluster if across else None,
             values_for=across.values_for if across else None,
         )
@@ -238,11 +259,34 @@ def _go(
         out.write(f"wizard: {exc}")
         out.write(f"Then continue with: wizard resume --run {state.run_id}")
         return EXIT_FAILED
+    except st.StateError as exc:  # a full disk, a folder made read-only
+        out.summary(recipe, state)
+        out.write(f"wizard: error: {exc}")
+        return EXIT_FAILED
     out.summary(recipe, state)
     if ok:
         return EXIT_OK
     out.write(f"Fix what failed, then continue with: wizard resume --run {state.run_id}")
     return EXIT_FAILED
+
+
+def _output_gone(exc: OutputClosed, state: st.RunState, code: int) -> int:
+    """Standard output is gone (`| head` ended, the terminal closed): the running step was
+    stopped and saved; say so on stderr, if it is still there."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # Python's last flush at exit must not fail too
+    why = (
+        "the output was closed (the command reading it, as `| head`, ended)"
+        if exc.errno == errno.EPIPE
+        else f"the output cannot be written ({exc.strerror})"
+    )
+    with contextlib.suppress(OSError):
+        print(
+            f"wizard: {why}, so run {state.run_id} stopped; its state is saved. "
+            f"Continue with: wizard resume --run {state.run_id}",
+            file=sys.stderr,
+        )
+    return code
 
 
 def _after(recipe: recipes.Recipe, out: Console, *, blocking: bool) -> bool:
@@ -287,7 +331,11 @@ def run(args: argparse.Namespace) -> int:
             state = None
     specs = hosts_of(args)
     if state is None:
-        state = st.new_run(recipe.id, str(recipe.path), [s.id for s in recipe.steps], answers)
+        try:
+            state = st.new_run(recipe.id, str(recipe.path), [s.id for s in recipe.steps], answers)
+        except st.StateError as exc:  # runs/ is a file, the disk is full
+            print(f"wizard: error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
     elif state.cluster and not specs:  # --from continues the run on its hosts
         specs, args.ssh_config = Cluster.specs_from(state.cluster), state.cluster["ssh_config"]
     across = _across(recipe, specs, args, answers, state.folder, out) if specs else None

@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import shlex
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ SAFE_ENV = {
 # Variables mpirun must forward to every rank (Open MPI forwards none by itself).
 FORWARD = re.compile(r"(NCCL|FLAGCX|TORCH|NVSHMEM|CUDA|UCX)_\w+|LD_LIBRARY_PATH|PATH")
 FALSE = ("", "0", "false", "no", "off", "none")
+DONE_IF_TIMEOUT_S = 60.0
 
 
 class ParamError(Exception):
@@ -276,16 +278,28 @@ def done_reason(step: Step, values: dict[str, Any]) -> str | None:
         cwd = step_cwd(step, values)
         if cwd and not os.path.isdir(cwd):  # its folder is not there yet: nothing is done
             return None
-        done = subprocess.run(
-            ["bash", "-c", command],
-            capture_output=True,
-            timeout=60,
-            cwd=cwd,
-            env=step_environment(),
-            check=False,
-        )
-        return f"`{command}` succeeded" if done.returncode == 0 else None
+        return f"`{command}` succeeded" if _succeeds(command, cwd) else None
     return None
+
+
+def _succeeds(command: str, cwd: str | None) -> bool:
+    """Whether a done_if command exits 0 within DONE_IF_TIMEOUT_S. One that takes longer is
+    ended, with all it started, and counts as not done: the step runs."""
+    with subprocess.Popen(
+        ["bash", "-c", command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=cwd,
+        env=step_environment(),
+        start_new_session=True,
+    ) as proc:
+        try:
+            return proc.wait(timeout=DONE_IF_TIMEOUT_S) == 0
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return False
 
 
 def _mtimes(path: str) -> Iterator[float]:

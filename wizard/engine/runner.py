@@ -7,6 +7,8 @@ not one per line); only the last lines are kept in memory.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import select
 import signal
@@ -17,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from wizard.host import LocalHost
 
@@ -80,6 +83,10 @@ class StepRunner:
         on_lines: Callable[[list[str]], None],
         own_session: bool = True,
     ) -> Outcome:
+        """Run the script to its end, its timeout or a cancel. When its output can no longer
+        be kept (the log's disk is full) or shown (`on_lines` fails: a closed pipe, a
+        terminal gone), the step is stopped rather than left blocked on a pipe nobody
+        reads, and the Outcome's error says why."""
         if self.cancelled:
             return Outcome(None, 0.0, cancelled=True)
         started = time.monotonic()
@@ -87,24 +94,39 @@ class StepRunner:
 
         def emit(lines: list[str]) -> None:
             tail.extend(lines)
-            on_lines(lines)
+            try:
+                on_lines(lines)
+            except OSError as exc:
+                raise OutputLost(_unshown(exc)) from exc
 
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
+        try:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            # Unbuffered: a full disk shows at the write. The `with` below closes it.
+            log = open(log_path, "ab", buffering=0)  # noqa: SIM115
+        except OSError as exc:
+            message = f"cannot open its log {log_path} ({exc.strerror or exc})"
+            return Outcome(None, 0.0, error=message, tail=[message])
+        with log:
             try:
                 proc = self.host.spawn(script, cwd=cwd, env=env, own_session=own_session)
             except OSError as exc:
                 message = f"could not start the step: {exc.strerror or exc}"
-                log.write(message.encode() + b"\n")
+                _note(log, message)
                 return Outcome(None, 0.0, error=message, tail=[message])
             self.pgid = proc.pid if own_session else None
             timed_out = cancelled = False
+            lost = None
             try:
                 timed_out, cancelled = self._pump(proc, log, emit, started, timeout)
             except KeyboardInterrupt:
                 cancelled = True
+            except OutputLost as exc:
+                lost = f"stopped: {exc}"
+            except BaseException:  # a listener's bug: the step must not run on unread
+                _stop(proc, own_session)
+                raise
             finally:
-                if timed_out or cancelled:
+                if timed_out or cancelled or lost:
                     _stop(proc, own_session)
                 proc.wait()
             code = proc.returncode
@@ -113,20 +135,22 @@ class StepRunner:
                 if timed_out
                 else "cancelled"
                 if cancelled
-                else signal_words(code)
+                else lost or signal_words(code)
             )
             if why:
-                log.write(f"[wizard] {why}\n".encode())
-                if not (timed_out or cancelled):
-                    emit([f"[wizard] {why}"])
-        return Outcome(code, time.monotonic() - started, timed_out, cancelled, tail=list(tail))
+                _note(log, f"[wizard] {why}")
+                if not (timed_out or cancelled or lost):
+                    with contextlib.suppress(OutputLost):  # the next message will say it
+                        emit([f"[wizard] {why}"])
+        duration = time.monotonic() - started
+        return Outcome(code, duration, timed_out, cancelled, error=lost, tail=list(tail))
 
     def _pump(
         self,
         proc: subprocess.Popen[bytes],
-        log,
-        emit,
-        started: float,  # type: ignore[no-untyped-def]
+        log: BinaryIO,
+        emit: Callable[[list[str]], None],
+        started: float,
         timeout: float | None,
     ) -> tuple[bool, bool]:
         assert proc.stdout is not None
@@ -145,12 +169,41 @@ class StepRunner:
                 if partial:
                     emit([partial.decode("utf-8", "replace")])
                 return False, False
-            log.write(chunk)
+            try:
+                _write_all(log, chunk)
+            except OSError as exc:
+                raise OutputLost(f"its log {log.name} cannot be written ({exc.strerror})") from exc
             lines = (partial + chunk).split(b"\n")
             partial = lines.pop()
             if lines:
                 text = b"\n".join(lines).decode("utf-8", "replace").replace("\r", "")
                 emit(text.split("\n"))
+
+
+class OutputLost(Exception):
+    """A step's output can no longer be kept or shown; the message says which and why."""
+
+
+def _unshown(exc: OSError) -> str:
+    if exc.errno == errno.EPIPE:
+        return "the wizard's output was closed (the command reading it, as `| head`, ended)"
+    if exc.errno == errno.EIO:
+        return "the wizard's terminal is gone"
+    return f"its output cannot be shown ({exc.strerror or exc})"
+
+
+def _write_all(log: BinaryIO, data: bytes) -> None:
+    """An unbuffered write can be short (the disk filled up midway): write the rest, so the
+    next write reports the error."""
+    view = memoryview(data)
+    while view:
+        view = view[log.write(view) or 0 :]
+
+
+def _note(log: BinaryIO, text: str) -> None:
+    """The wizard's own line in a step's log, when the log can still take it."""
+    with contextlib.suppress(OSError):
+        _write_all(log, text.encode() + b"\n")
 
 
 _SIGNAL_MEANING = {

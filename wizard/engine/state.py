@@ -6,6 +6,7 @@ previous complete state or the new one (temp file, fsync, rename).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import hashlib
@@ -69,8 +70,9 @@ def hold(folder: Path) -> None:
             f"run {folder.name} is in use by another {who}: let it finish, or stop it "
             f"({stop}, and its steps are ended), then `wizard resume --run {folder.name}`"
         ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    with contextlib.suppress(OSError):  # only for the message; a full disk refuses it
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     _held[folder] = fd
 
 
@@ -123,16 +125,32 @@ class RunState:
         body = yaml.dump(
             data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False
         )
-        fd, tmp = tempfile.mkstemp(prefix=".state.", dir=self.folder)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".state.", dir=self.folder)
+        except OSError as exc:
+            raise self._unsaved(exc) from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(body + _end_marker(body))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise self._unsaved(exc) from None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def _unsaved(self, exc: OSError) -> StateError:
+        """A full disk or a folder made read-only: what is on disk is the last state saved
+        (a step it shows running was not seen to end)."""
+        return StateError(
+            f"cannot save the state of run {self.run_id} in {self.folder} "
+            f"({exc.strerror or exc}); the saved state is the one before, and a step it shows "
+            f"running is run again by `wizard resume --run {self.run_id}` once there is room "
+            "and the folder can be written"
+        )
 
 
 def _end_marker(body: str) -> str:
@@ -147,7 +165,15 @@ def new_run(
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     writable_state_dir()  # or a clear error naming the folder and XDG_STATE_HOME
     base = runs_dir()
-    base.mkdir(exist_ok=True)
+    try:
+        base.mkdir(exist_ok=True)
+    except FileExistsError:
+        raise StateError(
+            f"{base} is not a folder: the wizard keeps its runs there; move it away "
+            f"(`mv {base} {base}.old`) and start again"
+        ) from None
+    except OSError as exc:
+        raise StateError(f"cannot make {base} ({exc.strerror or exc})") from None
     run_id, n = f"{recipe_id}-{stamp}", 1
     while True:  # mkdir decides, so runs started at the same second get their own folders
         try:
@@ -156,6 +182,10 @@ def new_run(
         except FileExistsError:
             n += 1
             run_id = f"{recipe_id}-{stamp}-{n}"
+        except OSError as exc:
+            raise StateError(
+                f"cannot make a run folder in {base} ({exc.strerror or exc})"
+            ) from None
     hold(base / run_id)
     state = RunState(
         run_id,
@@ -166,7 +196,10 @@ def new_run(
         steps={sid: StepState() for sid in step_ids},
     )
     state.save()
-    _write_latest(run_id)
+    try:
+        _write_latest(run_id)
+    except OSError as exc:
+        raise state._unsaved(exc) from None
     return state
 
 
