@@ -8,6 +8,8 @@ import json
 import multiprocessing
 import os
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -340,3 +342,95 @@ def test_a_done_if_command_past_its_limit_counts_as_not_done(
         p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "31.25"]
     ]
     assert not sleeping, "the done_if command's child survived its timeout"
+
+
+def start_step(env: dict, tmp_path: Path, script: str) -> subprocess.Popen[str]:
+    """`wizard run` of a one-step recipe running `script`, returned once the step has
+    written {{ work }}/started."""
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    recipe = tmp_path / "one.yaml"
+    recipe.write_text(
+        "id: one\ntitle: One step\nparams:\n  work: {kind: path}\nsteps:\n  - id: step\n"
+        f"    run: {json.dumps(script)}\n"
+    )
+    argv = [sys.executable, "-m", "wizard", "run", str(recipe), "--set", f"work={work}"]
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    wait_for(work / "started")
+    return proc
+
+
+def sleeping(seconds: str) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", seconds]]
+
+
+def test_a_second_ctrl_c_within_the_grace_kills_the_step_and_says_so(
+    env: dict, tmp_path: Path
+) -> None:
+    """A step that ignores SIGTERM: the first Ctrl-C asks, the second kills its group."""
+    proc = start_step(
+        env, tmp_path, "trap '' TERM; touch {{ work }}/started; sleep 61.25; sleep 61.25"
+    )
+    try:
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1)  # within the 5 s grace
+        assert proc.poll() is None and sleeping("61.25")
+        second = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        end(proc)
+    assert time.monotonic() - second < 3  # not the rest of the grace
+    assert proc.returncode == 130, out + err
+    assert "Stopped during step; a second interrupt killed its processes (SIGKILL)" in out
+    assert "nothing was changed" not in err
+    assert not sleeping("61.25")
+
+
+def test_a_cancel_ends_the_children_that_left_the_steps_session(env: dict, tmp_path: Path) -> None:
+    proc = start_step(env, tmp_path, "setsid sleep 62.25 & touch {{ work }}/started; wait")
+    try:
+        deadline = time.monotonic() + 10
+        while not sleeping("62.25"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        (daemon,) = sleeping("62.25")
+        assert os.getsid(daemon.pid) != os.getsid(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        end(proc)
+    assert proc.returncode == 130, out + err
+    assert "Stopped during step; its processes were ended" in out
+    assert not sleeping("62.25"), "the setsid child survived the cancel"
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is installed by .ci/run")
+def test_a_closed_terminal_stops_the_step_as_ctrl_c_does(env: dict, tmp_path: Path) -> None:
+    """tmux kill-session hangs up the terminal (SIGHUP): the step is ended and saved as
+    cancelled, not left running with nobody watching it."""
+    work = tmp_path / "work"
+    work.mkdir()
+    recipe = tmp_path / "waiting.yaml"
+    recipe.write_text(WAITING)
+    session = f"wizard-hup-{os.getpid()}"
+    command = shlex.join(
+        [sys.executable, "-m", "wizard", "run", str(recipe), "--set", f"work={work}"]
+    )
+    shell = f"cd {shlex.quote(os.getcwd())} && XDG_STATE_HOME={shlex.quote(env['XDG_STATE_HOME'])} NO_COLOR=1 {command}"
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", shell], check=True
+    )
+    try:
+        wait_for(work / "two.started")
+        run_id = state(env)["run_id"]
+        assert leftover_processes(run_id)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+    deadline = time.monotonic() + 20
+    while leftover_processes(run_id) or state(env)["steps"]["two"]["status"] == "running":
+        assert time.monotonic() < deadline, "the step outlived its terminal"
+        time.sleep(0.1)
+    assert state(env)["steps"]["two"]["status"] == "cancelled"

@@ -192,10 +192,14 @@ def _across(
 
 
 def _sigterm_as_interrupt() -> None:
+    """SIGTERM (kill) and SIGHUP (the terminal or tmux closed) stop the run as Ctrl-C does:
+    the running step is ended and the state saved, not left running unsupervised."""
+
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
 
 
 def _go(
@@ -248,7 +252,7 @@ def _steps(
     except Cancelled as stopped:
         out.summary(recipe, state)
         what = (
-            f"during {stopped.step_id}; its processes were ended"
+            f"during {stopped.step_id}; {stopped.stopped}"
             if stopped.started
             else f"before {stopped.step_id}, which did not start"
         )

@@ -198,7 +198,8 @@ class Everywhere:
             outcome.error = saved.reason
         elif any(o.cancelled for o in outcomes.values()):
             saved.status, saved.reason = st.CANCELLED, "cancelled by the user"
-            outcome = Outcome(None, longest, cancelled=True)
+            said = [f"{k}: {o.stopped}" for k, o in outcomes.items() if o.stopped]
+            outcome = Outcome(None, longest, cancelled=True, stopped="; ".join(said))
         else:
             saved.status, saved.exit_code = st.DONE, 0
             outcome = Outcome(0, longest)

@@ -362,9 +362,10 @@ class Cancelled(Exception):
     """The user stopped the run; its state is saved. `started` is False when the cancel
     came between steps: the named step did not start."""
 
-    def __init__(self, step_id: str, *, started: bool = True) -> None:
+    def __init__(self, step_id: str, *, started: bool = True, stopped: str = "") -> None:
         super().__init__(step_id)
         self.step_id, self.started = step_id, started
+        self.stopped = stopped or "its processes were ended"  # as the runner says it
 
 
 def execute(
@@ -418,7 +419,7 @@ def execute(
         else:
             outcome = _run_step(step, item.index, total, state, values, base_env, listener, runner)
         if outcome.cancelled:
-            raise Cancelled(step.id)
+            raise Cancelled(step.id, stopped=outcome.stopped)
         if not outcome.ok:
             all_ok = False
             if not step.optional:  # an optional step's failure is reported; the run goes on

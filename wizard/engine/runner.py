@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import select
 import signal
@@ -21,10 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import psutil
+
 from wizard.host import LocalHost
 
 TAIL_LINES = 40
 GRACE_S = 5.0
+# In every step's environment, so its processes are found even when they leave its session.
+TOKEN = "WIZARD_STEP_TOKEN"
+_tokens = itertools.count(1)
 
 
 @dataclass
@@ -35,6 +41,7 @@ class Outcome:
     cancelled: bool = False
     error: str | None = None
     tail: list[str] = field(default_factory=list)
+    stopped: str = ""  # when the wizard ended it: a second interrupt, what survived
 
     @property
     def ok(self) -> bool:
@@ -107,6 +114,7 @@ class StepRunner:
             message = f"cannot open its log {log_path} ({exc.strerror or exc})"
             return Outcome(None, 0.0, error=message, tail=[message])
         with log:
+            env = {**env, TOKEN: f"{os.getpid()}-{next(_tokens)}"}  # to find what it starts
             try:
                 proc = self.host.spawn(script, cwd=cwd, env=env, own_session=own_session)
             except OSError as exc:
@@ -116,6 +124,7 @@ class StepRunner:
             self.pgid = proc.pid if own_session else None
             timed_out = cancelled = False
             lost = None
+            stopped = ""
             try:
                 timed_out, cancelled = self._pump(proc, log, emit, started, timeout)
             except KeyboardInterrupt:
@@ -123,11 +132,11 @@ class StepRunner:
             except OutputLost as exc:
                 lost = f"stopped: {exc}"
             except BaseException:  # a listener's bug: the step must not run on unread
-                _stop(proc, own_session)
+                _stop(proc, own_session, env[TOKEN])
                 raise
             finally:
                 if timed_out or cancelled or lost:
-                    _stop(proc, own_session)
+                    stopped = _stop(proc, own_session, env[TOKEN])
                 proc.wait()
             code = proc.returncode
             why = (
@@ -137,13 +146,17 @@ class StepRunner:
                 if cancelled
                 else lost or signal_words(code)
             )
+            if stopped:
+                why = f"{why}; {stopped}"
             if why:
                 _note(log, f"[wizard] {why}")
                 if not (timed_out or cancelled or lost):
                     with contextlib.suppress(OutputLost):  # the next message will say it
                         emit([f"[wizard] {why}"])
         duration = time.monotonic() - started
-        return Outcome(code, duration, timed_out, cancelled, error=lost, tail=list(tail))
+        return Outcome(
+            code, duration, timed_out, cancelled, error=lost, tail=list(tail), stopped=stopped
+        )
 
     def _pump(
         self,
@@ -228,33 +241,74 @@ def signal_words(code: int | None) -> str | None:
     return f"killed by signal {-code} ({sig.name}{': ' + meaning if meaning else ''})"
 
 
-def _stop(proc: subprocess.Popen[bytes], own_session: bool) -> None:
+def _stop(proc: subprocess.Popen[bytes], own_session: bool, token: str) -> str:
+    """End the step. Returns "" when all it started was ended as asked, else what
+    happened (a second interrupt, processes that survived)."""
     if own_session:
-        _stop_group(proc)
-        return
+        return _stop_group(proc, token)
     # In the terminal's group, Ctrl-C already reached it; end it if it is still there.
     proc.terminate()
     try:
         proc.wait(timeout=GRACE_S)
-    except subprocess.TimeoutExpired:
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
         proc.kill()
+    return ""
 
 
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the step's whole process group, then SIGKILL what is left after a grace."""
-    for sig, wait in ((signal.SIGTERM, GRACE_S), (signal.SIGKILL, None)):
+def _stop_group(proc: subprocess.Popen[bytes], token: str) -> str:
+    """SIGTERM the step's process group and every process that carries its token (those
+    that left the group with setsid or a daemon's double fork), then SIGKILL all that is
+    left after the grace, or at once at a second interrupt (a Ctrl-C pressed again)."""
+    said = ""
+    strays = _carrying(token)
+    _signal(proc, strays, signal.SIGTERM)
+    try:
+        deadline = time.monotonic() + GRACE_S
+        while time.monotonic() < deadline and (proc.poll() is None or _alive(strays)):
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        said = "a second interrupt killed its processes (SIGKILL)"
+    _signal(proc, strays + _carrying(token), signal.SIGKILL)  # and any forked meanwhile
+    proc.wait()
+    time.sleep(0.05)  # SIGKILL is delivered at once; reaping by their parents may lag
+    left = _alive(_carrying(token))
+    if left:
+        names = ", ".join(f"{p.pid} ({_name(p)})" for p in left)
+        said = f"{said or 'its processes were ended'}, but these still run: {names}"
+    return said
+
+
+def _carrying(token: str) -> list[psutil.Process]:
+    """This machine's processes whose environment holds the step's token."""
+    found = []
+    for process in psutil.process_iter():
         try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        if wait is None:
-            return
-        try:
-            proc.wait(timeout=wait)
-            # The leader is gone; make sure nothing else of its group survives.
-            os.killpg(proc.pid, signal.SIGKILL)
-        except subprocess.TimeoutExpired:
+            if process.environ().get(TOKEN) == token:
+                found.append(process)
+        except psutil.Error:  # gone, a zombie, another user's
             continue
-        except ProcessLookupError:
-            pass
-        return
+    return found
+
+
+def _signal(proc: subprocess.Popen[bytes], others: list[psutil.Process], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+    for process in others:
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(sig)
+
+
+def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+    return alive
+
+
+def _name(process: psutil.Process) -> str:
+    try:
+        return process.name()
+    except psutil.Error:
+        return "?"
