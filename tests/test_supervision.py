@@ -134,10 +134,12 @@ steps:
 """
 
 
-def start_waiting(env: dict, work: Path, *args: str) -> subprocess.Popen[str]:
+def start_waiting(
+    env: dict, work: Path, *args: str, recipe_text: str = WAITING
+) -> subprocess.Popen[str]:
     """`wizard run` of the waiting recipe, returned once its step two waits for go."""
     recipe = work.parent / "waiting.yaml"
-    recipe.write_text(WAITING)
+    recipe.write_text(recipe_text)
     (work / "two.started").unlink(missing_ok=True)
     argv = [sys.executable, "-m", "wizard", "run", str(recipe), "--set", f"work={work}", *args]
     proc = subprocess.Popen(
@@ -295,10 +297,15 @@ def test_a_full_disk_stops_the_step_and_resume_says_so_until_there_is_room(
     assert state(env)["steps"]["loud"]["status"] == "done"
 
 
-def test_a_run_folder_made_read_only_mid_run_is_a_message(env: dict, tmp_path: Path) -> None:
+def test_a_run_folder_made_read_only_mid_run_still_records_how_steps_ended(
+    env: dict, tmp_path: Path
+) -> None:
+    """The folder takes no new file (a read-only mount here; a chmod for a plain user):
+    the state is written over itself, so the step that finished is not left "running",
+    and the next step fails for want of a log instead of the wizard crashing."""
     work = tmp_path / "work"
     work.mkdir()
-    first = start_waiting(env, work)
+    first = start_waiting(env, work, recipe_text=WAITING + "  - id: three\n    run: echo three\n")
     folder = tmp_path / "state" / "wizard" / "runs" / state(env)["run_id"]
     bound = subprocess.run(["mount", "--bind", str(folder), str(folder)], check=False)
     if bound.returncode != 0:
@@ -308,16 +315,19 @@ def test_a_run_folder_made_read_only_mid_run_is_a_message(env: dict, tmp_path: P
         subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
         (work / "go").touch()
         out, err = first.communicate(timeout=60)
+        saved = state(env)["steps"]  # what the read-only folder holds
     finally:
         end(first)
         subprocess.run(["umount", "-l", str(folder)], check=False)
     assert first.returncode == 1, out + err
     assert "internal error" not in err
-    assert f"cannot save the state of run {folder.name} in {folder} (Read-only file system)" in out
-    assert "a step it shows running is run again by `wizard resume" in out
-    assert "✓ two" in out  # the summary says what happened, though the disk cannot
+    assert f"✗ three: failed (cannot open its log {folder}/03-three.log" in out
+    assert saved["two"]["status"] == "done"
+    assert saved["three"]["status"] == "failed"
+    assert "(Read-only file system)" in saved["three"]["reason"]
     resumed = wizard(env, "resume")
-    assert resumed.returncode == 0 and lines(work / "two.count") == 2
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert lines(work / "two.count") == 1
 
 
 def test_runs_being_a_file_is_a_message(env: dict, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import os
@@ -125,13 +126,18 @@ class RunState:
         body = yaml.dump(
             data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False
         )
+        text = body + _end_marker(body)
         try:
             fd, tmp = tempfile.mkstemp(prefix=".state.", dir=self.folder)
-        except OSError as exc:
+        except OSError as exc:  # the folder takes no new file: made read-only, or its mode
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and _rewrite(
+                self.path, text.encode()
+            ):
+                return
             raise self._unsaved(exc) from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(body + _end_marker(body))
+                f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
@@ -141,16 +147,56 @@ class RunState:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        if self.folder in _held:
+            _keep(self.path)
 
     def _unsaved(self, exc: OSError) -> StateError:
-        """A full disk or a folder made read-only: what is on disk is the last state saved
-        (a step it shows running was not seen to end)."""
+        """A full disk, or a folder and file that cannot be written: what is on disk is the
+        last state saved (a step it shows running was not seen to end)."""
         return StateError(
             f"cannot save the state of run {self.run_id} in {self.folder} "
             f"({exc.strerror or exc}); the saved state is the one before, and a step it shows "
             f"running is run again by `wizard resume --run {self.run_id}` once there is room "
             "and the folder can be written"
         )
+
+
+_kept: dict[Path, int] = {}  # a held run's state file -> a descriptor opened after its save
+
+
+def _keep(path: Path) -> None:
+    """Keep the state file just saved open for writing, so a folder made read-only (a
+    chmod, a read-only mount) later in the run still lets `_rewrite` record how it ended."""
+    old = _kept.pop(path, None)
+    if old is not None:
+        os.close(old)
+    with contextlib.suppress(OSError):
+        _kept[path] = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+
+
+def _rewrite(path: Path, data: bytes) -> bool:
+    """Write a state over the saved one, when its folder takes no new file but the file
+    can still be written. Not atomic, so only then: a file cut short by a crash fails its
+    end marker and is known for what it is. False when it cannot be written either."""
+    fd = _kept.get(path)
+    opened = None
+    if fd is None:
+        try:
+            fd = opened = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError:
+            return False
+    try:
+        done = 0
+        while done < len(data):
+            done += os.pwrite(fd, data[done:], done)
+        os.ftruncate(fd, len(data))
+        os.fsync(fd)
+        return True
+    except OSError:
+        return False
+    finally:
+        if opened is not None:
+            os.close(opened)
 
 
 def _end_marker(body: str) -> str:
