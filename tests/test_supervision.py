@@ -400,21 +400,28 @@ def test_a_second_ctrl_c_within_the_grace_kills_the_step_and_says_so(
 
 
 def test_a_cancel_ends_the_children_that_left_the_steps_session(env: dict, tmp_path: Path) -> None:
-    proc = start_step(env, tmp_path, "setsid sleep 62.25 & touch {{ work }}/started; wait")
+    """One child calls setsid (found by the token in its environment), one also clears its
+    environment (found as a descendant of the step)."""
+    script = (
+        "setsid sleep 62.25 & env -i setsid sleep 63.25 & "
+        "touch {{ work }}/started; wait"
+    )
+    proc = start_step(env, tmp_path, script)
     try:
         deadline = time.monotonic() + 10
-        while not sleeping("62.25"):
+        while not (sleeping("62.25") and sleeping("63.25")):
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        (daemon,) = sleeping("62.25")
-        assert os.getsid(daemon.pid) != os.getsid(proc.pid)
+        for seconds in ("62.25", "63.25"):
+            (daemon,) = sleeping(seconds)
+            assert os.getsid(daemon.pid) != os.getsid(proc.pid)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
         end(proc)
     assert proc.returncode == 130, out + err
-    assert "Stopped during step; its processes were ended" in out
-    assert not sleeping("62.25"), "the setsid child survived the cancel"
+    assert "Stopped during step; its processes were ended." in out
+    assert not sleeping("62.25") and not sleeping("63.25"), "a setsid child survived"
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is installed by .ci/run")

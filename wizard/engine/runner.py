@@ -260,7 +260,7 @@ def _stop_group(proc: subprocess.Popen[bytes], token: str) -> str:
     that left the group with setsid or a daemon's double fork), then SIGKILL all that is
     left after the grace, or at once at a second interrupt (a Ctrl-C pressed again)."""
     said = ""
-    strays = _carrying(token)
+    strays = _started_by(proc, token)
     _signal(proc, strays, signal.SIGTERM)
     try:
         deadline = time.monotonic() + GRACE_S
@@ -268,26 +268,31 @@ def _stop_group(proc: subprocess.Popen[bytes], token: str) -> str:
             time.sleep(0.05)
     except KeyboardInterrupt:
         said = "a second interrupt killed its processes (SIGKILL)"
-    _signal(proc, strays + _carrying(token), signal.SIGKILL)  # and any forked meanwhile
+    _signal(proc, strays + _started_by(proc, token), signal.SIGKILL)  # and any forked since
     proc.wait()
     time.sleep(0.05)  # SIGKILL is delivered at once; reaping by their parents may lag
-    left = _alive(_carrying(token))
+    left = _alive(strays + _started_by(proc, token))
     if left:
         names = ", ".join(f"{p.pid} ({_name(p)})" for p in left)
         said = f"{said or 'its processes were ended'}, but these still run: {names}"
     return said
 
 
-def _carrying(token: str) -> list[psutil.Process]:
-    """This machine's processes whose environment holds the step's token."""
-    found = []
+def _started_by(proc: subprocess.Popen[bytes], token: str) -> list[psutil.Process]:
+    """What the step started: this machine's processes whose environment holds its token,
+    and the leader's descendants now (one that cleared its environment is still a child)."""
+    found = {}
     for process in psutil.process_iter():
         try:
             if process.environ().get(TOKEN) == token:
-                found.append(process)
+                found[process.pid] = process
         except psutil.Error:  # gone, a zombie, another user's
             continue
-    return found
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            found.setdefault(child.pid, child)
+    found.pop(proc.pid, None)  # the leader is signalled with its group and waited for
+    return list(found.values())
 
 
 def _signal(proc: subprocess.Popen[bytes], others: list[psutil.Process], sig: int) -> None:
