@@ -402,10 +402,7 @@ def test_a_second_ctrl_c_within_the_grace_kills_the_step_and_says_so(
 def test_a_cancel_ends_the_children_that_left_the_steps_session(env: dict, tmp_path: Path) -> None:
     """One child calls setsid (found by the token in its environment), one also clears its
     environment (found as a descendant of the step)."""
-    script = (
-        "setsid sleep 62.25 & env -i setsid sleep 63.25 & "
-        "touch {{ work }}/started; wait"
-    )
+    script = "setsid sleep 62.25 & env -i setsid sleep 63.25 & touch {{ work }}/started; wait"
     proc = start_step(env, tmp_path, script)
     try:
         deadline = time.monotonic() + 10

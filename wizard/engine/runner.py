@@ -256,9 +256,9 @@ def _stop(proc: subprocess.Popen[bytes], own_session: bool, token: str) -> str:
 
 
 def _stop_group(proc: subprocess.Popen[bytes], token: str) -> str:
-    """SIGTERM the step's process group and every process that carries its token (those
-    that left the group with setsid or a daemon's double fork), then SIGKILL all that is
-    left after the grace, or at once at a second interrupt (a Ctrl-C pressed again)."""
+    """SIGTERM the step's process group and all else it started (`_started_by`: those that
+    left the group with setsid or a daemon's double fork), then SIGKILL all that is left
+    after the grace, or at once at a second interrupt (a Ctrl-C pressed again)."""
     said = ""
     strays = _started_by(proc, token)
     _signal(proc, strays, signal.SIGTERM)

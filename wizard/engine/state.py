@@ -1,7 +1,9 @@
 """A run's saved state: one YAML file per run, rewritten atomically after every change.
 
 A killed wizard loses nothing that had finished: the file on disk is always either the
-previous complete state or the new one (temp file, fsync, rename).
+previous complete state or the new one (temp file, fsync, rename). Only a folder that stops
+taking new files mid-run gets the file written over itself (`_rewrite`). One live wizard
+holds a run at a time (`hold`).
 """
 
 from __future__ import annotations
