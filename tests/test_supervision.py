@@ -448,3 +448,32 @@ def test_a_closed_terminal_stops_the_step_as_ctrl_c_does(env: dict, tmp_path: Pa
         assert time.monotonic() < deadline, "the step outlived its terminal"
         time.sleep(0.1)
     assert state(env)["steps"]["two"]["status"] == "cancelled"
+
+
+def test_ctrl_c_while_a_done_if_command_runs_ends_it_and_says_where_the_run_is(
+    env: dict, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    recipe = tmp_path / "judged.yaml"
+    recipe.write_text(
+        "id: judged\ntitle: Judged\nparams:\n  work: {kind: path}\nsteps:\n  - id: step\n"
+        "    run: 'true'\n    done_if:\n"
+        "      command: touch {{ work }}/started && sleep 64.25\n"
+    )
+    argv = [sys.executable, "-m", "wizard", "run", str(recipe), "--set", f"work={work}"]
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(work / "started")
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        end(proc)
+    assert time.monotonic() - sent < 10  # not the rest of the done_if command
+    assert proc.returncode == 130, out + err
+    assert "nothing was changed" not in err
+    assert "interrupted; run judged-" in err and "wizard resume --run judged-" in err
+    assert not sleeping("64.25")

@@ -216,6 +216,14 @@ def _go(
         return _steps(recipe, state, values, out, start, runner, across)
     except OutputClosed as exc:
         return _output_gone(exc, state, EXIT_INTERRUPTED if runner.cancelled else EXIT_FAILED)
+    except KeyboardInterrupt:  # while no step ran (a done_if, a save) or again after a stop
+        with contextlib.suppress(OSError):
+            print(
+                f"\nwizard: interrupted; run {state.run_id} is saved as it stands. Continue "
+                f"with: wizard resume --run {state.run_id}",
+                file=sys.stderr,
+            )
+        return EXIT_INTERRUPTED
 
 
 def _steps(

@@ -284,22 +284,24 @@ def done_reason(step: Step, values: dict[str, Any]) -> str | None:
 
 def _succeeds(command: str, cwd: str | None) -> bool:
     """Whether a done_if command exits 0 within DONE_IF_TIMEOUT_S. One that takes longer is
-    ended, with all it started, and counts as not done: the step runs."""
-    with subprocess.Popen(
+    ended, with all it started, and counts as not done: the step runs. Ctrl-C ends it too."""
+    proc = subprocess.Popen(
         ["bash", "-c", command],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=cwd,
         env=step_environment(),
-        start_new_session=True,
-    ) as proc:
-        try:
-            return proc.wait(timeout=DONE_IF_TIMEOUT_S) == 0
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return False
+        start_new_session=True,  # its own group, so all it started can be ended
+    )
+    try:
+        return proc.wait(timeout=DONE_IF_TIMEOUT_S) == 0
+    except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return False
 
 
 def _mtimes(path: str) -> Iterator[float]:
