@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
+import os
 import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from wizard.console import Console
+from wizard.console import Console, OutputClosed
 from wizard.engine import recipe as recipes
 from wizard.engine import state as st
 from wizard.engine.cluster import Builder, Cluster, ClusterError
@@ -31,6 +34,7 @@ from wizard.engine.run import (
     start_run,
     stop_leftovers,
 )
+from wizard.engine.runner import StepRunner
 from wizard.engine.saved import judge, unfinished_runs
 from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from wizard.host import LocalHost
@@ -191,10 +195,14 @@ def _across(
 
 
 def _sigterm_as_interrupt() -> None:
+    """SIGTERM (kill) and SIGHUP (the terminal or tmux closed) stop the run as Ctrl-C does:
+    the running step is ended and the state saved, not left running unsupervised."""
+
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
 
 
 def _go(
@@ -206,44 +214,94 @@ def _go(
     across: Across | None = None,
 ) -> int:
     _sigterm_as_interrupt()
+    runner = StepRunner(LocalHost())
+    try:
+        return _steps(recipe, state, values, out, start, runner, across)
+    except OutputClosed as exc:
+        return _output_gone(exc, state, EXIT_INTERRUPTED if runner.cancelled else EXIT_FAILED)
+    except KeyboardInterrupt:  # while no step ran (a done_if, a save) or again after a stop
+        with contextlib.suppress(OSError):
+            print(
+                f"\nwizard: interrupted; run {state.run_id} is saved as it stands. Continue "
+                f"with: wizard resume --run {state.run_id}",
+                file=sys.stderr,
+            )
+        return EXIT_INTERRUPTED
+
+
+def _steps(
+    recipe: recipes.Recipe,
+    state: st.RunState,
+    values: dict[str, Any],
+    out: Console,
+    start: str | None,
+    runner: StepRunner,
+    across: Across | None,
+) -> int:
     shown = {k: v for k, v in values.items() if k in recipe.params}
     out.write(f"Run {state.run_id}: {recipe.title}")
     out.write(
         "Parameters: "
         + " ".join(f"{k}={' '.join(v) if isinstance(v, list) else v}" for k, v in shown.items())
     )
-    if across:
-        state.cluster = across.cluster.to_dict()
-        state.save()
-        for note in across.source_notes():
-            out.write(note)
     try:
+        if across:
+            state.cluster = across.cluster.to_dict()
+            state.save()
+            for note in across.source_notes():
+                out.write(note)
         ok = execute(
             recipe,
             state,
             values,
             out,
             start=start,
+            runner=runner,
             cluster=across.cluster if across else None,
             values_for=across.values_for if across else None,
         )
     except Cancelled as stopped:
         out.summary(recipe, state)
-        out.write(
-            f"Stopped during {stopped}; its processes were ended. Continue with: "
-            f"wizard resume --run {state.run_id}"
+        what = (
+            f"during {stopped.step_id}; {stopped.stopped}"
+            if stopped.started
+            else f"before {stopped.step_id}, which did not start"
         )
+        out.write(f"Stopped {what}. Continue with: wizard resume --run {state.run_id}")
         return EXIT_INTERRUPTED
     except ClusterError as exc:  # found when a step learns who shares what
         out.summary(recipe, state)
         out.write(f"wizard: {exc}")
         out.write(f"Then continue with: wizard resume --run {state.run_id}")
         return EXIT_FAILED
+    except st.StateError as exc:  # a full disk, a folder made read-only
+        out.summary(recipe, state)
+        out.write(f"wizard: error: {exc}")
+        return EXIT_FAILED
     out.summary(recipe, state)
     if ok:
         return EXIT_OK
     out.write(f"Fix what failed, then continue with: wizard resume --run {state.run_id}")
     return EXIT_FAILED
+
+
+def _output_gone(exc: OutputClosed, state: st.RunState, code: int) -> int:
+    """Standard output is gone (`| head` ended, the terminal closed): the running step was
+    stopped and saved; say so on stderr, if it is still there."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # Python's last flush at exit must not fail too
+    why = (
+        "the output was closed (the command reading it, as `| head`, ended)"
+        if exc.errno == errno.EPIPE
+        else f"the output cannot be written ({exc.strerror})"
+    )
+    with contextlib.suppress(OSError):
+        print(
+            f"wizard: {why}, so run {state.run_id} stopped; its state is saved. "
+            f"Continue with: wizard resume --run {state.run_id}",
+            file=sys.stderr,
+        )
+    return code
 
 
 def _after(recipe: recipes.Recipe, out: Console, *, blocking: bool) -> bool:
@@ -277,9 +335,12 @@ def run(args: argparse.Namespace) -> int:
     state = None
     if args.start and (previous := st.latest_for(recipe.id)):
         try:
-            state = st.load(previous)
+            state = st.load(previous, lock=True)
             answers = {**state.answers, **answers}
             state.answers = answers
+        except st.RunBusy as exc:
+            print(f"wizard: error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         except st.StateError as exc:
             out.write(f"warning: {exc}")
             state = None
@@ -292,7 +353,11 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     values = _values(recipe, facts, answers, folder, ask=not args.yes, across=across)
     if state is None:  # saved only now that it starts: a usage error above saves nothing
-        state = start_run(recipe, answers, values)
+        try:
+            state = start_run(recipe, answers, values)
+        except st.StateError as exc:  # runs/ is a file, the disk is full
+            print(f"wizard: error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         if across:
             across.run_dir = state.folder
     state.answers = answers
@@ -311,8 +376,8 @@ def _unfinished_others(out: Console, run_id: str) -> None:
 def resume(args: argparse.Namespace) -> int:
     out = Console()
     try:
-        state = st.load(args.run)
-    except st.StateError as exc:
+        state = st.load(args.run, lock=True)  # before its leftovers are stopped
+    except (st.StateError, st.RunBusy) as exc:
         print(f"wizard: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     saved = judge(state)

@@ -61,6 +61,11 @@ def table_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+class OutputClosed(OSError):
+    """The console's stream cannot be written: a closed pipe (`wizard run ... | head`), a
+    terminal that went away."""
+
+
 class Console:
     def __init__(self, stream: TextIO = sys.stdout) -> None:
         self.stream = stream
@@ -69,8 +74,20 @@ class Console:
     def paint(self, text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self.color else text
 
+    def _put(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+        except OSError as exc:
+            raise OutputClosed(exc.errno, exc.strerror) from exc
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            raise OutputClosed(exc.errno, exc.strerror) from exc
+
     def write(self, text: str = "") -> None:
-        self.stream.write(text + "\n")
+        self._put(text + "\n")
 
     # -- Listener ---------------------------------------------------------------------------
 
@@ -78,10 +95,10 @@ class Console:
         self.write(self.paint(f"── [{index + 1}/{total}] {step.title} ({step.id}) ", "1;36"))
         for line in command.splitlines():
             self.write(self.paint(f"$ {line}", "2"))
-        self.stream.flush()
+        self.flush()
 
     def lines(self, texts: list[str]) -> None:
-        self.stream.write("\n".join(texts) + "\n")
+        self._put("\n".join(texts) + "\n")
 
     def step_skipped(self, index: int, total: int, step: Step, reason: str) -> None:
         self.write(
@@ -99,7 +116,7 @@ class Console:
             cause = likely_cause(outcome.tail)
             if cause:
                 self.write(self.paint(f"  likely cause: {cause}", "33"))
-        self.stream.flush()
+        self.flush()
 
     # -- summaries --------------------------------------------------------------------------
 

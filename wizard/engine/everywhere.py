@@ -16,7 +16,7 @@ from wizard.engine import state as st
 from wizard.engine.cluster import HERE, Builder, Cluster
 from wizard.engine.recipe import DoneIf, Recipe, Step, render
 from wizard.engine.run import Listener, done_reason, expand_vars, step_cwd
-from wizard.engine.runner import Outcome, StepRunner
+from wizard.engine.runner import Outcome, StepRunner, signal_words
 
 
 class Everywhere:
@@ -146,14 +146,12 @@ class Everywhere:
                 with self._lock:
                     listener.lines([f"[{label}] {t}" for t in texts])
 
-            if self.runner.cancelled:
-                outcome = Outcome(None, 0.0, cancelled=True)
-            else:
-                outcome = runners[label].run(
-                    command, cwd=cwd, env=env, timeout=step.timeout, log_path=log, on_lines=lines
-                )
+            outcome = runners[label].run(
+                command, cwd=cwd, env=env, timeout=step.timeout, log_path=log, on_lines=lines
+            )
             if together and not outcome.ok and not outcome.cancelled:
-                self.runner.cancel()
+                for other in runners.values():  # this step's parts, not the user's cancel
+                    other.cancel()
             with self._lock:
                 outcomes[label] = outcome
                 saved.hosts[label] = {
@@ -200,7 +198,8 @@ class Everywhere:
             outcome.error = saved.reason
         elif any(o.cancelled for o in outcomes.values()):
             saved.status, saved.reason = st.CANCELLED, "cancelled by the user"
-            outcome = Outcome(None, longest, cancelled=True)
+            said = [f"{k}: {o.stopped}" for k, o in outcomes.items() if o.stopped]
+            outcome = Outcome(None, longest, cancelled=True, stopped="; ".join(said))
         else:
             saved.status, saved.exit_code = st.DONE, 0
             outcome = Outcome(0, longest)
@@ -224,7 +223,7 @@ def _reason(outcome: Outcome, step: Step) -> str:
         return f"timed out after {step.timeout:g} s"
     if outcome.exit_code == 255:
         return "ssh failed (exit code 255)"
-    return outcome.error or f"exit code {outcome.exit_code}"
+    return outcome.error or signal_words(outcome.exit_code) or f"exit code {outcome.exit_code}"
 
 
 def _file_name(label: str) -> str:

@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import shlex
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from wizard.engine.cluster import Builder, Cluster
 from wizard.engine.doctor import Report
 from wizard.engine.parsers import PARSERS
 from wizard.engine.recipe import NoCommand, Recipe, Step, render
-from wizard.engine.runner import Outcome, StepRunner
+from wizard.engine.runner import Outcome, StepRunner, signal_words
 from wizard.host import LocalHost
 from wizard.paths import data_dir
 
@@ -36,6 +37,7 @@ SAFE_ENV = {
 # Variables mpirun must forward to every rank (Open MPI forwards none by itself).
 FORWARD = re.compile(r"(NCCL|FLAGCX|TORCH|NVSHMEM|CUDA|UCX)_\w+|LD_LIBRARY_PATH|PATH")
 FALSE = ("", "0", "false", "no", "off", "none")
+DONE_IF_TIMEOUT_S = 60.0
 
 
 class ParamError(Exception):
@@ -391,16 +393,30 @@ def done_reason(step: Step, values: dict[str, Any]) -> str | None:
         cwd = step_cwd(step, values)
         if cwd and not os.path.isdir(cwd):  # its folder is not there yet: nothing is done
             return None
-        done = subprocess.run(
-            ["bash", "-c", command],
-            capture_output=True,
-            timeout=60,
-            cwd=cwd,
-            env=step_environment(),
-            check=False,
-        )
-        return f"`{command}` succeeded" if done.returncode == 0 else None
+        return f"`{command}` succeeded" if _succeeds(command, cwd) else None
     return None
+
+
+def _succeeds(command: str, cwd: str | None) -> bool:
+    """Whether a done_if command exits 0 within DONE_IF_TIMEOUT_S. One that takes longer is
+    ended, with all it started, and counts as not done: the step runs. Ctrl-C ends it too."""
+    proc = subprocess.Popen(
+        ["bash", "-c", command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=cwd,
+        env=step_environment(),
+        start_new_session=True,  # its own group, so all it started can be ended
+    )
+    try:
+        return proc.wait(timeout=DONE_IF_TIMEOUT_S) == 0
+    except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return False
 
 
 def _mtimes(path: str) -> Iterator[float]:
@@ -489,7 +505,13 @@ def planned(
 
 
 class Cancelled(Exception):
-    """The user stopped the run; its state is saved."""
+    """The user stopped the run; its state is saved. `started` is False when the cancel
+    came between steps: the named step did not start."""
+
+    def __init__(self, step_id: str, *, started: bool = True, stopped: str = "") -> None:
+        super().__init__(step_id)
+        self.step_id, self.started = step_id, started
+        self.stopped = stopped or "its processes were ended"  # as the runner says it
 
 
 def execute(
@@ -504,8 +526,10 @@ def execute(
     values_for: Callable[[Builder], dict[str, Any]] | None = None,
 ) -> bool:
     """Run the plan, saving state after every change. True when no step failed.
-    Raises Cancelled (state saved) when the user stops it. With a cluster, every-host steps
+    Raises Cancelled (state saved) when the user stops it, RunBusy when another wizard
+    holds the run. With a cluster, every-host steps
     run on each builder, with the values `values_for` gives it (its own doctor's facts)."""
+    st.hold(state.folder)  # one live wizard per run: RunBusy when another has it
     runner = runner or StepRunner(LocalHost())
     state.params = {k: v for k, v in values.items() if k not in ("mpi_env", "mpi_flavor")}
     base_env = step_environment()
@@ -519,6 +543,8 @@ def execute(
     all_ok = True
     for item in steps:
         step, saved = item.step, state.step(item.step.id)
+        if runner.cancelled:  # pressed between two steps: the next one does not start
+            raise Cancelled(step.id, started=False)
         if recipe.checkout:  # an earlier step may have cloned or changed it
             values = refresh_checkout(recipe, values, state.answers)
             state.params.update({k: v for k, v in values.items() if k in recipe.params})
@@ -547,7 +573,7 @@ def execute(
         else:
             outcome = _run_step(step, item.index, total, state, values, base_env, listener, runner)
         if outcome.cancelled:
-            raise Cancelled(step.id)
+            raise Cancelled(step.id, stopped=outcome.stopped)
         if not outcome.ok:
             all_ok = False
             if not step.optional:  # an optional step's failure is reported; the run goes on
@@ -611,7 +637,7 @@ def _run_step(
         saved.reason = outcome.error or (
             f"timed out after {step.timeout:g} s"
             if outcome.timed_out
-            else f"exit code {outcome.exit_code}"
+            else signal_words(outcome.exit_code) or f"exit code {outcome.exit_code}"
         )
     state.save()
     listener.step_finished(step, saved, outcome)

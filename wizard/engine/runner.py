@@ -7,6 +7,9 @@ not one per line); only the last lines are kept in memory.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import itertools
 import os
 import select
 import signal
@@ -17,11 +20,17 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
+
+import psutil
 
 from wizard.host import LocalHost
 
 TAIL_LINES = 40
 GRACE_S = 5.0
+# In every step's environment, so its processes are found even when they leave its session.
+TOKEN = "WIZARD_STEP_TOKEN"
+_tokens = itertools.count(1)
 
 
 @dataclass
@@ -32,6 +41,7 @@ class Outcome:
     cancelled: bool = False
     error: str | None = None
     tail: list[str] = field(default_factory=list)
+    stopped: str = ""  # when the wizard ended it: a second interrupt, what survived
 
     @property
     def ok(self) -> bool:
@@ -47,7 +57,8 @@ class StepRunner:
 
     def cancel(self) -> None:
         """Ask the running step to stop (from another thread, e.g. the app's cancel key),
-        with every sibling running a part of it."""
+        with every sibling running a part of it. A cancel is kept: every later `run` of
+        this runner returns at once as cancelled, so one pressed between steps is not lost."""
         self._cancel.set()
         for sibling in self._siblings:
             sibling.cancel()
@@ -60,6 +71,8 @@ class StepRunner:
         """Another runner for a part of this step that runs beside it (one host of several):
         cancelling this one cancels it too."""
         runner = StepRunner(self.host)
+        if self.cancelled:
+            runner.cancel()
         self._siblings.append(runner)
         return runner
 
@@ -77,31 +90,53 @@ class StepRunner:
         on_lines: Callable[[list[str]], None],
         own_session: bool = True,
     ) -> Outcome:
-        self._cancel.clear()
+        """Run the script to its end, its timeout or a cancel. When its output can no longer
+        be kept (the log's disk is full) or shown (`on_lines` fails: a closed pipe, a
+        terminal gone), the step is stopped rather than left blocked on a pipe nobody
+        reads, and the Outcome's error says why."""
+        if self.cancelled:
+            return Outcome(None, 0.0, cancelled=True)
         started = time.monotonic()
         tail: deque[str] = deque(maxlen=TAIL_LINES)
 
         def emit(lines: list[str]) -> None:
             tail.extend(lines)
-            on_lines(lines)
+            try:
+                on_lines(lines)
+            except OSError as exc:
+                raise OutputLost(_unshown(exc)) from exc
 
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
+        try:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            # Unbuffered: a full disk shows at the write. The `with` below closes it.
+            log = open(log_path, "ab", buffering=0)  # noqa: SIM115
+        except OSError as exc:
+            message = f"cannot open its log {log_path} ({exc.strerror or exc})"
+            return Outcome(None, 0.0, error=message, tail=[message])
+        with log:
+            env = {**env, TOKEN: f"{os.getpid()}-{next(_tokens)}"}  # to find what it starts
             try:
                 proc = self.host.spawn(script, cwd=cwd, env=env, own_session=own_session)
             except OSError as exc:
                 message = f"could not start the step: {exc.strerror or exc}"
-                log.write(message.encode() + b"\n")
+                _note(log, message)
                 return Outcome(None, 0.0, error=message, tail=[message])
             self.pgid = proc.pid if own_session else None
             timed_out = cancelled = False
+            lost = None
+            stopped = ""
             try:
                 timed_out, cancelled = self._pump(proc, log, emit, started, timeout)
             except KeyboardInterrupt:
                 cancelled = True
+            except OutputLost as exc:
+                lost = f"stopped: {exc}"
+            except BaseException:  # a listener's bug: the step must not run on unread
+                _stop(proc, own_session, env[TOKEN])
+                raise
             finally:
-                if timed_out or cancelled:
-                    _stop(proc, own_session)
+                if timed_out or cancelled or lost:
+                    stopped = _stop(proc, own_session, env[TOKEN])
                 proc.wait()
             code = proc.returncode
             why = (
@@ -109,20 +144,26 @@ class StepRunner:
                 if timed_out
                 else "cancelled"
                 if cancelled
-                else _signal_words(code)
+                else lost or signal_words(code)
             )
+            if stopped:
+                why = f"{why}; {stopped}"
             if why:
-                log.write(f"[wizard] {why}\n".encode())
-                if not (timed_out or cancelled):
-                    emit([f"[wizard] {why}"])
-        return Outcome(code, time.monotonic() - started, timed_out, cancelled, tail=list(tail))
+                _note(log, f"[wizard] {why}")
+                if not (timed_out or cancelled or lost):
+                    with contextlib.suppress(OutputLost):  # the next message will say it
+                        emit([f"[wizard] {why}"])
+        duration = time.monotonic() - started
+        return Outcome(
+            code, duration, timed_out, cancelled, error=lost, tail=list(tail), stopped=stopped
+        )
 
     def _pump(
         self,
         proc: subprocess.Popen[bytes],
-        log,
-        emit,
-        started: float,  # type: ignore[no-untyped-def]
+        log: BinaryIO,
+        emit: Callable[[list[str]], None],
+        started: float,
         timeout: float | None,
     ) -> tuple[bool, bool]:
         assert proc.stdout is not None
@@ -141,12 +182,41 @@ class StepRunner:
                 if partial:
                     emit([partial.decode("utf-8", "replace")])
                 return False, False
-            log.write(chunk)
+            try:
+                _write_all(log, chunk)
+            except OSError as exc:
+                raise OutputLost(f"its log {log.name} cannot be written ({exc.strerror})") from exc
             lines = (partial + chunk).split(b"\n")
             partial = lines.pop()
             if lines:
                 text = b"\n".join(lines).decode("utf-8", "replace").replace("\r", "")
                 emit(text.split("\n"))
+
+
+class OutputLost(Exception):
+    """A step's output can no longer be kept or shown; the message says which and why."""
+
+
+def _unshown(exc: OSError) -> str:
+    if exc.errno == errno.EPIPE:
+        return "the wizard's output was closed (the command reading it, as `| head`, ended)"
+    if exc.errno == errno.EIO:
+        return "the wizard's terminal is gone"
+    return f"its output cannot be shown ({exc.strerror or exc})"
+
+
+def _write_all(log: BinaryIO, data: bytes) -> None:
+    """An unbuffered write can be short (the disk filled up midway): write the rest, so the
+    next write reports the error."""
+    view = memoryview(data)
+    while view:
+        view = view[log.write(view) or 0 :]
+
+
+def _note(log: BinaryIO, text: str) -> None:
+    """The wizard's own line in a step's log, when the log can still take it."""
+    with contextlib.suppress(OSError):
+        _write_all(log, text.encode() + b"\n")
 
 
 _SIGNAL_MEANING = {
@@ -157,47 +227,93 @@ _SIGNAL_MEANING = {
 }
 
 
-def _signal_words(code: int | None) -> str | None:
-    """What an exit status says when a signal ended the step's last command: the shell
-    reports 128+N for its children (a bare process, -N)."""
-    if code is None or not (code < 0 or 128 < code < 128 + 65):
+def signal_words(code: int | None) -> str | None:
+    """What the wait status says when a signal ended the step (subprocess gives -N). An exit
+    code of 128+N is an exit code: a shell reports its child's signal that way, but mpirun
+    and others exit 132 or 139 by themselves, and only the wait status tells them apart."""
+    if code is None or code >= 0:
         return None
-    number = -code if code < 0 else code - 128
     try:
-        sig = signal.Signals(number)
+        sig = signal.Signals(-code)
     except ValueError:
-        return None
+        return f"killed by signal {-code}"
     meaning = _SIGNAL_MEANING.get(sig, "")
-    return f"killed by signal {number} ({sig.name}{': ' + meaning if meaning else ''})"
+    return f"killed by signal {-code} ({sig.name}{': ' + meaning if meaning else ''})"
 
 
-def _stop(proc: subprocess.Popen[bytes], own_session: bool) -> None:
+def _stop(proc: subprocess.Popen[bytes], own_session: bool, token: str) -> str:
+    """End the step. Returns "" when all it started was ended as asked, else what
+    happened (a second interrupt, processes that survived)."""
     if own_session:
-        _stop_group(proc)
-        return
+        return _stop_group(proc, token)
     # In the terminal's group, Ctrl-C already reached it; end it if it is still there.
     proc.terminate()
     try:
         proc.wait(timeout=GRACE_S)
-    except subprocess.TimeoutExpired:
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
         proc.kill()
+    return ""
 
 
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the step's whole process group, then SIGKILL what is left after a grace."""
-    for sig, wait in ((signal.SIGTERM, GRACE_S), (signal.SIGKILL, None)):
+def _stop_group(proc: subprocess.Popen[bytes], token: str) -> str:
+    """SIGTERM the step's process group and all else it started (`_started_by`: those that
+    left the group with setsid or a daemon's double fork), then SIGKILL all that is left
+    after the grace, or at once at a second interrupt (a Ctrl-C pressed again)."""
+    said = ""
+    strays = _started_by(proc, token)
+    _signal(proc, strays, signal.SIGTERM)
+    try:
+        deadline = time.monotonic() + GRACE_S
+        while time.monotonic() < deadline and (proc.poll() is None or _alive(strays)):
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        said = "a second interrupt killed its processes (SIGKILL)"
+    _signal(proc, strays + _started_by(proc, token), signal.SIGKILL)  # and any forked since
+    proc.wait()
+    time.sleep(0.05)  # SIGKILL is delivered at once; reaping by their parents may lag
+    left = _alive(strays + _started_by(proc, token))
+    if left:
+        names = ", ".join(f"{p.pid} ({_name(p)})" for p in left)
+        said = f"{said or 'its processes were ended'}, but these still run: {names}"
+    return said
+
+
+def _started_by(proc: subprocess.Popen[bytes], token: str) -> list[psutil.Process]:
+    """What the step started: this machine's processes whose environment holds its token,
+    and the leader's descendants now (one that cleared its environment is still a child)."""
+    found = {}
+    for process in psutil.process_iter():
         try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        if wait is None:
-            return
-        try:
-            proc.wait(timeout=wait)
-            # The leader is gone; make sure nothing else of its group survives.
-            os.killpg(proc.pid, signal.SIGKILL)
-        except subprocess.TimeoutExpired:
+            if process.environ().get(TOKEN) == token:
+                found[process.pid] = process
+        except psutil.Error:  # gone, a zombie, another user's
             continue
-        except ProcessLookupError:
-            pass
-        return
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            found.setdefault(child.pid, child)
+    found.pop(proc.pid, None)  # the leader is signalled with its group and waited for
+    return list(found.values())
+
+
+def _signal(proc: subprocess.Popen[bytes], others: list[psutil.Process], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+    for process in others:
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(sig)
+
+
+def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+    return alive
+
+
+def _name(process: psutil.Process) -> str:
+    try:
+        return process.name()
+    except psutil.Error:
+        return "?"

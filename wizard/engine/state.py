@@ -1,12 +1,17 @@
 """A run's saved state: one YAML file per run, rewritten atomically after every change.
 
 A killed wizard loses nothing that had finished: the file on disk is always either the
-previous complete state or the new one (temp file, fsync, rename).
+previous complete state or the new one (temp file, fsync, rename). Only a folder that stops
+taking new files mid-run gets the file written over itself (`_rewrite`). One live wizard
+holds a run at a time (`hold`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
+import fcntl
 import hashlib
 import os
 import re
@@ -34,6 +39,44 @@ _END = re.compile(r"# end of wizard state, sha256 ([0-9a-f]{64})")
 
 class StateError(Exception):
     """A state file that cannot be used; the message says why and what to do."""
+
+
+class RunBusy(Exception):
+    """Another live wizard holds the run; the message names it and what to do."""
+
+
+_held: dict[Path, int] = {}  # run folder -> the descriptor whose lock this process holds
+
+
+def hold(folder: Path) -> None:
+    """Take the run's lock (flock on `.lock` in its folder) for as long as this process
+    lives: the kernel lets go when it ends, kill -9 included, so a lock is never stale.
+    A second wizard of the same run (a resume while a run lives, two `--from` at once)
+    gets RunBusy instead of running steps twice or killing the live one's."""
+    if folder in _held:
+        return
+    try:
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StateError(
+            f"cannot lock run {folder.name} in {folder} ({exc.strerror or exc}); "
+            "the wizard needs to write there"
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        os.close(fd)
+        who = f"wizard (pid {holder})" if holder.isdigit() else "wizard"
+        stop = f"`kill {holder}`" if holder.isdigit() else "Ctrl-C in its terminal"
+        raise RunBusy(
+            f"run {folder.name} is in use by another {who}: let it finish, or stop it "
+            f"({stop}, and its steps are ended), then `wizard resume --run {folder.name}`"
+        ) from None
+    with contextlib.suppress(OSError):  # only for the message; a full disk refuses it
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _held[folder] = fd
 
 
 def now() -> str:
@@ -85,16 +128,77 @@ class RunState:
         body = yaml.dump(
             data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False
         )
-        fd, tmp = tempfile.mkstemp(prefix=".state.", dir=self.folder)
+        text = body + _end_marker(body)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".state.", dir=self.folder)
+        except OSError as exc:  # the folder takes no new file: made read-only, or its mode
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and _rewrite(
+                self.path, text.encode()
+            ):
+                return
+            raise self._unsaved(exc) from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(body + _end_marker(body))
+                f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise self._unsaved(exc) from None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        if self.folder in _held:
+            _keep(self.path)
+
+    def _unsaved(self, exc: OSError) -> StateError:
+        """A full disk, or a folder and file that cannot be written: what is on disk is the
+        last state saved (a step it shows running was not seen to end)."""
+        return StateError(
+            f"cannot save the state of run {self.run_id} in {self.folder} "
+            f"({exc.strerror or exc}); the saved state is the one before, and a step it shows "
+            f"running is run again by `wizard resume --run {self.run_id}` once there is room "
+            "and the folder can be written"
+        )
+
+
+_kept: dict[Path, int] = {}  # a held run's state file -> a descriptor opened after its save
+
+
+def _keep(path: Path) -> None:
+    """Keep the state file just saved open for writing, so a folder made read-only (a
+    chmod, a read-only mount) later in the run still lets `_rewrite` record how it ended."""
+    old = _kept.pop(path, None)
+    if old is not None:
+        os.close(old)
+    with contextlib.suppress(OSError):
+        _kept[path] = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+
+
+def _rewrite(path: Path, data: bytes) -> bool:
+    """Write a state over the saved one, when its folder takes no new file but the file
+    can still be written. Not atomic, so only then: a file cut short by a crash fails its
+    end marker and is known for what it is. False when it cannot be written either."""
+    fd = _kept.get(path)
+    opened = None
+    if fd is None:
+        try:
+            fd = opened = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError:
+            return False
+    try:
+        done = 0
+        while done < len(data):
+            done += os.pwrite(fd, data[done:], done)
+        os.ftruncate(fd, len(data))
+        os.fsync(fd)
+        return True
+    except OSError:
+        return False
+    finally:
+        if opened is not None:
+            os.close(opened)
 
 
 def _end_marker(body: str) -> str:
@@ -109,12 +213,28 @@ def new_run(
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     writable_state_dir()  # or a clear error naming the folder and XDG_STATE_HOME
     base = runs_dir()
-    base.mkdir(exist_ok=True)
+    try:
+        base.mkdir(exist_ok=True)
+    except FileExistsError:
+        raise StateError(
+            f"{base} is not a folder: the wizard keeps its runs there; move it away "
+            f"(`mv {base} {base}.old`) and start again"
+        ) from None
+    except OSError as exc:
+        raise StateError(f"cannot make {base} ({exc.strerror or exc})") from None
     run_id, n = f"{recipe_id}-{stamp}", 1
-    while (base / run_id).exists():
-        n += 1
-        run_id = f"{recipe_id}-{stamp}-{n}"
-    (base / run_id).mkdir()
+    while True:  # mkdir decides, so runs started at the same second get their own folders
+        try:
+            (base / run_id).mkdir()
+            break
+        except FileExistsError:
+            n += 1
+            run_id = f"{recipe_id}-{stamp}-{n}"
+        except OSError as exc:
+            raise StateError(
+                f"cannot make a run folder in {base} ({exc.strerror or exc})"
+            ) from None
+    hold(base / run_id)
     state = RunState(
         run_id,
         recipe_id,
@@ -124,15 +244,23 @@ def new_run(
         steps={sid: StepState() for sid in step_ids},
     )
     state.save()
-    _write_latest(run_id)
+    try:
+        _write_latest(run_id)
+    except OSError as exc:
+        raise state._unsaved(exc) from None
     return state
 
 
 def _write_latest(run_id: str) -> None:
     latest = runs_dir() / "latest"
-    tmp = latest.with_name(".latest.tmp")
-    tmp.write_text(run_id + "\n")
-    os.replace(tmp, latest)
+    fd, tmp = tempfile.mkstemp(prefix=".latest.", dir=latest.parent)  # one per writer
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(run_id + "\n")
+        os.replace(tmp, latest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def latest_id() -> str | None:
@@ -160,14 +288,17 @@ def latest_for(recipe_id: str) -> str | None:
     )
 
 
-def load(run_id: str | None = None, *, set_aside: bool = True) -> RunState:
+def load(run_id: str | None = None, *, set_aside: bool = True, lock: bool = False) -> RunState:
     """The named run, or the latest. A file that cannot be read, or was not written whole,
     is moved aside (never overwritten) and reported with the runs still usable;
-    `set_aside=False` (for read-only commands) only reports it."""
+    `set_aside=False` (for read-only commands) only reports it. `lock` holds the run
+    first (see `hold`), for a wizard that will run its steps."""
     run_id = run_id or latest_id()
     if run_id is None:
         raise StateError("no saved run yet; start one with `wizard run flagcx`")
     path = runs_dir() / run_id / "state.yaml"
+    if lock and path.parent.is_dir():
+        hold(path.parent)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

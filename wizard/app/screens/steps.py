@@ -245,6 +245,8 @@ class StepsScreen(WizardScreen):
             )
         except Cancelled as stopped:
             message = f"Cancelled during {stopped}; its processes were ended. r resumes."
+        except st.RunBusy as exc:
+            message = str(exc)
         finally:
             self.running = False
         self.wizard.from_thread(self.status, message)
