@@ -362,9 +362,10 @@ def doctor(args: argparse.Namespace) -> int:
             "--fix asks before changing anything: run it in a terminal, or pass "
             "--yes to apply the preferred fixes, or --dry-run to only show them"
         )
-    if (args.ssh_config or args.ssh_mesh) and not (args.hosts or args.hostfile):
+    many = args.hosts is not None or args.hostfile is not None
+    if (args.ssh_config or args.ssh_mesh) and not many:
         raise UsageError("--ssh-config and --ssh-mesh go with --hosts or --hostfile")
-    if args.hosts or args.hostfile:
+    if many:
         if args.fix or args.snapshot:
             raise UsageError("--hosts and --hostfile go with neither --fix nor --snapshot")
         from wizard.hosts_report import doctor_many

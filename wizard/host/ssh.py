@@ -32,6 +32,14 @@ class Unreachable(Exception):
     """ssh could not log in; the message is ssh's own."""
 
 
+class _SshMachine(SshMachine):
+    """plumbum's SshMachine, with `--` after ssh's options: the destination is never read
+    as one, whatever its name."""
+
+    def popen(self, args: Any, ssh_opts: Any = (), **kwargs: Any) -> Any:
+        return super().popen(args, [*ssh_opts, "--"], **kwargs)
+
+
 class SshHost(Host):
     def __init__(
         self,
@@ -43,6 +51,8 @@ class SshHost(Host):
         label: str | None = None,
     ) -> None:
         super().__init__(label or name)
+        if name.startswith("-") or (user or "").startswith("-"):
+            raise ValueError(f"{name!r}: a host or user name that ssh would read as an option")
         self._sockets = tempfile.mkdtemp(prefix="wizard-ssh-")
         options = ["-F", ssh_config] if ssh_config else []
         options += [
@@ -56,7 +66,7 @@ class SshHost(Host):
         self._target = f"{user}@{name}" if user else name
         self._port = ["-p", str(port)] if port else []
         try:
-            self.machine = SshMachine(
+            self.machine = _SshMachine(
                 name, user=user, port=port, ssh_opts=options, connect_timeout=LOGIN_TIMEOUT_S
             )
             self.session = self.machine.session()
@@ -66,7 +76,8 @@ class SshHost(Host):
     def _why_not(self) -> str:
         """ssh's own words for a failed login: plumbum's error may have lost them (a broken
         pipe when ssh exits first), so ask ssh once more, plainly."""
-        done = capture(["ssh", *self._options, *self._port, self._target, "true"], LOGIN_TIMEOUT_S)
+        argv = ["ssh", *self._options, *self._port, "--", self._target, "true"]
+        done = capture(argv, LOGIN_TIMEOUT_S)
         if done.returncode == _TIMED_OUT and not done.stdout:
             return f"no answer from ssh within {LOGIN_TIMEOUT_S} s"
         if done.returncode == 0:
@@ -79,7 +90,7 @@ class SshHost(Host):
         self.session.close()
         self.machine.close()
         subprocess.run(
-            ["ssh", *self._options, *self._port, "-O", "exit", self._target],
+            ["ssh", *self._options, *self._port, "-O", "exit", "--", self._target],
             capture_output=True,
             check=False,
             timeout=10,

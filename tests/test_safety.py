@@ -1,0 +1,129 @@
+"""Hostile input: names ssh would read as options, values a shell or make would run, folders
+another user could write, files that are not what they seem (issue 19)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import netns
+from wizard.engine.cluster import Cluster, RunHost
+from wizard.engine.hostlist import HostListError, HostSpec, parse_hosts, read_hostfile
+from wizard.engine.mesh import Mesh
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_lab = pytest.mark.skipif(netns.available() is not None, reason=str(netns.available()))
+
+
+def wizard_in(folder: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120):
+    """The wizard's command line run from `folder` (where ssh's -E or -F would find files)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "wizard", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+# -- 1. a host name is never an ssh option ---------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["-Epwned", "-oProxyCommand=touch x", "bob@-F", "-F@host"])
+def test_a_name_that_starts_with_a_dash_is_refused(text: str) -> None:
+    with pytest.raises(HostListError, match="starts with `-`"):
+        parse_hosts(text)
+    with pytest.raises(HostListError):
+        HostSpec(text.split("@")[-1], text.split("@")[0] if "@" in text else None)
+
+
+def test_every_ssh_command_ends_its_options_before_the_destination() -> None:
+    spec = HostSpec("node1", "bob", 2222)
+    expected = ["-p", "2222", "--", "bob@node1"]
+    assert spec.ssh_destination() == expected
+    host = RunHost(spec, slots=1)
+    assert Cluster([host]).ssh_argv(host)[-4:] == expected
+    assert Cluster([host]).ssh_argv(host, tty=True)[-4:] == expected
+    assert Mesh([spec]).ssh_argv(spec)[-4:] == expected
+
+
+def _evil_files(folder: Path) -> Path:
+    """A config that runs a command the moment ssh reads it, and a hostfile naming it."""
+    marker = folder / "pwned"
+    (folder / "evilcfg").write_text(f"Host *\n  ProxyCommand touch {marker}\n")
+    (folder / "hostfile").write_text("-Fevilcfg slots=1\n")
+    return marker
+
+
+@needs_lab
+@pytest.mark.parametrize("command", [["doctor"], ["hosts", "setup", "--dry-run"]])
+def test_a_host_named_like_an_option_runs_nothing(tmp_path: Path, command: list[str]) -> None:
+    """Against real sshd servers: the good host beside the bad one is not even tried, the
+    bad one never reaches ssh (no log file -E would write, no ProxyCommand -F would run)."""
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    marker = _evil_files(tmp_path)
+    with netns.Lab(folder, 1) as lab:
+        ssh = ["--ssh-config", str(lab.config)]
+        by_option = wizard_in(tmp_path, *command, "--hosts=node0,-Epwned", *ssh)
+        by_file = wizard_in(tmp_path, *command, "--hostfile", "hostfile", *ssh)
+    assert by_option.returncode == 2, by_option.stderr
+    assert "'-Epwned' is not a host: it starts with `-`" in by_option.stderr
+    assert by_file.returncode == 2, by_file.stderr
+    assert "hostfile:1:" in by_file.stderr and "starts with `-`" in by_file.stderr
+    assert "Traceback" not in by_option.stderr + by_file.stderr
+    assert not marker.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evilcfg", "hostfile", "lab"]
+
+
+@needs_lab
+def test_the_doctor_reaches_a_real_host_with_the_dash_dash(tmp_path: Path) -> None:
+    """`--` before the destination is what ssh (and plumbum's session) still log in with."""
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    with netns.Lab(folder, 1) as lab:
+        done = wizard_in(tmp_path, "doctor", "--json", "--hosts", "node0", "--ssh-config",
+                         str(lab.config), timeout=180)  # fmt: skip
+    assert '"reachable": true' in done.stdout, done.stderr
+
+
+# -- 13. host lists: ports, IPv6, nothing given ---------------------------------------------
+
+
+def test_a_hostfile_line_with_a_user_has_a_port_not_slots(tmp_path: Path) -> None:
+    path = tmp_path / "hosts"
+    path.write_text("bob@node1:2222\nnode2:4\n[fe80::1%eth0]:22 slots=2\nalice@[::1]\n")
+    assert read_hostfile(path) == [
+        HostSpec("node1", "bob", 2222),
+        HostSpec("node2", slots=4),
+        HostSpec("fe80::1%eth0", port=22, slots=2),
+        HostSpec("::1", "alice"),
+    ]
+    assert HostSpec("::1", port=22).label == "[::1]:22"
+    assert HostSpec("::1", port=22).ssh_destination() == ["-p", "22", "--", "::1"]
+    with pytest.raises(HostListError):
+        parse_hosts("[not:an:address]")
+
+
+@pytest.mark.parametrize("command", [["doctor"], ["hosts", "setup", "--dry-run"]])
+def test_an_empty_hosts_option_is_a_usage_error(tmp_path: Path, command: list[str]) -> None:
+    done = wizard_in(tmp_path, *command, "--hosts", "")
+    assert done.returncode == 2 and "--hosts names no host" in done.stderr, done.stderr
+
+
+def test_advice_for_an_unreachable_host_is_a_command_ssh_can_parse() -> None:
+    from wizard.engine.fleet import HostResult
+    from wizard.hosts_report import unreachable_advice
+
+    spec = HostSpec("node1", "bob", 2222)
+    refused = HostResult(spec, None, "ssh: connect to host node1 port 2222: Connection refused")
+    assert unreachable_advice(refused)[0].startswith("ssh -v -p 2222 bob@node1 true   #")
+    denied = HostResult(spec, None, "bob@node1: Permission denied (publickey).")
+    assert unreachable_advice(denied)[0].startswith("ssh-copy-id -p 2222 bob@node1   #")
