@@ -30,14 +30,14 @@ def build_fixes(ctx: Context, source: str) -> list[Fix]:
     home = ctx.host.getenv("HOME")
     q = shlex.quote
     configure = (
-        f"cmake -S {q(source)} -B {build} -DCMAKE_BUILD_TYPE=Release "
+        f"cmake -S {q(source)} -B {q(build)} -DCMAKE_BUILD_TYPE=Release "
         "-DCMAKE_POSITION_INDEPENDENT_CODE=ON"
     )
-    compile_ = f"cmake --build {build} -j$(nproc)"
+    compile_ = f"cmake --build {q(build)} -j$(nproc)"
     fixes = [
         Fix(
             f"Build googletest from {source} and install it into /usr/local",
-            [configure, compile_, distro.sudo(f"cmake --install {build} --prefix /usr/local")],
+            [configure, compile_, distro.sudo(f"cmake --install {q(build)} --prefix /usr/local")],
             needs_root=True,
             changes="installs gtest/gmock headers and static libraries under /usr/local",
         )
@@ -47,7 +47,7 @@ def build_fixes(ctx: Context, source: str) -> list[Fix]:
         fixes.append(
             Fix(
                 f"Build googletest from {source} and install it into {prefix} (no root)",
-                [configure, compile_, f"cmake --install {build} --prefix {q(prefix)}"],
+                [configure, compile_, f"cmake --install {q(build)} --prefix {q(prefix)}"],
                 changes=f"installs gtest/gmock headers and static libraries under {prefix}",
                 home=home,
             )

@@ -4,6 +4,7 @@ another user could write, files that are not what they seem (issue 19)."""
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests import netns
+from tests.treehost import TreeHost, recorded_nvml
 from wizard.engine.cluster import Cluster, RunHost
+from wizard.engine.doctor import run_doctor
 from wizard.engine.hostlist import HostListError, HostSpec, parse_hosts, read_hostfile
 from wizard.engine.mesh import Mesh
 
@@ -127,3 +130,77 @@ def test_advice_for_an_unreachable_host_is_a_command_ssh_can_parse() -> None:
     assert unreachable_advice(refused)[0].startswith("ssh -v -p 2222 bob@node1 true   #")
     denied = HostResult(spec, None, "bob@node1: Permission denied (publickey).")
     assert unreachable_advice(denied)[0].startswith("ssh-copy-id -p 2222 bob@node1   #")
+
+
+# -- 2. every value in a fix command is quoted -----------------------------------------------
+
+HOSTILE = "v;cd ..;touch pwned;#"
+
+
+def shell_words(command: str) -> list[str]:
+    """The words bash would see, with `;` `&&` `|` as words of their own where unquoted and a
+    `#` comment dropped: a value that is quoted stays within one word."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    return list(lexer)
+
+
+def _hostile_machine(tmp_path: Path) -> tuple[TreeHost, str, str, str]:
+    """A tree whose NCCL (only libnccl.so.2, as the wheels ship it), python3 and HOME sit at
+    paths with `;`, `#` and a space; the same NCCL files exist for real at the same path, so
+    a fix applied here finds them."""
+    real = tmp_path / "real"
+    nccl, home = f"{real}/{HOSTILE}/nccl", f"{real}/ada lovelace"
+    python3 = f"{real}/{HOSTILE}/bin/python3"
+    tree = TreeHost(tmp_path / "tree", env={"HOME": home, "NCCL_HOME": nccl}, nvml=recorded_nvml())
+    tree.env["PATH"] = f"{os.path.dirname(python3)}:/usr/bin:/bin"
+    for host_path in (tree.root / nccl.lstrip("/"), Path(nccl)):
+        (host_path / "include").mkdir(parents=True)
+        (host_path / "lib").mkdir()
+        (host_path / "include" / "nccl.h").write_text("#define NCCL_MAJOR 2\n")
+        (host_path / "lib" / "libnccl.so.2").write_text("\x7fELF")
+    tree.symlink(python3, sys.executable)
+    Path(home).mkdir(parents=True)
+    return tree, nccl, home, str(tree.root) + python3
+
+
+def test_fix_commands_quote_hostile_paths_and_apply_without_running_them(tmp_path: Path) -> None:
+    tree, nccl, home, python3 = _hostile_machine(tmp_path)
+    findings = {f.id: f for f in run_doctor(tree).findings}
+    commands = [c for f in findings.values() for fix in f.fixes for c in fix.commands]
+    hostile = [c for c in commands if HOSTILE in c or "ada lovelace" in c]
+    assert len(hostile) >= 4  # NCCL's links, DeepSpeed's and cuDNN's pip installs at least
+    for command in hostile:
+        words = shell_words(command)
+        assert ";" not in words and "&&" not in words, command
+        assert any(HOSTILE in w or "ada lovelace" in w for w in words), command
+    (link,) = findings["nccl.library"].fixes
+    to, library = shlex.quote(f"{home}/.local/nccl"), shlex.quote(f"{nccl}/lib/libnccl.so.2")
+    assert link.commands == [
+        f"mkdir -p {to}/lib",
+        f"ln -sfn {shlex.quote(nccl + '/include')} {to}/include",
+        f"ln -sf {library} {to}/lib/libnccl.so.2",
+        f"ln -sf {library} {to}/lib/libnccl.so",
+    ]
+    deepspeed = findings["deepspeed"].fixes[0].commands
+    assert shell_words(deepspeed[0])[:4] == [python3, "-m", "pip", "install"]
+
+    # Applied as `wizard doctor --fix` applies it (one bash -e script, from HOME): the links
+    # and nothing else.
+    before = {p for p in tmp_path.rglob("*")}
+    done = subprocess.run(["bash", "-e", "-c", "\n".join(link.commands)], cwd=home, check=False)
+    assert done.returncode == 0
+    made = {p.relative_to(tmp_path) for p in tmp_path.rglob("*")} - {
+        p.relative_to(tmp_path) for p in before
+    }
+    local = Path("real/ada lovelace/.local")
+    assert made == {
+        local,
+        local / "nccl",
+        local / "nccl/lib",
+        local / "nccl/include",
+        local / "nccl/lib/libnccl.so.2",
+        local / "nccl/lib/libnccl.so",
+    }
+    assert (tmp_path / local / "nccl/include/nccl.h").read_text() == "#define NCCL_MAJOR 2\n"
+    assert not list(tmp_path.rglob("pwned")) and not Path("pwned").exists()

@@ -345,7 +345,7 @@ def _no_key_here(settings: dict[str, list[str]]) -> Finding:
         fixes=[
             Fix(
                 "Make an ed25519 key without a passphrase (mpirun cannot type one)",
-                [f"ssh-keygen -q -t ed25519 -N '' -f {path}"],
+                [f"ssh-keygen -q -t ed25519 -N '' -f {shlex.quote(path)}"],
                 changes=f"creates {path} and {path}.pub",
             )
         ],
@@ -364,7 +364,7 @@ def _host_findings(peer: Peer) -> list[Finding]:
     owners = {o for _, o in filter(None, (peer.ssh_dir, peer.authorized))}
     if peer.user and owners - {peer.user}:
         problems.append(f"owned by {', '.join(sorted(owners))}, not {peer.user}")
-        commands.append(f"chown {peer.user}: ~/.ssh ~/.ssh/authorized_keys")
+        commands.append(f"chown {shlex.quote(peer.user + ':')} ~/.ssh ~/.ssh/authorized_keys")
     if problems:
         needs_root = any(c.startswith("chown") for c in commands) and peer.user != "root"
         findings.append(
@@ -430,7 +430,7 @@ def _sshd_findings(peer: Peer, others: list[Peer]) -> list[Finding]:
             f"AllowUsers ({' '.join(allowed)}) refuses logins from "
             + ", ".join(o.label for o in refused)
         )
-        commands.append(f"sed -i 's/^AllowUsers .*/& {names}/' {SSHD_CONFIG}")
+        commands.append(f"sed -i {shlex.quote(f's/^AllowUsers .*/& {names}/')} {SSHD_CONFIG}")
     if not problems:
         return []
     return [
