@@ -3,8 +3,10 @@ another user could write, files that are not what they seem (issue 19)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -204,3 +206,106 @@ def test_fix_commands_quote_hostile_paths_and_apply_without_running_them(tmp_pat
     }
     assert (tmp_path / local / "nccl/include/nccl.h").read_text() == "#define NCCL_MAJOR 2\n"
     assert not list(tmp_path.rglob("pwned")) and not Path("pwned").exists()
+
+
+# -- 3. a state folder another user could write is refused; what the wizard makes is private --
+
+TWO_STEPS = """\
+id: two-steps
+title: Two steps
+params:
+  work: {kind: path}
+steps:
+  - id: wait
+    run: test -f {{ work }}/go
+  - id: act
+    run: touch {{ work }}/acted
+"""
+
+
+def _stopped_run(tmp_path: Path, **popen) -> tuple[Path, dict[str, str]]:  # type: ignore[no-untyped-def]
+    """A run of TWO_STEPS whose first step failed: `wizard resume` would run both."""
+    recipe, work = tmp_path / "two-steps.yaml", tmp_path / "work"
+    recipe.write_text(TWO_STEPS)
+    work.mkdir()
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "wizard", "run", str(recipe), "--set", f"work={work}", "--yes"],
+        env=env, capture_output=True, text=True, timeout=120, check=False, **popen,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    (work / "go").touch()
+    return work, env
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user needs root")
+@pytest.mark.parametrize("how", ["owned by nobody", "writable by others", "run writable"])
+def test_a_state_folder_another_user_could_write_is_refused(tmp_path: Path, how: str) -> None:
+    work, env = _stopped_run(tmp_path)
+    state = tmp_path / "state"
+    if how == "owned by nobody":  # as /tmp/wizard-state-$(id -un) made by someone else first
+        for path in (state, *state.rglob("*")):
+            os.chown(path, 65534, 65534)
+    elif how == "writable by others":
+        (state / "wizard" / "runs").chmod(0o777)
+    else:
+        next((state / "wizard" / "runs").glob("two-steps-*")).chmod(0o775)
+    done = wizard_in(tmp_path, "resume", "--yes", env=env)
+    assert done.returncode in (1, 2) and "Traceback" not in done.stderr
+    expected = (
+        "belongs to user nobody, not to you" if how == "owned by nobody" else "can be written by"
+    )
+    assert expected in done.stderr + done.stdout
+    assert not (work / "acted").exists()
+
+
+def test_under_umask_000_what_the_wizard_makes_is_private(tmp_path: Path) -> None:
+    _stopped_run(tmp_path, preexec_fn=lambda: os.umask(0))
+    state = tmp_path / "state"
+    (run,) = (state / "wizard" / "runs").glob("two-steps-*")
+    folders = [state, state / "wizard", state / "wizard" / "runs", run]
+    files = [run / "state.yaml", state / "wizard" / "runs" / "latest", *run.glob("*.log")]
+    assert len(files) == 3  # the failed step's log
+    assert {str(p): oct(p.stat().st_mode & 0o777) for p in folders + files} == {
+        **{str(p): "0o700" for p in folders},
+        **{str(p): "0o600" for p in files},
+    }
+
+
+# -- 5. ids never name a folder outside runs/ ------------------------------------------------
+
+
+@pytest.mark.parametrize("recipe_id", ["/tmp/abs", "../../evil", "a/b", "-x"])
+def test_a_recipe_id_that_is_a_path_is_refused(tmp_path: Path, recipe_id: str) -> None:
+    recipe = tmp_path / "evil.yaml"
+    recipe.write_text(TWO_STEPS.replace("id: two-steps", f"id: {json.dumps(recipe_id)}"))
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    done = wizard_in(tmp_path, "run", str(recipe), "--set", "work=/nonexistent", "--yes", env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"recipe id {recipe_id!r}: use lowercase letters, digits and -" in done.stderr
+    assert not (tmp_path / "state").exists() and not Path("/tmp/abs").exists()
+
+
+@pytest.mark.parametrize("run_id", ["../../etc", "/etc", "..", "a/../../b"])
+def test_a_run_id_outside_runs_is_refused(tmp_path: Path, run_id: str) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()  # a state.yaml where ../../ would lead: never read
+    (outside / "state.yaml").write_text("wizard_run: 2\n")
+    env = {"XDG_STATE_HOME": str(tmp_path / "state" / "x")}
+    for command in ("resume", "status"):
+        done = wizard_in(tmp_path, command, "--run", run_id, env=env)
+        assert done.returncode == 1 and f"{run_id!r} is not a run id" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_a_state_copied_from_another_run_is_refused(tmp_path: Path) -> None:
+    work, env = _stopped_run(tmp_path)
+    runs = tmp_path / "state" / "wizard" / "runs"
+    (run,) = runs.glob("two-steps-*")
+    copy = runs / "two-steps-20000101-000000"
+    copy.mkdir(mode=0o700)
+    shutil.copy(run / "state.yaml", copy / "state.yaml")
+    done = wizard_in(tmp_path, "resume", "--yes", "--run", copy.name, env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"it is the state of run {run.name!r}, copied here" in done.stderr
+    assert not (work / "acted").exists()

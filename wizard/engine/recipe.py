@@ -21,6 +21,7 @@ from wizard.paths import data_dir, recipe_ids
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _PLACEHOLDER_AND_SPACE = re.compile(PLACEHOLDER.pattern + "( ?)")
 STEP_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
+RECIPE_ID = STEP_ID  # it names the run's folder in runs/: never a path
 PARAM_KINDS = ("str", "int", "path", "args")
 # Parameters the engine fills itself.
 BUILTINS = (
@@ -207,12 +208,18 @@ class _Validator:
         self.keys(data, RECIPE_KEYS, "the recipe")
         recipe_id = self.text(data, "id", "the recipe")
         assert recipe_id is not None
+        if not RECIPE_ID.fullmatch(recipe_id):
+            raise self.fail(
+                data, f"recipe id {recipe_id!r}: use lowercase letters, digits and -", "id"
+            )
         requires = data.get("requires", [])
         if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
             raise self.fail(data, "'requires' must be a list of check ids", "requires")
         after = data.get("after", [])
         if not isinstance(after, list) or not all(isinstance(r, str) for r in after):
             raise self.fail(data, "'after' must be a list of recipe ids", "after")
+        if bad := [a for a in after if not RECIPE_ID.fullmatch(a)]:
+            raise self.fail(data, f"'after' names {bad[0]!r}, which is not a recipe id", "after")
         params = self.params(data)
         for param in params.values():
             if param.run and RUN_VALUE.fullmatch(param.run).group(1) not in after:  # type: ignore[union-attr]

@@ -24,7 +24,7 @@ from wizard.engine.parsers import PARSERS
 from wizard.engine.recipe import Recipe, Step, render
 from wizard.engine.runner import Outcome, StepRunner
 from wizard.host import LocalHost
-from wizard.paths import data_dir
+from wizard.paths import data_dir, private_file
 
 # NVLink multicast can take down every GPU of a shared host: off unless the caller chose.
 SAFE_ENV = {
@@ -436,7 +436,8 @@ def _run_step(
     cwd = step_cwd(step, values)
     if cwd and not os.path.isdir(cwd):
         outcome = Outcome(None, 0.0, error=f"working folder {cwd} does not exist")
-        log.write_text(outcome.error + "\n")  # type: ignore[operator]
+        with open(log, "w", encoding="utf-8", opener=private_file) as f:
+            f.write(outcome.error + "\n")  # type: ignore[operator]
     else:
         outcome = runner.run(
             command, cwd=cwd, env=env, timeout=step.timeout, log_path=log, on_lines=on_lines

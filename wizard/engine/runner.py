@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wizard.host import LocalHost
+from wizard.paths import private_file
 
 TAIL_LINES = 40
 GRACE_S = 5.0
@@ -86,7 +87,7 @@ class StepRunner:
             on_lines(lines)
 
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
+        with open(log_path, "ab", opener=private_file) as log:
             try:
                 proc = self.host.spawn(script, cwd=cwd, env=env, own_session=own_session)
             except OSError as exc:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from wizard.paths import runs_dir, writable_state_dir
+from wizard.paths import check_private, private_file, private_folder, runs_dir, writable_state_dir
 
 PENDING, RUNNING, DONE, SKIPPED, FAILED, CANCELLED = (
     "pending",
@@ -30,6 +30,7 @@ PENDING, RUNNING, DONE, SKIPPED, FAILED, CANCELLED = (
 FINISHED = (DONE, SKIPPED)
 FORMAT = 2  # 2 ends with a checksummed marker line
 _END = re.compile(r"# end of wizard state, sha256 ([0-9a-f]{64})")
+RUN_ID = re.compile(r"[a-z0-9][a-z0-9-]*")  # a recipe id (recipe.RECIPE_ID), -, a timestamp
 
 
 class StateError(Exception):
@@ -108,13 +109,13 @@ def new_run(
 ) -> RunState:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     writable_state_dir()  # or a clear error naming the folder and XDG_STATE_HOME
-    base = runs_dir()
-    base.mkdir(exist_ok=True)
+    base = private_folder(runs_dir())
     run_id, n = f"{recipe_id}-{stamp}", 1
     while (base / run_id).exists():
         n += 1
         run_id = f"{recipe_id}-{stamp}-{n}"
-    (base / run_id).mkdir()
+    (base / run_id).mkdir(mode=0o700)
+    os.chmod(base / run_id, 0o700)  # whatever the umask
     state = RunState(
         run_id,
         recipe_id,
@@ -131,7 +132,8 @@ def new_run(
 def _write_latest(run_id: str) -> None:
     latest = runs_dir() / "latest"
     tmp = latest.with_name(".latest.tmp")
-    tmp.write_text(run_id + "\n")
+    with open(tmp, "w", encoding="utf-8", opener=private_file) as f:
+        f.write(run_id + "\n")
     os.replace(tmp, latest)
 
 
@@ -167,7 +169,13 @@ def load(run_id: str | None = None, *, set_aside: bool = True) -> RunState:
     run_id = run_id or latest_id()
     if run_id is None:
         raise StateError("no saved run yet; start one with `wizard run flagcx`")
+    if not RUN_ID.fullmatch(run_id):
+        raise StateError(
+            f"{run_id!r} is not a run id (a recipe id and a timestamp, as `wizard status` "
+            f"lists them), so it cannot name a folder in {runs_dir()}.{_others(run_id)}"
+        )
     path = runs_dir() / run_id / "state.yaml"
+    check_private(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -178,6 +186,8 @@ def load(run_id: str | None = None, *, set_aside: bool = True) -> RunState:
         raise _unreadable(path, str(exc), set_aside) from None
     try:
         data = _parse(text)
+        if data.get("run_id") != run_id:
+            raise ValueError(f"it is the state of run {data.get('run_id')!r}, copied here")
         steps = {sid: StepState(**s) for sid, s in data.pop("steps").items()}
         data.pop("wizard_run")
         return RunState(**data, steps=steps, path=path)
