@@ -309,3 +309,47 @@ def test_a_state_copied_from_another_run_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"it is the state of run {run.name!r}, copied here" in done.stderr
     assert not (work / "acted").exists()
+
+
+# -- 4. values that reach make ---------------------------------------------------------------
+
+MAKE_RECIPE = """\
+id: make-values
+title: A value on make's command line
+params:
+  home: {}
+  work: {kind: path}
+steps:
+  - id: build
+    cwd: "{{ work }}"
+    run: make HOME_DIR={{ home }}
+"""
+
+
+@pytest.mark.parametrize("value", ["$(shell touch pwned)", "x;touch pwned", "`touch pwned`"])
+def test_a_value_make_would_run_is_refused(tmp_path: Path, value: str) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "Makefile").write_text("all:\n\techo -I$(HOME_DIR)/include\n")
+    recipe = tmp_path / "make-values.yaml"
+    recipe.write_text(MAKE_RECIPE)
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    sets = ["--set", f"home={value}", "--set", f"work={work}"]
+    done = wizard_in(tmp_path, "run", str(recipe), *sets, "--yes", env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"parameter 'home' is {value!r}, which reaches make in step 'build'" in done.stderr
+    assert not (work / "pwned").exists()
+    fine = wizard_in(tmp_path, "run", str(recipe), "--set", "home=/opt/a-b_c.d", *sets[2:],
+                     "--yes", env=env)  # fmt: skip
+    assert fine.returncode == 0 and "-I/opt/a-b_c.d/include" in fine.stdout, fine.stderr
+
+
+def test_the_shipped_builds_name_the_values_that_reach_make() -> None:
+    from wizard.engine import recipe
+
+    flagcx = {s.id: s.make_params for s in recipe.load("flagcx").steps}
+    assert {"ccl_home", "device_home", "mpi_home"} <= flagcx["build"]
+    assert "mpi_extra_libs" in flagcx["perf-build"]  # through the step's environment
+    nccl_tests = {s.id: s.make_params for s in recipe.load("nccl-tests").steps}
+    assert {"nccl_home", "cuda_home", "mpi_home", "sm"} <= nccl_tests["build"]
+    assert all(not s.make_params for s in recipe.load("googletest").steps)  # cmake is not make

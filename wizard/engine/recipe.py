@@ -22,6 +22,10 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _PLACEHOLDER_AND_SPACE = re.compile(PLACEHOLDER.pattern + "( ?)")
 STEP_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 RECIPE_ID = STEP_ID  # it names the run's folder in runs/: never a path
+_MAKE = re.compile(r"(?<![\w./-])make\s")  # make run as a command (not cmake, not a path)
+# What a value may not hold where make reads it: make expands $( and ${ (a `$(shell ...)`
+# runs), and hands variables unquoted to the shells of its recipes, which run ; | ` $(.
+MAKE_UNSAFE = re.compile(r"[$`;&|<>()\\\"'\n\r]")
 PARAM_KINDS = ("str", "int", "path", "args")
 # Parameters the engine fills itself.
 BUILTINS = (
@@ -88,6 +92,17 @@ class Step:
     needs: tuple[str, ...] = ()
     when: str | None = None
     where: str = "here"
+
+    @property
+    def make_params(self) -> set[str]:
+        """The parameters whose values reach make: those on a line that runs make, and,
+        in a step that runs make, those in its environment (make reads it too)."""
+        lines = self.run.replace("\\\n", " ").splitlines()
+        on_make = [line for line in lines if _MAKE.search(line)]
+        if not on_make:
+            return set()
+        words = [*on_make, *self.env.values()]
+        return {name for text in words for name in PLACEHOLDER.findall(text)}
 
 
 @dataclass(frozen=True)

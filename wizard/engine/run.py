@@ -21,7 +21,7 @@ from wizard.engine import state as st
 from wizard.engine.cluster import Builder, Cluster
 from wizard.engine.doctor import Report
 from wizard.engine.parsers import PARSERS
-from wizard.engine.recipe import Recipe, Step, render
+from wizard.engine.recipe import MAKE_UNSAFE, Recipe, Step, render
 from wizard.engine.runner import Outcome, StepRunner
 from wizard.host import LocalHost
 from wizard.paths import data_dir, private_file
@@ -173,7 +173,25 @@ def resolve(
     values["master_addr"], values["master_port"] = master
     values["run_dir"] = str(run_dir)
     values["steps_dir"] = str(data_dir("steps"))  # the recipes' own tools (steps/tools/)
+    _refuse_unsafe_for_make(recipe, values, set(missing or ()))
     return values
+
+
+def _refuse_unsafe_for_make(recipe: Recipe, values: dict[str, Any], missing: set[str]) -> None:
+    """Shell quoting does not protect a value from make: `CCL_HOME='$(shell touch x)'` is
+    expanded by make, and `a;b` runs b in the shell of a Makefile's recipe. Such values are
+    refused, with the step and parameter named."""
+    for step in recipe.steps:
+        for name in sorted(step.make_params - missing):
+            value = values.get(name)
+            for word in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(word, str) and (bad := MAKE_UNSAFE.search(word)):
+                    raise ParamError(
+                        f"parameter {name!r} is {word!r}, which reaches make in step "
+                        f"{step.id!r}: make would expand `$(`/`${{` in it and its recipes' "
+                        f"shells would run `;`, `|` or backquotes, so a value there may not "
+                        f"hold {bad.group()!r} (nor $ ` ; & | < > ( ) \\ quotes or newlines)"
+                    )
 
 
 def prior_runs(recipe: Recipe) -> dict[str, st.RunState | None]:
