@@ -7,8 +7,10 @@ import json
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -353,3 +355,35 @@ def test_the_shipped_builds_name_the_values_that_reach_make() -> None:
     nccl_tests = {s.id: s.make_params for s in recipe.load("nccl-tests").steps}
     assert {"nccl_home", "cuda_home", "mpi_home", "sm"} <= nccl_tests["build"]
     assert all(not s.make_params for s in recipe.load("googletest").steps)  # cmake is not make
+
+
+# -- 6. `snapshot -o` writes to a device or pipe, never replaces it ---------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_a_snapshot_to_a_full_device_says_so_and_leaves_the_device(tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    os.mknod(full, 0o666 | stat.S_IFCHR, os.makedev(1, 7))  # the same device as /dev/full
+    done = wizard_in(tmp_path, "snapshot", "-o", str(full))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"cannot write {full}: No space left on device" in done.stderr
+    assert stat.S_ISCHR(full.lstat().st_mode) and full.lstat().st_rdev == os.makedev(1, 7)
+    assert [p.name for p in tmp_path.iterdir()] == ["full"]  # no temporary file left either
+
+
+def test_a_snapshot_streams_into_a_pipe(tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "wizard", "snapshot", "-o", str(pipe)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    read: list[str] = []
+    reader = threading.Thread(target=lambda: read.append(pipe.read_text()), daemon=True)
+    reader.start()  # a daemon: a wizard that replaced the pipe leaves it waiting, not the test
+    _, err = writer.communicate(timeout=120)
+    reader.join(10)
+    assert writer.returncode == 0, err
+    assert read and read[0].startswith("wizard_snapshot: 1\n") and f"to {pipe}." in err
+    assert stat.S_ISFIFO(pipe.lstat().st_mode)

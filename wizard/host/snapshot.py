@@ -98,7 +98,9 @@ def load_snapshot(path: str | os.PathLike[str]) -> SnapshotHost:
 
 
 def write_snapshot(host: Host, path: str | os.PathLike[str], *, note: str = "") -> Path:
-    """Write what `host` observed, atomically (a partial file never replaces a good one)."""
+    """Write what `host` observed: to a file atomically (a partial file never replaces a
+    good one); to anything else that is there already (a pipe, a terminal, a device such
+    as /dev/stdout), as a stream, so it is written to, never replaced by a file."""
     import yaml
 
     from checks import REGISTRY
@@ -116,11 +118,19 @@ def write_snapshot(host: Host, path: str | os.PathLike[str], *, note: str = "") 
         "observations": {kind: dict(sorted(host.observations[kind].items())) for kind in KINDS},
     }
     target = Path(path)
+
+    def dump(f: Any) -> None:
+        yaml.dump(data, f, Dumper=_dumper(), sort_keys=False, allow_unicode=True, width=100)
+
+    if target.exists() and not target.is_file():
+        with open(target, "w", encoding="utf-8") as f:
+            dump(f)
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yaml.dump(data, f, Dumper=_dumper(), sort_keys=False, allow_unicode=True, width=100)
+            dump(f)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a snapshot holds no secrets
         os.replace(tmp, target)
     except BaseException:
