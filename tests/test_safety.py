@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import stat
 import subprocess
 import sys
 import threading
+import time
+import tracemalloc
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -21,6 +25,7 @@ from wizard.engine.cluster import Cluster, RunHost
 from wizard.engine.doctor import run_doctor
 from wizard.engine.hostlist import HostListError, HostSpec, parse_hosts, read_hostfile
 from wizard.engine.mesh import Mesh
+from wizard.host.snapshot import MAX_BYTES, SnapshotError, load_snapshot, write_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_lab = pytest.mark.skipif(netns.available() is not None, reason=str(netns.available()))
@@ -387,3 +392,89 @@ def test_a_snapshot_streams_into_a_pipe(tmp_path: Path) -> None:
     assert writer.returncode == 0, err
     assert read and read[0].startswith("wizard_snapshot: 1\n") and f"to {pipe}." in err
     assert stat.S_ISFIFO(pipe.lstat().st_mode)
+
+
+# -- 7. a snapshot is checked field by field, and bounded ------------------------------------
+
+BOMB = "\n".join(
+    ["wizard_snapshot: 1", 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 8)}]" for i in range(1, 10)]
+    + ["host: *a9", "observations: {}"]
+)  # 8**10 strings once expanded: the 2 GB print
+
+
+def _time_and_memory(action) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        action()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return time.monotonic() - started, peak
+
+
+def test_a_snapshot_alias_bomb_is_refused_fast(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BOMB + "\n")
+
+    def load() -> None:
+        with pytest.raises(SnapshotError, match=r"uses YAML aliases \(\*name\)"):
+            load_snapshot(path)
+
+    seconds, peak = _time_and_memory(load)
+    assert seconds < 2 and peak < 20 * 2**20
+    done = wizard_in(tmp_path, "doctor", "--snapshot", str(path), timeout=30)
+    assert done.returncode == 2 and "uses YAML aliases" in done.stderr
+    assert len(done.stdout) + len(done.stderr) < 2000
+
+
+@pytest.mark.parametrize(
+    ("field", "why"),
+    [
+        ("host: [a, b]", "'host' must be a name of at most 255 characters"),
+        ("host: " + "x" * 300, "'host' must be a name of at most 255 characters"),
+        ("note: {a: 1}", "'note' must be text"),
+        ("checks: nope", "'checks' must be a list of check ids"),
+        ("observations: {env: [1]}", "observations.env must be a table keyed by text"),
+        ("observations: {env: {HOME: [1]}}", "observations.env['HOME'] must be a value or null"),
+        ("observations: {commands: {uname: {rc: one}}}", "must be a command's record"),
+        ("observations: {statvfs: {/: {total: 1.5, free: 1}}}", "total and free as whole"),
+        ("observations: {disks: {}}", "'observations' must be a table of commands"),
+    ],
+)
+def test_a_snapshot_field_of_the_wrong_type_is_named(tmp_path: Path, field: str, why: str) -> None:
+    path = tmp_path / "bad.yaml"
+    base = {"observations": "observations: {}"}
+    key = field.split(":")[0]
+    lines = ["wizard_snapshot: 1", field, *(v for k, v in base.items() if k != key)]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SnapshotError, match=re.escape(why)):
+        load_snapshot(path)
+
+
+def test_a_huge_snapshot_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    with open(path, "wb") as f:
+        f.truncate(MAX_BYTES + 1)
+
+    def load() -> None:
+        with pytest.raises(SnapshotError, match="is over 32 MiB: not a snapshot"):
+            load_snapshot(path)
+
+    seconds, peak = _time_and_memory(load)
+    assert seconds < 2 and peak < 2**20
+
+
+def test_a_written_snapshot_holds_no_aliases(tmp_path: Path) -> None:
+    from wizard.host.base import KINDS
+
+    class Shared:  # one object seen twice, as a Host may record it
+        name = "h"
+        observations: ClassVar[dict] = {kind: {} for kind in KINDS}
+
+    same = ["/a", "/b"]
+    Shared.observations["globs"] = {"x*": same, "y*": same}
+    path = write_snapshot(Shared(), tmp_path / "s.yaml")  # type: ignore[arg-type]
+    assert "&id" not in path.read_text()
+    assert load_snapshot(path).recorded["globs"] == {"x*": same, "y*": same}
