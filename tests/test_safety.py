@@ -478,3 +478,28 @@ def test_a_written_snapshot_holds_no_aliases(tmp_path: Path) -> None:
     path = write_snapshot(Shared(), tmp_path / "s.yaml")  # type: ignore[arg-type]
     assert "&id" not in path.read_text()
     assert load_snapshot(path).recorded["globs"] == {"x*": same, "y*": same}
+
+
+# -- 11. remote output that is not UTF-8 -----------------------------------------------------
+
+
+@needs_lab
+def test_remote_output_that_is_not_utf8_is_read_not_a_crash(tmp_path: Path) -> None:
+    """A host whose sshd greets with a Latin-1 banner (ssh prints it on stderr at every
+    login), and a command that prints bytes that are not UTF-8."""
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    banner = folder / "banner"
+    banner.write_bytes(b"Willkommen auf dem Rechner f\xfcr Gro\xdfes\n")
+    with netns.Lab(folder, 1) as lab:
+        node = lab.hosts[0]
+        config = lab.sshd_config(node)
+        config.write_text(config.read_text() + f"Banner {banner}\n")
+        lab.start(node, rewrite=False)
+        cluster = Cluster([RunHost(HostSpec("node0"), slots=1)], ssh_config=str(lab.config))
+        code, out = cluster.run_on(cluster.hosts[0], "printf 'caf\\351\\n'")
+        setup = wizard_in(tmp_path, "hosts", "setup", "--dry-run", "--hosts", "node0",
+                          "--ssh-config", str(lab.config), timeout=180)  # fmt: skip
+    assert code == 0 and "caf\ufffd" in out
+    assert "Traceback" not in setup.stderr and setup.returncode in (0, 1), setup.stderr
+    assert "node0" in setup.stdout
