@@ -345,7 +345,7 @@ def _no_key_here(settings: dict[str, list[str]]) -> Finding:
         fixes=[
             Fix(
                 "Make an ed25519 key without a passphrase (mpirun cannot type one)",
-                [f"ssh-keygen -q -t ed25519 -N '' -f {shlex.quote(path)}"],
+                [f"ssh-keygen -q -t ed25519 -N '' -f {path}"],  # a constant: ~ for the shell
                 changes=f"creates {path} and {path}.pub",
             )
         ],
