@@ -3,6 +3,7 @@ another user could write, files that are not what they seem (issue 19)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -503,3 +505,38 @@ def test_remote_output_that_is_not_utf8_is_read_not_a_crash(tmp_path: Path) -> N
     assert code == 0 and "caf\ufffd" in out
     assert "Traceback" not in setup.stderr and setup.returncode in (0, 1), setup.stderr
     assert "node0" in setup.stdout
+
+
+# -- 13. logins that fail: in their time, quietly, leaving nothing --------------------------
+
+
+@needs_lab
+def test_a_slow_login_honours_its_limit_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A host whose shell takes 20 s to start (bash reads BASH_ENV, set by sshd's SetEnv),
+    with a 3 s login limit; and a host whose sshd is down. Neither leaves a folder of
+    sockets behind or prints plumbum's objects."""
+    from wizard.host import ssh
+
+    monkeypatch.setattr(ssh, "LOGIN_TIMEOUT_S", 3)
+    temp = Path(tempfile.mkdtemp(prefix="wzt", dir="/tmp"))  # short: ssh's ControlPath
+    monkeypatch.setattr(tempfile, "mkdtemp", functools.partial(tempfile.mkdtemp, dir=temp))
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    slow = folder / "slow.sh"
+    slow.write_text("sleep 20\n")
+    with netns.Lab(folder, 2) as lab:
+        lab.hosts[0].env = {"BASH_ENV": str(slow)}
+        lab.start(lab.hosts[0])
+        lab.stop(lab.hosts[1])
+        started = time.monotonic()
+        with pytest.raises(ssh.Unreachable, match="no answer from ssh within 3 s"):
+            ssh.SshHost("node0", ssh_config=str(lab.config))
+        seconds = time.monotonic() - started
+        with pytest.raises(ssh.Unreachable, match="Connection refused"):
+            ssh.SshHost("node1", ssh_config=str(lab.config))
+    left = list(temp.iterdir())
+    temp.rmdir() if not left else shutil.rmtree(temp)
+    assert seconds < 8 and left == []
+    assert "<" not in capfd.readouterr().err  # no repr of plumbum's objects
