@@ -540,3 +540,23 @@ def test_a_slow_login_honours_its_limit_and_leaves_nothing(
     temp.rmdir() if not left else shutil.rmtree(temp)
     assert seconds < 8 and left == []
     assert "<" not in capfd.readouterr().err  # no repr of plumbum's objects
+
+
+def test_one_50_mb_output_line_costs_linear_time(tmp_path: Path) -> None:
+    from wizard.engine.runner import StepRunner
+    from wizard.host import LocalHost
+
+    seen: list[int] = []
+    started = time.monotonic()
+    outcome = StepRunner(LocalHost()).run(
+        "head -c 50000000 /dev/zero | tr '\\0' x; echo; echo end",
+        cwd=None,
+        env=dict(os.environ),
+        timeout=120,
+        log_path=tmp_path / "step.log",
+        on_lines=lambda lines: seen.extend(map(len, lines)),
+    )
+    seconds = time.monotonic() - started
+    assert outcome.ok and seen == [50_000_000, 3]
+    assert (tmp_path / "step.log").stat().st_size == 50_000_005
+    assert seconds < 4, f"{seconds:.1f} s"

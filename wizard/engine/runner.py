@@ -128,7 +128,7 @@ class StepRunner:
     ) -> tuple[bool, bool]:
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
-        partial = b""
+        partial = bytearray()  # a line not ended yet: grown in place, never copied whole
         while True:
             if self._cancel.is_set():
                 return False, True
@@ -143,11 +143,14 @@ class StepRunner:
                     emit([partial.decode("utf-8", "replace")])
                 return False, False
             log.write(chunk)
-            lines = (partial + chunk).split(b"\n")
-            partial = lines.pop()
-            if lines:
-                text = b"\n".join(lines).decode("utf-8", "replace").replace("\r", "")
-                emit(text.split("\n"))
+            end = chunk.rfind(b"\n")
+            if end < 0:
+                partial += chunk
+                continue
+            partial += chunk[:end]
+            text = partial.decode("utf-8", "replace").replace("\r", "")
+            partial = bytearray(chunk[end + 1 :])
+            emit(text.split("\n"))
 
 
 _SIGNAL_MEANING = {
