@@ -159,6 +159,8 @@ def load(name: str) -> Recipe:
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise RecipeError(str(path), line, f"invalid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:  # the reader's: a character YAML does not allow
+        raise RecipeError(str(path), None, f"invalid YAML: {exc}") from None
     return _Validator(str(path)).recipe(data, path)
 
 
