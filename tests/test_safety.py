@@ -560,3 +560,14 @@ def test_one_50_mb_output_line_costs_linear_time(tmp_path: Path) -> None:
     assert outcome.ok and seen == [50_000_000, 3]
     assert (tmp_path / "step.log").stat().st_size == 50_000_005
     assert seconds < 4, f"{seconds:.1f} s"
+
+
+def test_a_run_whose_recipe_lost_steps_says_so_and_can_finish(tmp_path: Path) -> None:
+    _, env = _stopped_run(tmp_path)
+    recipe = tmp_path / "two-steps.yaml"
+    recipe.write_text(TWO_STEPS.split("  - id: act")[0])  # the step `act` is gone
+    done = wizard_in(tmp_path, "resume", "--yes", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"The recipe {recipe} no longer has the step(s) act" in done.stdout
+    again = wizard_in(tmp_path, "resume", "--yes", env=env)
+    assert again.returncode == 0 and "Nothing left to do" in again.stdout, again.stdout

@@ -20,6 +20,7 @@ from wizard.engine.hostlist import HostSpec
 from wizard.engine.run import (
     Cancelled,
     ParamError,
+    drop_lost_steps,
     execute,
     failing_requirements,
     parse_sets,
@@ -301,6 +302,11 @@ def resume(args: argparse.Namespace) -> int:
         print(f"wizard: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     recipe = _load(state.recipe_path)
+    if lost := drop_lost_steps(recipe, state):
+        out.write(
+            f"The recipe {state.recipe_path} no longer has the step(s) {', '.join(lost)} "
+            f"that run {state.run_id} recorded: they are left out of the run."
+        )
     if state.first_unfinished() is None:
         out.summary(recipe, state)
         out.write(f"Nothing left to do in run {state.run_id}.")

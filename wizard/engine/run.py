@@ -319,6 +319,19 @@ def _mtimes(path: str) -> Iterator[float]:
                 continue
 
 
+def drop_lost_steps(recipe: Recipe, state: st.RunState) -> list[str]:
+    """Steps the run recorded that its recipe no longer has (it was edited since): taken
+    out of the run, saved, and returned so the caller says so. Kept, they would stay
+    unfinished forever and the run could never end."""
+    known = {step.id for step in recipe.steps}
+    lost = [sid for sid in state.steps if sid not in known]
+    if lost:
+        for sid in lost:
+            del state.steps[sid]
+        state.save()
+    return lost
+
+
 def step_cwd(step: Step, values: dict[str, Any]) -> str | None:
     """The step's working folder, filled in and ~ expanded; None when it names none."""
     return os.path.expanduser(render(step.cwd, values, quote=False)) if step.cwd else None
