@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from dataclasses import dataclass
 
 from checks import gpu, versions
@@ -149,9 +150,9 @@ def cuda_toolkit(ctx: Context) -> Finding:
         fix = Fix(
             f"Use {chosen.home} everywhere",
             [
-                f"export CUDA_HOME={chosen.home}",
-                "export PATH=$CUDA_HOME/bin:$PATH",
-                "export LD_LIBRARY_PATH=$CUDA_HOME/lib64:$LD_LIBRARY_PATH",
+                f"export CUDA_HOME={shlex.quote(chosen.home)}",
+                'export PATH="$CUDA_HOME/bin:$PATH"',
+                'export LD_LIBRARY_PATH="$CUDA_HOME/lib64:$LD_LIBRARY_PATH"',
             ],
             changes="this shell's environment (add the lines to ~/.bashrc to keep them)",
         )

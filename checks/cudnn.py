@@ -8,6 +8,7 @@ repository or, without root, PyPI's `nvidia-cudnn-cuXX` wheel.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 
 from checks import python, versions
@@ -137,7 +138,7 @@ def _install_fixes(ctx: Context) -> list[Fix]:
     fixes.append(
         Fix(
             f"Install PyPI's nvidia-cudnn-cu{major} wheel into {python3} (no root)",
-            [f"{python3} -m pip install nvidia-cudnn-cu{major}"],
+            [f"{shlex.quote(python3)} -m pip install nvidia-cudnn-cu{major}"],
             changes="installs cuDNN under that Python's site-packages/nvidia/cudnn, which the "
             "check finds (pass it as CUDNN_HOME to builds)",
         )

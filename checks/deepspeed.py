@@ -6,6 +6,7 @@ present now. ds_report imports torch, which takes seconds: only --deep runs it."
 from __future__ import annotations
 
 import re
+import shlex
 
 from checks import python, versions
 from checks.base import Context, Finding, Fix, check
@@ -29,7 +30,7 @@ def deepspeed(ctx: Context) -> Finding:
             fixes=[
                 Fix(
                     "Install DeepSpeed into this Python",
-                    [f"{python3} -m pip install deepspeed"],
+                    [f"{shlex.quote(python3)} -m pip install deepspeed"],
                     changes=f"installs deepspeed and its requirements into {info['prefix']}",
                 )
             ],
@@ -89,14 +90,18 @@ def _read(
         fixes.append(
             Fix(
                 "Install CUTLASS from PyPI (evoformer_attn)",
-                [f"{python3} -m pip install nvidia-cutlass"],
+                [f"{shlex.quote(python3)} -m pip install nvidia-cutlass"],
                 changes="installs nvidia-cutlass into this Python",
             )
         )
     if found.get("ninja") is False:
         problems.append("ninja is missing: no op can be compiled at run time")
         fixes.append(
-            Fix("Install ninja", [f"{python3} -m pip install ninja"], changes="installs ninja")
+            Fix(
+                "Install ninja",
+                [f"{shlex.quote(python3)} -m pip install ninja"],
+                changes="installs ninja",
+            )
         )
     info = found.get("info", {})
     details += [f"{key}: {value}" for key, value in info.items()]
@@ -110,7 +115,8 @@ def _read(
                 Fix(
                     "Rebuild DeepSpeed against the torch installed now",
                     [
-                        f"{python3} -m pip install --force-reinstall --no-deps --no-cache-dir "
+                        f"{shlex.quote(python3)} -m pip install --force-reinstall --no-deps "
+                        "--no-cache-dir "
                         "deepspeed"
                     ],
                     changes="reinstalls deepspeed (its ops are built again for this torch)",

@@ -97,17 +97,18 @@ class Distro:
         if repo is None:
             return None
         base = f"{NVIDIA_REPOS}/{repo}/{self.cuda_arch}"
+        q = shlex.quote  # the repository's name comes from /etc/os-release
         if self.family == "debian":
             return [
-                f"wget -q {base}/{CUDA_KEYRING}",
+                f"wget -q {q(f'{base}/{CUDA_KEYRING}')}",
                 self.sudo(f"dpkg -i {CUDA_KEYRING}"),
                 self.sudo("apt-get update"),
             ]
         if self.family == "rhel":
-            return [self.sudo(f"dnf config-manager --add-repo {base}/cuda-{repo}.repo")]
+            return [self.sudo(f"dnf config-manager --add-repo {q(f'{base}/cuda-{repo}.repo')}")]
         if self.family == "suse":
             return [
-                self.sudo(f"zypper addrepo {base}/cuda-{repo}.repo"),
+                self.sudo(f"zypper addrepo {q(f'{base}/cuda-{repo}.repo')}"),
                 self.sudo("zypper refresh"),
             ]
         return None

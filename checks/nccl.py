@@ -117,7 +117,7 @@ def header_fixes(ctx: Context) -> list[Fix]:
                     f"{q(prefix)}/venv/bin/python -m pip install nvidia-nccl-cu{major}",
                     f"NCCL_DIR=$({q(prefix)}/venv/bin/python -c "
                     "'import nvidia.nccl as m; print(list(m.__path__)[0])')",
-                    *link_commands("$NCCL_DIR/include", "$NCCL_DIR/lib/libnccl.so.2", prefix),
+                    *link_commands('"$NCCL_DIR/include"', '"$NCCL_DIR/lib/libnccl.so.2"', prefix),
                 ],
                 changes=f"a virtual environment at {prefix}/venv holding the wheel, linked as "
                 f"{prefix}/include and {prefix}/lib (CCL_HOME={prefix}). "
@@ -137,7 +137,9 @@ def header_fixes(ctx: Context) -> list[Fix]:
 
 def link_commands(include: str, library: str, home: str) -> list[str]:
     """A folder whose lib/libnccl.so lets `-lnccl` link against a library shipped only as
-    libnccl.so.2 (as the PyPI wheels ship it)."""
+    libnccl.so.2 (as the PyPI wheels ship it). `include` and `library` are shell words,
+    already quoted (a path through shlex.quote, or a double-quoted "$VARIABLE/..."); `home`
+    is a path."""
     q = shlex.quote
     return [
         f"mkdir -p {q(home)}/lib",
@@ -207,12 +209,13 @@ def _link_fixes(ctx: Context, include: str, library: str) -> list[Fix]:
     """A CCL_HOME of links: under ~/.local/nccl without root, else (no HOME) /usr/local/nccl."""
     title = f"Make a CCL_HOME whose lib/libnccl.so links to {library}"
     if prefix := user_prefix(ctx):
-        commands = link_commands(include, library, prefix)
+        commands = link_commands(shlex.quote(include), shlex.quote(library), prefix)
         home = ctx.host.getenv("HOME") or ""
         return [Fix(title, commands, changes=_links_changes(prefix), home=home)]
     distro = Distro.of(ctx)
     prefix = "/usr/local/nccl"
-    commands = [distro.sudo(c) for c in link_commands(include, library, prefix)]
+    words = shlex.quote(include), shlex.quote(library)
+    commands = [distro.sudo(c) for c in link_commands(*words, prefix)]
     return [Fix(title, commands, needs_root=True, changes=_links_changes(prefix))]
 
 

@@ -8,6 +8,7 @@ milliseconds.
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 from checks.base import Context, Finding, Fix, check
@@ -177,7 +178,10 @@ def python_env(ctx: Context) -> Finding:
             fixes=[
                 Fix(
                     f"Put the conda env {conda['active']} first on PATH",
-                    [f'export PATH="{active}/bin:$PATH"   # or: conda activate {conda["active"]}'],
+                    [
+                        f'export PATH={shlex.quote(active + "/bin")}:"$PATH"'
+                        f"   # or: conda activate {shlex.quote(conda['active'])}"
+                    ],
                     manual=True,
                 )
             ],

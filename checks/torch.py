@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 
 from checks import python, versions
 from checks.base import Context, Finding, Fix, check
@@ -130,7 +131,9 @@ def unshadow_fix(info: dict) -> Fix | None:
         return None
     path = info.get("ld_library_path", "")
     kept = [f for f in path.split(":") if f and f not in folders]
-    command = f"export LD_LIBRARY_PATH={':'.join(kept)}" if kept else "unset LD_LIBRARY_PATH"
+    command = (
+        f"export LD_LIBRARY_PATH={shlex.quote(':'.join(kept))}" if kept else "unset LD_LIBRARY_PATH"
+    )
     return Fix(
         f"Take {', '.join(sorted(folders))} out of LD_LIBRARY_PATH for torch",
         [command + "   # in the shell (or the job script) that starts training"],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -59,7 +60,7 @@ def test_an_active_env_whose_python_is_not_first_on_path_is_named(home: Path) ->
     assert found["status"] == "warn"
     assert "not the active conda env's (train at " in found["summary"]
     assert found["fixes"][0]["commands"] == [
-        f'export PATH="{train}/bin:$PATH"   # or: conda activate train'
+        f'export PATH={shlex.quote(f"{train}/bin")}:"$PATH"   # or: conda activate train'
     ]
 
 

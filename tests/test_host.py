@@ -125,7 +125,7 @@ def test_replay_answers_what_was_recorded_and_lists_misses(tmp_path: Path) -> No
         ("", "not a wizard snapshot"),
         ("a: [", "not valid YAML"),
         ("wizard_snapshot: 99\nobservations: {}", "format 99"),
-        ("wizard_snapshot: 1\nobservations: {bogus: {}}", "no valid 'observations'"),
+        ("wizard_snapshot: 1\nobservations: {bogus: {}}", "'observations' must be a table of"),
     ],
 )
 def test_bad_snapshot_files_give_clear_errors(tmp_path: Path, content: str, message: str) -> None:

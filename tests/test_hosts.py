@@ -624,7 +624,7 @@ def test_hosts_setup_names_ssh_copy_id_where_only_a_password_works(
     address = lab.hosts[0].address
     assert done.returncode == 1
     assert f"{address} does not take this machine's key" in done.stdout
-    assert f"$ ssh-copy-id -i /root/.ssh/id_ed25519.pub {address}" in done.stdout
+    assert f"$ ssh-copy-id -i /root/.ssh/id_ed25519.pub -- {address}" in done.stdout
     assert "left to you (type" in done.stdout
     assert dry.returncode == 1 and "Dry run: nothing was changed." in dry.stdout
 

@@ -117,7 +117,7 @@ def test_parameters_come_from_set_then_facts_then_defaults(tmp_path: Path) -> No
     facts = {
         "mpi.home": "/opt/mpi",
         "gpu.count": 8,
-        "nccl.home": "/usr",
+        "target.ccl_home": "/usr",  # recipe_facts: the NCCL the doctor found, for NVIDIA
         "mpi.run_flags": "--allow-run-as-root --mca btl ^openib",
         "mpi.flavor": "Open MPI",
     }

@@ -378,9 +378,10 @@ def doctor(args: argparse.Namespace) -> int:
             "--fix asks before changing anything: run it in a terminal, or pass "
             "--yes to apply the preferred fixes, or --dry-run to only show them"
         )
-    if (args.ssh_config or args.ssh_mesh) and not (args.hosts or args.hostfile):
+    many = args.hosts is not None or args.hostfile is not None
+    if (args.ssh_config or args.ssh_mesh) and not many:
         raise UsageError("--ssh-config and --ssh-mesh go with --hosts or --hostfile")
-    if args.hosts or args.hostfile:
+    if many:
         if args.fix or args.snapshot:
             raise UsageError("--hosts and --hostfile go with neither --fix nor --snapshot")
         from wizard.hosts_report import doctor_many
@@ -446,6 +447,10 @@ def snapshot(args: argparse.Namespace) -> int:
         path = write_snapshot(host, args.output, note=args.note, crashes=crashes)
     except OSError as exc:
         raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    counts = ", ".join(f"{len(v)} {k}" for k, v in host.observations.items() if v)
+    if not path.is_file():  # streamed to a pipe or device: nothing to read back
+        print(f"Recorded {counts} from {host.name} to {path}.", file=sys.stderr)
+        return EXIT_OK
     replay = run_doctor(load_snapshot(path), args.target, deep=args.deep)
 
     def compared(findings: list[Finding]) -> list[dict[str, object]]:

@@ -23,6 +23,7 @@ from wizard.engine.run import (
     UNSAVED_RUN,
     Cancelled,
     ParamError,
+    drop_lost_steps,
     execute,
     failing_requirements,
     parse_sets,
@@ -381,6 +382,11 @@ def resume(args: argparse.Namespace) -> int:
         print(f"wizard: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     saved = judge(state)
+    if saved.recipe is not None and (lost := drop_lost_steps(saved.recipe, state)):
+        out.write(
+            f"The recipe {state.recipe_path} no longer has the step(s) {', '.join(lost)} "
+            f"that run {state.run_id} recorded: they are left out of the run."
+        )
     if saved.recipe is not None and state.first_unfinished() is None:
         out.summary(saved.recipe, state)
         out.write(f"Nothing left to do in run {state.run_id}.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,7 +26,7 @@ from wizard.report import SCHEMA, TextRenderer, to_dict
 
 def hosts_of(args: argparse.Namespace) -> list[HostSpec]:
     try:
-        specs = parse_hosts(args.hosts) if args.hosts else []
+        specs = parse_hosts(args.hosts) if args.hosts is not None else []
         if args.hostfile:
             specs += read_hostfile(Path(args.hostfile))
     except HostListError as exc:
@@ -52,8 +53,7 @@ def doctor_many(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
         """How one host reaches another: as this one does (same config file, if given)."""
         argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
         argv += ["-F", args.ssh_config] if args.ssh_config else []
-        argv += ["-p", str(spec.port)] if spec.port else []
-        return [*argv, f"{spec.user}@{spec.name}" if spec.user else spec.name]
+        return [*argv, *spec.ssh_destination()]
 
     _, route_probe_ = route_probe(specs, args.ssh_config)
     results = doctor_hosts(
@@ -134,16 +134,18 @@ def as_json(results: list[HostResult], diffs: list[Any]) -> dict[str, Any]:
 
 def unreachable_advice(result: HostResult) -> list[str]:
     """What to type next, from ssh's words."""
-    label, why = result.spec.label, result.error or ""
-    name = result.spec.name
+    spec, why = result.spec, result.error or ""
+    port = ["-p", str(spec.port)] if spec.port else []
     if "Permission denied" in why:
-        return [f"ssh-copy-id {label}   # once, with your password: then keys work"]
+        copy = shlex.join(["ssh-copy-id", *port, spec.destination])
+        return [f"{copy}   # once, with your password: then keys work"]
     if "Host key verification failed" in why or "host key" in why.lower():
-        port = f"-p {result.spec.port} " if result.spec.port else ""
-        return [f"ssh-keyscan {port}{name}   # compare the fingerprint, then add it to known_hosts"]
+        scan = shlex.join(["ssh-keyscan", *port, spec.name])
+        return [f"{scan}   # compare the fingerprint, then add it to known_hosts"]
+    ssh = shlex.join(["ssh", "-v", *port, spec.destination, "true"])
     if "refused" in why:
-        return [f"ssh -v {label} true   # is sshd running there, and on this port?"]
-    return [f"ssh -v {label} true   # see where the connection stops"]
+        return [f"{ssh}   # is sshd running there, and on this port?"]
+    return [f"{ssh}   # see where the connection stops"]
 
 
 GROUP_FROM = 8  # past this many hosts, hosts that say the same are one line

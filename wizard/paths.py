@@ -1,8 +1,15 @@
-"""Where the wizard keeps its files (XDG base directories), and whether it can."""
+"""Where the wizard keeps its files (XDG base directories), and whether it can.
+
+What the wizard keeps is its own: folders it makes are 700 and files 600 whatever the umask,
+and a folder (or any folder above it) that another user owns or could write is refused, as
+ssh refuses such a ~/.ssh: whoever can write a run's state chooses what `wizard resume` runs.
+"""
 
 from __future__ import annotations
 
 import os
+import pwd
+import stat
 import tempfile
 from pathlib import Path
 
@@ -41,7 +48,7 @@ def writable_state_dir() -> Path:
                 f"write: {_EXAMPLE}"
             )
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        private_folder(folder)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
@@ -50,6 +57,58 @@ def writable_state_dir() -> Path:
             f"Set XDG_STATE_HOME to a folder you can write: {_EXAMPLE}"
         ) from None
     return folder
+
+
+def private_folder(folder: Path) -> Path:
+    """`folder`, made 700 where missing (each missing folder above it too), and checked with
+    check_private."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)  # mode= is cut by the umask, never widened: this is exact
+    check_private(folder)
+    return folder
+
+
+def check_private(path: Path) -> None:
+    """Refuse a state file or folder that another user could change: owned by someone other
+    than this user or root, or writable by group or others, it or any folder above it (a
+    sticky folder of root's, such as /tmp, is fine above it)."""
+    me = os.geteuid()
+    for place in (path, *path.parents):
+        try:
+            info = place.stat()
+        except OSError:
+            continue
+        if info.st_uid not in (me, 0):
+            raise UnusableFolder(
+                f"{place} belongs to {_user(info.st_uid)}, not to you: whoever owns it chooses "
+                f"what the wizard runs from {path}. Use a folder of your own: {_EXAMPLE}"
+            )
+        shared = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        if shared and not (place != path and info.st_uid == 0 and info.st_mode & stat.S_ISVTX):
+            who = (
+                "group and others"
+                if shared == stat.S_IWGRP | stat.S_IWOTH
+                else ("its group" if shared == stat.S_IWGRP else "others")
+            )
+            raise UnusableFolder(
+                f"{place} can be written by {who}: they could change what the wizard runs "
+                f"from {path}. Make it yours alone (`chmod go-w {place}`) or use another "
+                f"folder: {_EXAMPLE}"
+            )
+
+
+def private_file(path: str | os.PathLike[str], flags: int) -> int:
+    """An `opener` for open(): a file made 600, whatever the umask."""
+    return os.open(path, flags, 0o600)
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"user {pwd.getpwuid(uid).pw_name}"
+    except KeyError:
+        return f"uid {uid}"
 
 
 def recipe_ids() -> list[str]:

@@ -189,8 +189,7 @@ class Cluster:
         spec = host.spec
         argv = ["ssh", *self.ssh_options(), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
         argv += ["-tt", "-o", "LogLevel=ERROR"] if tty else []
-        argv += ["-p", str(spec.port)] if spec.port else []
-        return [*argv, f"{spec.user}@{spec.name}" if spec.user else spec.name]
+        return [*argv, *spec.ssh_destination()]
 
     def remote_command(
         self, host: RunHost, script: str, *, cwd: str | None, env: dict[str, str], run_id: str
@@ -340,7 +339,7 @@ class _Marker:
 
 def resolve_address(spec: HostSpec, ssh_config: str | None) -> str:
     """The address ssh connects to for a host name (aliases and HostName from the config)."""
-    argv = ["ssh", *(["-F", ssh_config] if ssh_config else []), "-G", spec.name]
+    argv = ["ssh", *(["-F", ssh_config] if ssh_config else []), "-G", "--", spec.name]
     done = capture(argv, 10)
     name = next(
         (line.split()[1] for line in done.stdout.splitlines() if line.startswith("hostname ")),

@@ -15,16 +15,14 @@ from wizard.engine.doctor import Report, run_doctor
 from wizard.engine.run import step_environment
 from wizard.engine.runner import Outcome, StepRunner
 from wizard.host import Host, LocalHost
-from wizard.paths import writable_state_dir
+from wizard.paths import private_folder, writable_state_dir
 
 FIX_TIMEOUT_S = 3600.0
 
 
 def fixes_dir() -> Path:
     """Where fix logs go: made (and proved writable) on first use."""
-    folder = writable_state_dir() / "fixes"
-    folder.mkdir(exist_ok=True)
-    return folder
+    return private_folder(writable_state_dir() / "fixes")
 
 
 def to_fix(report: Report, only: list[str] | None = None) -> list[Finding]:

@@ -89,15 +89,14 @@ class Mesh:
     def ssh_argv(self, spec: HostSpec) -> list[str]:
         argv = ["ssh", *(["-F", self.ssh_config] if self.ssh_config else [])]
         argv += ["-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
-        argv += ["-p", str(spec.port)] if spec.port else []
-        return [*argv, f"{spec.user}@{spec.name}" if spec.user else spec.name]
+        return [*argv, *spec.ssh_destination()]
 
     def settings(self, spec: HostSpec) -> dict[str, list[str]]:
         """`ssh -G`: what ssh would use for the host (identity files, known_hosts files,
         the address), after the config file."""
         argv = ["ssh", *(["-F", self.ssh_config] if self.ssh_config else []), "-G"]
         argv += ["-p", str(spec.port)] if spec.port else []
-        done = _run([*argv, spec.name])
+        done = _run([*argv, "--", spec.name])
         found: dict[str, list[str]] = {}
         for line in done.stdout.splitlines():
             key, _, value = line.partition(" ")
@@ -179,8 +178,7 @@ class Mesh:
         if "Permission denied" in why:
             copy = ["ssh-copy-id", *(["-F", self.ssh_config] if self.ssh_config else [])]
             copy += ["-i", f"{key}.pub"] if key else []
-            copy += ["-p", str(peer.spec.port)] if peer.spec.port else []
-            copy.append(f"{peer.spec.user}@{peer.spec.name}" if peer.spec.user else peer.spec.name)
+            copy += peer.spec.ssh_destination()
             return [
                 Finding(
                     fid,
@@ -205,7 +203,7 @@ class Mesh:
         """The host's keys as ssh-keyscan gets them, with fingerprints to compare: the fix
         appends exactly these lines, after the user said they match."""
         port = ["-p", str(peer.spec.port)] if peer.spec.port else []
-        scan = _run(["ssh-keyscan", "-T", "5", *port, peer.address])
+        scan = _run(["ssh-keyscan", "-T", "5", *port, "--", peer.address])
         lines = [ln for ln in scan.stdout.splitlines() if ln and not ln.startswith("#")]
         settings = self.settings(peer.spec)
         known_file = _known_files(settings)[0]
@@ -318,9 +316,7 @@ class Mesh:
         result: dict[tuple[str, str], str | None] = {}
 
         def argv(spec: HostSpec) -> list[str]:
-            argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
-            argv += ["-p", str(spec.port)] if spec.port else []
-            return [*argv, f"{spec.user}@{spec.name}" if spec.user else spec.name]
+            return ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", *spec.ssh_destination()]
 
         def from_one(source: Peer) -> None:
             targets = [p.spec for p in peers if p is not source]
@@ -349,7 +345,7 @@ def _no_key_here(settings: dict[str, list[str]]) -> Finding:
         fixes=[
             Fix(
                 "Make an ed25519 key without a passphrase (mpirun cannot type one)",
-                [f"ssh-keygen -q -t ed25519 -N '' -f {path}"],
+                [f"ssh-keygen -q -t ed25519 -N '' -f {path}"],  # a constant: ~ for the shell
                 changes=f"creates {path} and {path}.pub",
             )
         ],
@@ -368,7 +364,7 @@ def _host_findings(peer: Peer) -> list[Finding]:
     owners = {o for _, o in filter(None, (peer.ssh_dir, peer.authorized))}
     if peer.user and owners - {peer.user}:
         problems.append(f"owned by {', '.join(sorted(owners))}, not {peer.user}")
-        commands.append(f"chown {peer.user}: ~/.ssh ~/.ssh/authorized_keys")
+        commands.append(f"chown {shlex.quote(peer.user + ':')} ~/.ssh ~/.ssh/authorized_keys")
     if problems:
         needs_root = any(c.startswith("chown") for c in commands) and peer.user != "root"
         findings.append(
@@ -434,7 +430,7 @@ def _sshd_findings(peer: Peer, others: list[Peer]) -> list[Finding]:
             f"AllowUsers ({' '.join(allowed)}) refuses logins from "
             + ", ".join(o.label for o in refused)
         )
-        commands.append(f"sed -i 's/^AllowUsers .*/& {names}/' {SSHD_CONFIG}")
+        commands.append(f"sed -i {shlex.quote(f's/^AllowUsers .*/& {names}/')} {SSHD_CONFIG}")
     if not problems:
         return []
     return [

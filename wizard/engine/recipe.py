@@ -21,6 +21,11 @@ from wizard.paths import data_dir, recipe_ids
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _PLACEHOLDER_AND_SPACE = re.compile(PLACEHOLDER.pattern + "( ?)")
 STEP_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
+RECIPE_ID = STEP_ID  # it names the run's folder in runs/: never a path
+_MAKE = re.compile(r"(?<![\w./-])make\s")  # make run as a command (not cmake, not a path)
+# What a value may not hold where make reads it: make expands $( and ${ (a `$(shell ...)`
+# runs), and hands variables unquoted to the shells of its recipes, which run ; | ` $(.
+MAKE_UNSAFE = re.compile(r"[$`;&|<>()\\\"'\n\r]")
 PARAM_KINDS = ("str", "int", "path", "args")
 # Parameters the engine fills itself.
 BUILTINS = (
@@ -122,6 +127,18 @@ class Step:
             f"(it has commands for {known})"
         )
 
+    @property
+    def make_params(self) -> set[str]:
+        """The parameters whose values reach make: those on a line that runs make, and,
+        in a step that runs make, those in its environment (make reads it too)."""
+        scripts = [self.run, *self.variants.values()]
+        lines = [ln for s in scripts for ln in s.replace("\\\n", " ").splitlines()]
+        on_make = [line for line in lines if _MAKE.search(line)]
+        if not on_make:
+            return set()
+        words = [*on_make, *self.env.values()]
+        return {name for text in words for name in PLACEHOLDER.findall(text)}
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -180,6 +197,8 @@ def load(name: str) -> Recipe:
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise RecipeError(str(path), line, f"invalid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:  # the reader's: a character YAML does not allow
+        raise RecipeError(str(path), None, f"invalid YAML: {exc}") from None
     return _Validator(str(path)).recipe(data, path)
 
 
@@ -244,12 +263,18 @@ class _Validator:
         self.keys(data, RECIPE_KEYS, "the recipe")
         recipe_id = self.text(data, "id", "the recipe")
         assert recipe_id is not None
+        if not RECIPE_ID.fullmatch(recipe_id):
+            raise self.fail(
+                data, f"recipe id {recipe_id!r}: use lowercase letters, digits and -", "id"
+            )
         requires = data.get("requires", [])
         if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
             raise self.fail(data, "'requires' must be a list of check ids", "requires")
         after = data.get("after", [])
         if not isinstance(after, list) or not all(isinstance(r, str) for r in after):
             raise self.fail(data, "'after' must be a list of recipe ids", "after")
+        if bad := [a for a in after if not RECIPE_ID.fullmatch(a)]:
+            raise self.fail(data, f"'after' names {bad[0]!r}, which is not a recipe id", "after")
         params = self.params(data)
         for param in params.values():
             if param.run and RUN_VALUE.fullmatch(param.run).group(1) not in after:  # type: ignore[union-attr]

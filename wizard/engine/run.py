@@ -23,10 +23,10 @@ from wizard.engine import state as st
 from wizard.engine.cluster import Builder, Cluster
 from wizard.engine.doctor import Report
 from wizard.engine.parsers import PARSERS
-from wizard.engine.recipe import NoCommand, Recipe, Step, render
+from wizard.engine.recipe import MAKE_UNSAFE, NoCommand, Recipe, Step, render
 from wizard.engine.runner import Outcome, StepRunner, signal_words
 from wizard.host import LocalHost
-from wizard.paths import data_dir
+from wizard.paths import data_dir, private_file
 
 # NVLink multicast can take down every GPU of a shared host: off unless the caller chose.
 SAFE_ENV = {
@@ -155,6 +155,7 @@ def resolve(
     values["master_addr"], values["master_port"] = master
     values["run_dir"] = str(run_dir)
     values["steps_dir"] = str(data_dir("steps"))  # the recipes' own tools (steps/tools/)
+    _refuse_unsafe_for_make(recipe, values, set(missing or ()))
     return values
 
 
@@ -277,6 +278,23 @@ def misfit(recipe: Recipe, state: st.RunState) -> str | None:
         f"its answers no longer fit the {recipe.id} recipe: it has no parameter "
         f"{', '.join(unknown)}"
     )
+
+
+def _refuse_unsafe_for_make(recipe: Recipe, values: dict[str, Any], missing: set[str]) -> None:
+    """Shell quoting does not protect a value from make: `CCL_HOME='$(shell touch x)'` is
+    expanded by make, and `a;b` runs b in the shell of a Makefile's recipe. Such values are
+    refused, with the step and parameter named."""
+    for step in recipe.steps:
+        for name in sorted(step.make_params - missing):
+            value = values.get(name)
+            for word in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(word, str) and (bad := MAKE_UNSAFE.search(word)):
+                    raise ParamError(
+                        f"parameter {name!r} is {word!r}, which reaches make in step "
+                        f"{step.id!r}: make would expand `$(`/`${{` in it and its recipes' "
+                        f"shells would run `;`, `|` or backquotes, so a value there may not "
+                        f"hold {bad.group()!r} (nor $ ` ; & | < > ( ) \\ quotes or newlines)"
+                    )
 
 
 def prior_runs(recipe: Recipe) -> dict[str, st.RunState | None]:
@@ -430,6 +448,19 @@ def _mtimes(path: str) -> Iterator[float]:
                 yield os.path.getmtime(os.path.join(root, name))
             except OSError:
                 continue
+
+
+def drop_lost_steps(recipe: Recipe, state: st.RunState) -> list[str]:
+    """Steps the run recorded that its recipe no longer has (it was edited since): taken
+    out of the run, saved, and returned so the caller says so. Kept, they would stay
+    unfinished forever and the run could never end."""
+    known = {step.id for step in recipe.steps}
+    lost = [sid for sid in state.steps if sid not in known]
+    if lost:
+        for sid in lost:
+            del state.steps[sid]
+        state.save()
+    return lost
 
 
 def step_cwd(step: Step, values: dict[str, Any]) -> str | None:
@@ -619,7 +650,8 @@ def _run_step(
         error = f"working folder {cwd} does not exist"
     if error:
         outcome = Outcome(None, 0.0, error=error)
-        log.write_text(error + "\n")
+        with open(log, "w", encoding="utf-8", opener=private_file) as f:
+            f.write(error + "\n")
     else:
         outcome = runner.run(
             command, cwd=cwd, env=env, timeout=step.timeout, log_path=log, on_lines=on_lines

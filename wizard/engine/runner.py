@@ -25,6 +25,7 @@ from typing import BinaryIO
 import psutil
 
 from wizard.host import LocalHost
+from wizard.paths import private_file
 
 TAIL_LINES = 40
 GRACE_S = 5.0
@@ -109,7 +110,7 @@ class StepRunner:
         try:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             # Unbuffered: a full disk shows at the write. The `with` below closes it.
-            log = open(log_path, "ab", buffering=0)  # noqa: SIM115
+            log = open(log_path, "ab", buffering=0, opener=private_file)  # noqa: SIM115
         except OSError as exc:
             message = f"cannot open its log {log_path} ({exc.strerror or exc})"
             return Outcome(None, 0.0, error=message, tail=[message])
@@ -168,7 +169,7 @@ class StepRunner:
     ) -> tuple[bool, bool]:
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
-        partial = b""
+        partial = bytearray()  # a line not ended yet: grown in place, never copied whole
         while True:
             if self._cancel.is_set():
                 return False, True
@@ -186,11 +187,14 @@ class StepRunner:
                 _write_all(log, chunk)
             except OSError as exc:
                 raise OutputLost(f"its log {log.name} cannot be written ({exc.strerror})") from exc
-            lines = (partial + chunk).split(b"\n")
-            partial = lines.pop()
-            if lines:
-                text = b"\n".join(lines).decode("utf-8", "replace").replace("\r", "")
-                emit(text.split("\n"))
+            end = chunk.rfind(b"\n")
+            if end < 0:
+                partial += chunk
+                continue
+            partial += chunk[:end]
+            text = partial.decode("utf-8", "replace").replace("\r", "")
+            partial = bytearray(chunk[end + 1 :])
+            emit(text.split("\n"))
 
 
 class OutputLost(Exception):

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from wizard.paths import runs_dir, writable_state_dir
+from wizard.paths import check_private, private_folder, runs_dir, writable_state_dir
 
 PENDING, RUNNING, DONE, SKIPPED, FAILED, CANCELLED = (
     "pending",
@@ -35,6 +35,7 @@ PENDING, RUNNING, DONE, SKIPPED, FAILED, CANCELLED = (
 FINISHED = (DONE, SKIPPED)
 FORMAT = 2  # 2 ends with a checksummed marker line
 _END = re.compile(r"# end of wizard state, sha256 ([0-9a-f]{64})")
+RUN_ID = re.compile(r"[a-z0-9][a-z0-9-]*")  # a recipe id (recipe.RECIPE_ID), -, a timestamp
 
 
 class StateError(Exception):
@@ -213,19 +214,20 @@ def new_run(
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     writable_state_dir()  # or a clear error naming the folder and XDG_STATE_HOME
     base = runs_dir()
-    try:
-        base.mkdir(exist_ok=True)
-    except FileExistsError:
+    if base.exists() and not base.is_dir():
         raise StateError(
             f"{base} is not a folder: the wizard keeps its runs there; move it away "
             f"(`mv {base} {base}.old`) and start again"
-        ) from None
+        )
+    try:
+        base = private_folder(base)
     except OSError as exc:
         raise StateError(f"cannot make {base} ({exc.strerror or exc})") from None
     run_id, n = f"{recipe_id}-{stamp}", 1
     while True:  # mkdir decides, so runs started at the same second get their own folders
         try:
-            (base / run_id).mkdir()
+            (base / run_id).mkdir(mode=0o700)
+            os.chmod(base / run_id, 0o700)  # whatever the umask
             break
         except FileExistsError:
             n += 1
@@ -253,7 +255,8 @@ def new_run(
 
 def _write_latest(run_id: str) -> None:
     latest = runs_dir() / "latest"
-    fd, tmp = tempfile.mkstemp(prefix=".latest.", dir=latest.parent)  # one per writer
+    # One temporary file per writer, made 600 by mkstemp.
+    fd, tmp = tempfile.mkstemp(prefix=".latest.", dir=latest.parent)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(run_id + "\n")
@@ -296,7 +299,13 @@ def load(run_id: str | None = None, *, set_aside: bool = True, lock: bool = Fals
     run_id = run_id or latest_id()
     if run_id is None:
         raise StateError("no saved run yet; start one with `wizard run flagcx`")
+    if not RUN_ID.fullmatch(run_id):
+        raise StateError(
+            f"{run_id!r} is not a run id (a recipe id and a timestamp, as `wizard status` "
+            f"lists them), so it cannot name a folder in {runs_dir()}.{_others(run_id)}"
+        )
     path = runs_dir() / run_id / "state.yaml"
+    check_private(path)
     if lock and path.parent.is_dir():
         hold(path.parent)
     try:
@@ -309,6 +318,8 @@ def load(run_id: str | None = None, *, set_aside: bool = True, lock: bool = Fals
         raise _unreadable(path, str(exc), set_aside) from None
     try:
         data = _parse(text)
+        if data.get("run_id") != run_id:
+            raise ValueError(f"it is the state of run {data.get('run_id')!r}, copied here")
         steps = {sid: StepState(**s) for sid, s in data.pop("steps").items()}
         data.pop("wizard_run")
         return RunState(**data, steps=steps, path=path)

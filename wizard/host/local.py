@@ -146,21 +146,34 @@ class LocalHost(Host):
 
 
 def capture(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    """A short command here, its output kept, no stdin: exit 124 when it outlasts `timeout`,
-    127 when it cannot start (as a shell would say)."""
+    """A short command here, its output kept (bytes that are not UTF-8 replaced: a remote
+    host may print anything), no stdin: exit 124 when it outlasts `timeout`, 127 when it
+    cannot start (as a shell would say). It runs in a session of its own, so a timeout ends
+    all it started (ssh's ProxyCommand, a login's children), not only its first process,
+    and the limit holds."""
     try:
-        return subprocess.run(
+        proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(argv, 124, "", f"no answer within {timeout:g} s")
     except OSError as exc:
         return subprocess.CompletedProcess(argv, 127, "", str(exc))
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # a daemon may hold the pipes
+            proc.communicate(timeout=2)
+        proc.wait()
+        return subprocess.CompletedProcess(argv, 124, "", f"no answer within {timeout:g} s")
+    except BaseException:  # Ctrl-C: end what it started, then stop
+        _kill_group(proc)
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, _decode(out), _decode(err))
 
 
 def _decode(data: bytes) -> str:

@@ -11,6 +11,8 @@ from typing import Any
 from wizard.host.base import KINDS, Host
 
 FORMAT = 1
+MAX_BYTES = 32 * 2**20  # the largest recorded machine is 55 kB
+MAX_NAME = 255  # a host name, as DNS bounds it
 
 
 class SnapshotError(Exception):
@@ -79,12 +81,21 @@ def load_snapshot(path: str | os.PathLike[str]) -> SnapshotHost:
 
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with open(file, "rb") as f:
+            raw = _read_bounded(f)
+        text = raw.decode("utf-8") if raw is not None else ""
     except FileNotFoundError:
         raise SnapshotError(f"no snapshot at {file}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SnapshotError(f"cannot read {file}: {exc}") from None
+    if raw is None:
+        raise SnapshotError(f"{file} is over {MAX_BYTES // 2**20} MiB: not a snapshot")
     try:
+        # Snapshots hold no aliases (write_snapshot writes none); one alias can stand for
+        # a billion copies (a "billion laughs"), so a file with any is refused before it
+        # is built. The event scan costs what the parse costs, and expands nothing.
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=_loader())):
+            raise SnapshotError(f"{file} uses YAML aliases (*name), which snapshots never hold")
         data = yaml.load(text, Loader=_loader())
     except yaml.YAMLError as exc:
         raise SnapshotError(f"{file} is not valid YAML: {exc}") from None
@@ -92,12 +103,103 @@ def load_snapshot(path: str | os.PathLike[str]) -> SnapshotHost:
         raise SnapshotError(f"{file} is not a wizard snapshot (no 'wizard_snapshot' key)")
     if data["wizard_snapshot"] != FORMAT:
         raise SnapshotError(
-            f"{file} is snapshot format {data['wizard_snapshot']!r}; this wizard reads {FORMAT}"
+            f"{file} is snapshot format {_shown(data['wizard_snapshot'])}; "
+            f"this wizard reads {FORMAT}"
         )
+    if why := _wrong_field(data):
+        raise SnapshotError(f"{file} is not a usable snapshot: {why}")
+    return SnapshotHost(data, source=file.name)
+
+
+def _read_bounded(f: Any) -> bytes | None:
+    """The file's bytes, or None past MAX_BYTES (a file's size is read before its bytes;
+    a pipe is read a chunk at a time)."""
+    size = os.fstat(f.fileno()).st_size
+    if size > MAX_BYTES:
+        return None
+    chunks, total = [], 0
+    while chunk := f.read(max(size, 1 << 16)):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > MAX_BYTES:
+            return None
+    return b"".join(chunks)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _text_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _texts(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _command(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and (value.get("rc") is None or type(value.get("rc")) is int)
+        and all(_text_or_none(value.get(k)) for k in ("stdout", "stderr", "error"))
+    )
+
+
+def _statvfs(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, dict) and all(type(value.get(k)) is int for k in ("total", "free"))
+    )
+
+
+# What each kind of observation holds, as the Host's questions answer it.
+_SHAPES = {
+    "commands": (_command, "a command's record (rc, stdout, stderr, error)"),
+    "files": (_text_or_none, "a file's text or null"),
+    "paths": (_text_or_none, "dir, file, other or null"),
+    "globs": (_texts, "a list of paths"),
+    "realpaths": (_text, "a path"),
+    # A variable's value, or (under PREFIX*) the names of the variables with that prefix.
+    "env": (lambda v: _text_or_none(v) or _texts(v), "a value, null, or a list of names"),
+    "which": (_text_or_none, "a path or null"),
+    "statvfs": (_statvfs, "total and free as whole numbers, or null"),
+    "nvml": (lambda v: isinstance(v, dict), "NVML's answer, a mapping"),
+}
+
+
+def _wrong_field(data: dict[str, Any]) -> str | None:
+    """The first field whose type is not what a snapshot holds, said for the user."""
+    host = data.get("host")
+    if not (host is None or isinstance(host, str)) or len(str(host)) > MAX_NAME:
+        return f"'host' must be a name of at most {MAX_NAME} characters, not {_shown(host)}"
+    for key in ("note", "recorded_by", "recorded_at"):
+        if not _text_or_none(data.get(key)):
+            return f"{key!r} must be text, not {_shown(data[key])}"
+    if "checks" in data and not _texts(data["checks"]):
+        return "'checks' must be a list of check ids"
+    crashes = data.get("crashes")
+    if crashes is not None and not (
+        isinstance(crashes, dict) and all(_text(k) and _text(v) for k, v in crashes.items())
+    ):
+        return "'crashes' must be a table of check ids and their tracebacks"
     observations = data.get("observations")
     if not isinstance(observations, dict) or not set(observations) <= set(KINDS):
-        raise SnapshotError(f"{file} has no valid 'observations' table")
-    return SnapshotHost(data, source=file.name)
+        return f"'observations' must be a table of {', '.join(KINDS)}"
+    for kind, table in observations.items():
+        if table is None:
+            continue
+        if not isinstance(table, dict) or not all(isinstance(k, str) for k in table):
+            return f"observations.{kind} must be a table keyed by text"
+        fits, what = _SHAPES[kind]
+        for key, value in table.items():
+            if not fits(value):
+                return f"observations.{kind}[{_shown(key)}] must be {what}, not {_shown(value)}"
+    return None
 
 
 def write_snapshot(
@@ -107,7 +209,9 @@ def write_snapshot(
     note: str = "",
     crashes: dict[str, str] | None = None,
 ) -> Path:
-    """Write what `host` observed, atomically (a partial file never replaces a good one).
+    """Write what `host` observed: to a file atomically (a partial file never replaces a
+    good one); to anything else that is there already (a pipe, a terminal, a device such
+    as /dev/stdout), as a stream, so it is written to, never replaced by a file.
     `crashes` (check id -> traceback) goes along, for the bug report a crash asks for."""
     import yaml
 
@@ -128,11 +232,19 @@ def write_snapshot(
     if crashes:
         data["crashes"] = dict(sorted(crashes.items()))
     target = Path(path)
+
+    def dump(f: Any) -> None:
+        yaml.dump(data, f, Dumper=_dumper(), sort_keys=False, allow_unicode=True, width=100)
+
+    if target.exists() and not target.is_file():
+        with open(target, "w", encoding="utf-8") as f:
+            dump(f)
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yaml.dump(data, f, Dumper=_dumper(), sort_keys=False, allow_unicode=True, width=100)
+            dump(f)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a snapshot holds no secrets
         os.replace(tmp, target)
     except BaseException:
@@ -153,7 +265,8 @@ def _dumper() -> Any:
     base = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
     class Dumper(base):  # type: ignore[misc, valid-type]
-        pass
+        def ignore_aliases(self, data: Any) -> bool:
+            return True  # a value seen twice is written twice: the loader refuses aliases
 
     def text(dumper: Any, value: str) -> Any:
         style = "|" if "\n" in value else None

@@ -9,19 +9,32 @@ as unreachable, with ssh's words.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import shlex
 import shutil
-import subprocess
 import tempfile
+import threading
+from collections.abc import Callable
 from typing import Any
 
-from plumbum.commands.processes import CommandNotFound, ProcessLineTimedOut, ProcessTimedOut
+from plumbum.commands.processes import (
+    CommandNotFound,
+    ProcessExecutionError,
+    ProcessLineTimedOut,
+    ProcessTimedOut,
+)
 from plumbum.machines.session import ShellSessionError
 from plumbum.machines.ssh_machine import SshMachine
 
 from wizard.host.base import CommandResult, Host
 from wizard.host.local import capture
+
+# plumbum logs a login that timed out with its process object's repr; the wizard says why
+# itself (Unreachable), so that log goes nowhere.
+logging.getLogger("plumbum.shell").addHandler(logging.NullHandler())
+logging.getLogger("plumbum.shell").propagate = False
 
 CONNECT_TIMEOUT_S = 5  # ssh's own: the TCP connection
 LOGIN_TIMEOUT_S = 30  # until the remote shell answers: a busy host's .bashrc takes its time
@@ -34,6 +47,7 @@ _SMI_FIELDS = "index,name,memory.total,pci.bus_id,compute_cap,driver_version,uui
 SSH_ERRORS = (
     OSError,
     EOFError,
+    ProcessExecutionError,
     ProcessTimedOut,
     ProcessLineTimedOut,
     ShellSessionError,
@@ -43,6 +57,55 @@ SSH_ERRORS = (
 
 class Unreachable(Exception):
     """ssh could not log in; the message is ssh's own."""
+
+
+class _SshMachine(SshMachine):
+    """plumbum's SshMachine, with `--` after ssh's options (the destination is never read
+    as one, whatever its name), that keeps the ssh processes it starts in `started`."""
+
+    def __init__(self, *args: Any, started: list[Any], **kwargs: Any) -> None:
+        self._started = started  # before plumbum's __init__, which starts the first ssh
+        super().__init__(*args, **kwargs)
+
+    def popen(self, args: Any, ssh_opts: Any = (), **kwargs: Any) -> Any:
+        proc = super().popen(args, [*ssh_opts, "--"], **kwargs)
+        self._started.append(proc)
+        return proc
+
+
+class _Deadline:
+    """Ends a login that has not finished in `seconds`: kills its ssh processes, then
+    `stop()` (which ends the multiplexing master, a daemon that holds their pipes too).
+    plumbum's own connect_timeout cannot: it closes the pipe that another thread is
+    blocked reading, and waits with it (76 s for a 30 s limit)."""
+
+    def __init__(self, seconds: float, stop: Callable[[], None]) -> None:
+        self.started: list[Any] = []
+        self._stop = stop
+        self.passed = False
+        self._done = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._timer.cancel()
+            self._done = True
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.passed = True
+            for proc in self.started:
+                with contextlib.suppress(OSError):
+                    proc.kill()
+        self._stop()
 
 
 class SshHost(Host):
@@ -56,6 +119,8 @@ class SshHost(Host):
         label: str | None = None,
     ) -> None:
         super().__init__(label or name)
+        if name.startswith("-") or (user or "").startswith("-"):
+            raise ValueError(f"{name!r}: a host or user name that ssh would read as an option")
         self._sockets = tempfile.mkdtemp(prefix="wizard-ssh-")
         options = ["-F", ssh_config] if ssh_config else []
         options += [
@@ -68,18 +133,26 @@ class SshHost(Host):
         self._options = options
         self._target = f"{user}@{name}" if user else name
         self._port = ["-p", str(port)] if port else []
+        deadline = _Deadline(LOGIN_TIMEOUT_S, self._end_master)
         try:
-            self.machine = SshMachine(
-                name, user=user, port=port, ssh_opts=options, connect_timeout=LOGIN_TIMEOUT_S
-            )
-            self.session = self.machine.session()
+            with deadline:
+                self.machine = _SshMachine(
+                    name, user=user, port=port, ssh_opts=options, connect_timeout=None,
+                    started=deadline.started,
+                )  # fmt: skip
+                self.session = self.machine.session()
         except SSH_ERRORS:  # all mean "could not log in"
-            raise Unreachable(self._why_not()) from None
+            # A login that used up its time is not tried again: the limit is the limit.
+            slow = f"no answer from ssh within {LOGIN_TIMEOUT_S} s"
+            why = slow if deadline.passed else self._why_not()
+            self._end_master()
+            raise Unreachable(why) from None
 
     def _why_not(self) -> str:
         """ssh's own words for a failed login: plumbum's error may have lost them (a broken
         pipe when ssh exits first), so ask ssh once more, plainly."""
-        done = capture(["ssh", *self._options, *self._port, self._target, "true"], LOGIN_TIMEOUT_S)
+        argv = ["ssh", *self._options, *self._port, "--", self._target, "true"]
+        done = capture(argv, LOGIN_TIMEOUT_S)
         if done.returncode == _TIMED_OUT and not done.stdout:
             return f"no answer from ssh within {LOGIN_TIMEOUT_S} s"
         if done.returncode == 0:
@@ -91,12 +164,11 @@ class SshHost(Host):
         """The sessions, then the multiplexing master (it would linger for ControlPersist)."""
         self.session.close()
         self.machine.close()
-        subprocess.run(
-            ["ssh", *self._options, *self._port, "-O", "exit", self._target],
-            capture_output=True,
-            check=False,
-            timeout=10,
-        )
+        self._end_master()
+
+    def _end_master(self) -> None:
+        """The multiplexing master, if one started, and its folder of sockets."""
+        capture(["ssh", *self._options, *self._port, "-O", "exit", "--", self._target], 10)
         shutil.rmtree(self._sockets, ignore_errors=True)
 
     # -- the probes, as commands ------------------------------------------------------------
