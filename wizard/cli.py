@@ -258,6 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from wizard import commands
 
         handler = getattr(commands, args.command)
+        if args.command == "run":
+            args = commands.RunRequest.from_args(args)
     try:
         return handler(args)
     except UsageError as exc:

@@ -38,9 +38,15 @@ def plain(host: Host, args: argparse.Namespace, replay: bool) -> int:
     ).ask():
         print(f"Later: wizard run {args.recipe} {sets}".rstrip())
         return EXIT_OK
-    from wizard import commands
+    from wizard.commands import RunRequest, run
 
-    run_args = argparse.Namespace(
-        recipe=args.recipe, start=None, sets=args.sets, yes=False, force=bool(report.blocking)
+    return run(
+        RunRequest(
+            recipe=args.recipe,
+            sets=args.sets,
+            force=bool(report.blocking),
+            hosts=args.hosts,
+            hostfile=args.hostfile,
+            ssh_config=args.ssh_config,
+        )
     )
-    return commands.run(run_args)
