@@ -135,3 +135,23 @@ def test_no_terminal_gives_the_plain_flow_and_changes_nothing(tmp_path: Path) ->
         assert "2 problems block flagcx-nvidia" in done.stdout
         assert "No terminal to ask on, so nothing was changed" in done.stdout
     assert not (tmp_path / "wizard").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--recipe", "googletst"], "no recipe named 'googletst' (did you mean 'googletest'?)"),
+        (
+            ["--recipe", "googletest", "--set", "sourc=~/gt"],
+            "recipe googletest has no parameter sourc (did you mean 'source'?)",
+        ),
+    ],
+)
+def test_the_guided_wizard_refuses_a_recipe_typo_as_run_does(args: list[str], said: str) -> None:
+    """Before any prompt (here, no terminal: the plain flow), like `wizard run`."""
+    guided = wizard("--snapshot", CI, *args)
+    assert guided.returncode == 2 and said in guided.stderr, guided.stderr
+    assert guided.stdout == "" and "Traceback" not in guided.stderr
+    name, *sets = args[1:]
+    ran = wizard("run", name, *sets, "--yes")
+    assert ran.returncode == 2 and said in ran.stderr

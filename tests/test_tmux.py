@@ -127,3 +127,16 @@ def test_the_plain_prompts_run_the_recipe_in_tmux(tmp_path: Path) -> None:
         assert "internal error" not in shown
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
+
+
+def test_a_recipe_typo_is_said_before_the_app_opens(tmp_path: Path) -> None:
+    session = f"wizard-typo-{os.getpid()}"
+    command = shlex.join([sys.executable, "-m", "wizard", "--recipe", "googletst"])
+    shell = f"cd {shlex.quote(str(ROOT.parent))} && {command}; echo WIZARD-EXIT=$?; sleep 60"
+    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", shell)
+    try:
+        shown = wait_for(session, "WIZARD-EXIT=")
+        assert "WIZARD-EXIT=2" in shown and "did you mean 'googletest'?" in shown, shown
+        assert "Traceback" not in shown
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)

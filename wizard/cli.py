@@ -308,6 +308,7 @@ def guided(args: argparse.Namespace) -> int:
     from wizard.paths import writable_state_dir
 
     _check_target(args.target)
+    answers = _check_recipe(args.recipe, args.sets)
     if args.snapshot:
         try:
             load_snapshot(args.snapshot)  # fail now, with a clear message
@@ -325,12 +326,6 @@ def guided(args: argparse.Namespace) -> int:
 
         return plain(host_factory(), args, replay=bool(args.snapshot))
     from wizard.app.app import Session, WizardApp
-    from wizard.engine.run import ParamError, parse_sets
-
-    try:
-        answers = parse_sets(args.sets)
-    except ParamError as exc:
-        raise UsageError(str(exc)) from None
     from wizard.hosts_report import hosts_of
 
     session = Session(
@@ -343,6 +338,20 @@ def guided(args: argparse.Namespace) -> int:
         ssh_config=args.ssh_config,
     )
     return WizardApp(session).run() or EXIT_OK
+
+
+def _check_recipe(name: str, sets: list[str]) -> dict[str, str]:
+    """The recipe exists and takes every --set key: said before any screen or prompt, as
+    `wizard run` says it. Returns the answers."""
+    from wizard.engine import recipe as recipes
+    from wizard.engine.run import ParamError, check_answers, parse_sets
+
+    try:
+        answers = parse_sets(sets)
+        check_answers(recipes.load(name), answers)
+    except (recipes.RecipeError, ParamError) as exc:
+        raise UsageError(str(exc)) from None
+    return answers
 
 
 def _check_target(target: str | None) -> None:

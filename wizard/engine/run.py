@@ -21,7 +21,7 @@ from wizard.engine import state as st
 from wizard.engine.cluster import Builder, Cluster
 from wizard.engine.doctor import Report
 from wizard.engine.parsers import PARSERS
-from wizard.engine.recipe import Recipe, Step, render
+from wizard.engine.recipe import Recipe, Step, did_you_mean, render
 from wizard.engine.runner import Outcome, StepRunner
 from wizard.host import LocalHost
 from wizard.paths import data_dir
@@ -83,6 +83,17 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
     return answers
 
 
+def check_answers(recipe: Recipe, answers: dict[str, str]) -> None:
+    """ParamError for a key the recipe has no parameter for, with the closest it has."""
+    unknown = sorted(set(answers) - set(recipe.params))
+    if unknown:
+        hint = did_you_mean(unknown[0], list(recipe.params)) if len(unknown) == 1 else ""
+        raise ParamError(
+            f"recipe {recipe.id} has no parameter {', '.join(unknown)}{hint}; it takes: "
+            f"{', '.join(recipe.params)}"
+        )
+
+
 def nproc() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -118,12 +129,7 @@ def resolve(
     """Parameter values: --set answers, then doctor facts, then defaults. A parameter with
     none raises ParamError; given a `missing` list (to show a plan anyway), it is added there
     and stands as `<name?>`. With a cluster, the launcher's values place ranks on its hosts."""
-    unknown = sorted(set(answers) - set(recipe.params))
-    if unknown:
-        raise ParamError(
-            f"recipe {recipe.id} has no parameter {', '.join(unknown)}; it takes: "
-            f"{', '.join(recipe.params)}"
-        )
+    check_answers(recipe, answers)
     values: dict[str, Any] = {}
     prior = prior_runs(recipe) if recipe.after else {}
     for name, param in recipe.params.items():
