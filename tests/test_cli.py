@@ -155,3 +155,27 @@ def test_the_guided_wizard_refuses_a_recipe_typo_as_run_does(args: list[str], sa
     name, *sets = args[1:]
     ran = wizard("run", name, *sets, "--yes")
     assert ran.returncode == 2 and said in ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["--snapshot", H100, "doctor"],
+            "--snapshot goes after the command: wizard doctor --snapshot FILE",
+        ),
+        (
+            ["--snapshot", H100, "run", "googletest", "--yes"],
+            "--snapshot is for the guided app (wizard --snapshot FILE); `wizard run` has no",
+        ),
+        (["--set", "prefix=/x", "run", "googletest"], "--set goes after the command: wizard run"),
+    ],
+)
+def test_a_guided_option_before_a_command_is_a_usage_error(
+    args: list[str], said: str, tmp_path: Path
+) -> None:
+    """Not lost unseen: before, these checked or built on this machine."""
+    env = {**__import__("os").environ, "XDG_STATE_HOME": str(tmp_path)}
+    done = wizard(*args, env=env)
+    assert done.returncode == 2 and said in done.stderr, done.stderr
+    assert done.stdout == "" and not (tmp_path / "wizard").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,22 +38,36 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 nothing blocks, 1 a finding blocks the target, 2 usage error.",
     )
     parser.add_argument("--version", action="version", version=f"wizard {__version__}")
+    # The guided app's options keep to their own names (app_*): a command's options of the
+    # same name would overwrite them, so one given before a command would be lost unseen.
     app = parser.add_argument_group("the guided app (wizard with no command)")
     app.add_argument(
         "--plain",
+        dest="app_plain",
         action="store_true",
         help="prompts and streamed text instead of the full-screen app "
         "(the default when there is no terminal)",
     )
     app.add_argument(
         "--snapshot",
+        dest="app_snapshot",
         metavar="FILE",
         help="run against a machine recorded with `wizard snapshot` (demo, tests)",
     )
-    app.add_argument("--recipe", default="flagcx", help="what to build and test (default flagcx)")
-    app.add_argument("--target", help="the target (default: the vendor found)")
-    _set_option(app)
-    _host_options(app)
+    app.add_argument(
+        "--recipe",
+        dest="app_recipe",
+        metavar="RECIPE",
+        help="what to build and test (default flagcx)",
+    )
+    app.add_argument(
+        "--target",
+        dest="app_target",
+        metavar="TARGET",
+        help="the target (default: the vendor found)",
+    )
+    _set_option(app, dest="app_sets")
+    _host_options(app, prefix="app_")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     doctor = commands.add_parser(
@@ -189,10 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _set_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+def _set_option(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, dest: str = "sets"
+) -> None:
     parser.add_argument(
         "--set",
-        dest="sets",
+        dest=dest,
         action="append",
         default=[],
         metavar="KEY=VALUE",
@@ -200,17 +217,24 @@ def _set_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> No
     )
 
 
-def _host_options(group: argparse._ArgumentGroup) -> None:
+def _host_options(group: argparse._ArgumentGroup, prefix: str = "") -> None:
     group.add_argument(
-        "--hosts", metavar="A,B,...", help="these hosts: [user@]name[:port], comma-separated"
+        "--hosts",
+        dest=f"{prefix}hosts",
+        metavar="A,B,...",
+        help="these hosts: [user@]name[:port], comma-separated",
     )
     group.add_argument(
         "--hostfile",
+        dest=f"{prefix}hostfile",
         metavar="FILE",
         help="the hosts of an MPI hostfile (`name slots=N`, `name:N` or one name a line)",
     )
     group.add_argument(
-        "--ssh-config", metavar="FILE", help="an ssh config file to use instead of ~/.ssh/config"
+        "--ssh-config",
+        dest=f"{prefix}ssh_config",
+        metavar="FILE",
+        help="an ssh config file to use instead of ~/.ssh/config",
     )
 
 
@@ -242,12 +266,13 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        try:
-            return guided(args)
-        except UsageError as exc:
-            print(f"wizard: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+    try:
+        request = GuidedRequest.from_args(parser, args)
+        if args.command is None:
+            return guided(request)
+    except UsageError as exc:
+        print(f"wizard: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command in ("doctor", "snapshot"):
         handler = doctor if args.command == "doctor" else snapshot
     elif args.command == "hosts":
@@ -302,7 +327,53 @@ def _crash(exc: Exception) -> int:
     return EXIT_INTERNAL
 
 
-def guided(args: argparse.Namespace) -> int:
+@dataclass
+class GuidedRequest:
+    """The guided app's options (`wizard` with no command), for the app or the plain prompts."""
+
+    plain: bool = False
+    snapshot: str | None = None
+    recipe: str = "flagcx"
+    target: str | None = None
+    sets: list[str] = field(default_factory=list)
+    hosts: str | None = None
+    hostfile: str | None = None
+    ssh_config: str | None = None
+
+    @classmethod
+    def from_args(cls, parser: argparse.ArgumentParser, args: argparse.Namespace) -> GuidedRequest:
+        """UsageError when one is given before a command, where it would be ignored."""
+        given = {
+            f.name: getattr(args, f"app_{f.name}")
+            for f in fields(cls)
+            if getattr(args, f"app_{f.name}") not in (None, False, [])
+        }
+        if args.command is not None and given:
+            words = [args.command, *filter(None, [getattr(args, "hosts_command", None)])]
+            raise UsageError(_misplaced(parser, words, next(iter(given))))
+        return cls(**given)
+
+
+def _misplaced(parser: argparse.ArgumentParser, words: list[str], name: str) -> str:
+    """Where an option of the guided app given before the command `words` belongs."""
+    option = "--set" if name == "sets" else f"--{name.replace('_', '-')}"
+    (app_action,) = (a for a in parser._actions if option in a.option_strings)
+    usage = f"{option} {app_action.metavar}" if app_action.metavar else option
+    command = " ".join(words)
+    if any(option in a.option_strings for a in _subparser(parser, words)._actions):
+        return f"{option} goes after the command: wizard {command} {usage}"
+    return f"{option} is for the guided app (wizard {usage}); `wizard {command}` has no {option}"
+
+
+def _subparser(parser: argparse.ArgumentParser, words: list[str]) -> argparse.ArgumentParser:
+    """The command's own parser (argparse keeps its actions in _actions, with no public view)."""
+    for word in words:
+        (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = commands.choices[word]
+    return parser
+
+
+def guided(args: GuidedRequest) -> int:
     """The app on a terminal; plain prompts with --plain or without one."""
     from wizard.host import LocalHost, SnapshotError, load_snapshot
     from wizard.paths import writable_state_dir

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
 from wizard.engine.doctor import run_doctor
 from wizard.errors import EXIT_OK
 from wizard.host import Host
 from wizard.report import TextRenderer
 
+if TYPE_CHECKING:
+    from wizard.cli import GuidedRequest
 
-def plain(host: Host, args: argparse.Namespace, replay: bool) -> int:
+
+def plain(host: Host, args: GuidedRequest, replay: bool) -> int:
     report = run_doctor(host, args.target)
     TextRenderer(sys.stdout).render(report)
     sets = " ".join(f"--set {shlex.quote(s)}" for s in args.sets)
