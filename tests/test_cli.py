@@ -179,3 +179,17 @@ def test_a_guided_option_before_a_command_is_a_usage_error(
     done = wizard(*args, env=env)
     assert done.returncode == 2 and said in done.stderr, done.stderr
     assert done.stdout == "" and not (tmp_path / "wizard").exists()
+
+
+def test_a_dry_run_of_the_fixes_replays_a_snapshot_but_a_real_fix_does_not(
+    tmp_path: Path,
+) -> None:
+    env = {**__import__("os").environ, "XDG_STATE_HOME": str(tmp_path)}
+    fresh = str(SNAPSHOTS / "h100-fresh.yaml")
+    shown = wizard("doctor", "--snapshot", fresh, "--fix", "--dry-run", env=env)
+    assert shown.returncode == 1, shown.stderr  # the blockers still block: nothing changed
+    assert "$ apt-get install -y openmpi-bin libopenmpi-dev" in shown.stdout, shown.stdout
+    assert "Dry run: nothing was changed." in shown.stdout
+    refused = wizard("doctor", "--snapshot", fresh, "--fix", "--yes", env=env)
+    assert refused.returncode == 2 and "add --dry-run" in refused.stderr
+    assert not (tmp_path / "wizard").exists()

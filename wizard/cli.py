@@ -452,10 +452,12 @@ def doctor(args: argparse.Namespace) -> int:
         from wizard.hosts_report import doctor_many
 
         return doctor_many(args)
-    if args.fix and (args.snapshot or args.json):
+    if args.fix and args.json:
+        raise UsageError("--fix walks the findings as text: it cannot be combined with --json")
+    if args.fix and args.snapshot and not args.dry_run:
         raise UsageError(
-            "--fix changes this machine: it cannot be combined with "
-            + ("--snapshot" if args.snapshot else "--json")
+            "--fix changes this machine, not the recorded one: add --dry-run to see the "
+            "fixes for the snapshot's machine"
         )
     if args.snapshot:
         try:
