@@ -365,26 +365,50 @@ async def test_a_long_confirmation_opens_at_its_question(tmp_path: Path) -> None
             assert screen.region.contains_region(screen.query_one(part).region), part
 
 
-async def test_80x24_fix_commands_scroll_sideways_rather_than_wrap() -> None:
+def shown_lines(widget: Static) -> list[str]:
+    """What the widget draws, line by line, all of it (its height is its content's)."""
+    from textual.geometry import Region
+
+    return [strip.text for strip in widget.render_lines(Region(0, 0, *widget.size))]
+
+
+def shows_whole(lines: list[str], command: str) -> bool:
+    """Every character of the command, in order, in what is drawn (wrapped or not)."""
+    return "".join(command.split()) in "".join("".join(lines).split())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_fix_commands_are_shown_whole_and_can_be_copied(size: tuple[int, int]) -> None:
+    """The CI machine's fixes, among them the cuda-keyring URL and `docker run ... # on the
+    host`: each command wraps in its pane, none is cut; the fixes' names differ."""
     ci = ROOT.parent / "snapshots" / "ci-debian12.yaml"
     app = WizardApp(Session(lambda: load_snapshot(ci), replay=ci.name))
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await check_machine(pilot, app)
         report = app.session.report
         assert report is not None
-        nccl = next(f for f in report.findings if f.id == "nccl.header")
-        app.screen.query_one("#checks", Tree).select_node(app.screen.nodes["nccl.header"])
-        await pilot.pause(0.2)
-        longest = max(len(f"  $ {c}") for fix in nccl.fixes for c in fix.commands)
-        lines = app.screen.query_one("#detail-fixes", Static)
-        assert lines.region.width >= longest  # one line a command, however long
-        assert lines.parent.max_scroll_x > 0  # type: ignore[union-attr]
+        for finding in (f for f in report.findings if f.fixes):
+            app.screen.query_one("#checks", Tree).select_node(app.screen.nodes[finding.id])
+            await pilot.pause(0.1)
+            pane = app.screen.query_one("#detail-fixes", Static)
+            lines = shown_lines(pane)
+            assert pane.virtual_size.width <= pane.size.width  # nothing off to the right
+            for command in (c for fix in finding.fixes for c in fix.commands):
+                assert shows_whole(lines, command), (command, lines)
 
         await pilot.press("f")
         await pilot.pause(0.2)
-        shown = app.screen.query_one("#command-lines", Static)
-        _, first = next(iter(app.screen.entries.values()))  # type: ignore[attr-defined]
-        assert shown.region.width >= max(len(f"  $ {c}") for c in first.commands)
+        fixlist = app.screen.query_one("#fixlist", SelectionList)
+        names = [str(fixlist.get_option_at_index(i).prompt) for i in range(fixlist.option_count)]
+        room = fixlist.scrollable_content_region.width - 4  # less the tick box
+        assert all(len(name) <= room for name in names), (names, room)
+        for index, (_, fix) in enumerate(app.screen.entries.values()):  # type: ignore[attr-defined]
+            fixlist.highlighted = index
+            await pilot.pause(0.3)
+            lines = shown_lines(app.screen.query_one("#command-lines", Static))
+            assert all(shows_whole(lines, c) for c in fix.commands), (fix.commands, lines)
+        await pilot.press("c")
+        assert app.clipboard == "".join(f"{c}\n" for c in fix.commands)
 
 
 async def test_the_start_screen_offers_every_recipe_and_judges_by_its_checks() -> None:

@@ -9,12 +9,13 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, ScrollableContainer, VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Footer, Header, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from checks.base import Finding, Fix, Status
 from wizard.app.screens.base import WizardScreen
+from wizard.app.widgets.commands import command_block
 from wizard.app.widgets.log_pane import LogPane
 from wizard.engine.fixes import apply, choices, preferred, sudo_path
 from wizard.engine.runner import StepRunner
@@ -23,22 +24,24 @@ from wizard.engine.runner import StepRunner
 class FixesScreen(WizardScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "apply", "Apply ticked"),
+        Binding("c", "copy", "Copy commands"),
         Binding("escape", "back", "Back"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.entries: dict[str, tuple[Finding, Fix]] = {}
+        self.why_not: dict[str, str] = {}  # why a fix cannot run here, by entry
         self.runner: StepRunner | None = None
+        self.shown: Fix | None = None  # the fix whose commands are on the right
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal(classes="panes"):
+        with Vertical(classes="panes"):  # stacked: the fixes' names stay whole
             yield SelectionList[str](id="fixlist")
             with VerticalScroll(id="commands"):
                 yield Static(id="command-text")
-                with ScrollableContainer(classes="commands-scroll"):
-                    yield Static(id="command-lines", classes="commands")
+                yield Static(id="command-lines")
                 yield Static(id="command-notes")
         yield LogPane(id="fixlog", classes="hidden")
         yield Static(id="fixstatus")
@@ -62,16 +65,14 @@ class FixesScreen(WizardScreen):
             for index, choice in enumerate(options):
                 key = f"{finding.id}:{index}"
                 self.entries[key] = (finding, choice.fix)
-                # A usable fix is never manual: its label only says whether it needs root.
-                name = choice.fix.label if choice.usable else f"{choice.fix.title} ({choice.why})"
-                selections.append(
-                    Selection(
-                        f"{finding.id}: {name}",
-                        key,
-                        choice is best,
-                        disabled=not choice.usable,
-                    )
-                )
+                if not choice.usable:
+                    self.why_not[key] = choice.why
+                # Short, so that names stay whole: the pane below says why one cannot run.
+                name = choice.fix.label
+                if not (choice.usable or choice.fix.manual):
+                    name = f"{choice.fix.title} (not here)"
+                # Not disabled: the cursor must reach it, to show its commands.
+                selections.append(Selection(f"{finding.id}: {name}", key, choice is best))
         fixlist = self.query_one("#fixlist", SelectionList)
         fixlist.add_options(selections)
         status = (
@@ -91,13 +92,23 @@ class FixesScreen(WizardScreen):
     ) -> None:
         self._show(event.selection.value)
 
+    def on_selection_list_selection_toggled(
+        self, event: SelectionList.SelectionToggled[str]
+    ) -> None:
+        key = event.selection.value
+        if key in self.why_not and key in event.selection_list.selected:
+            event.selection_list.deselect(key)
+            self.notify(f"This fix {self.why_not[key]}: do it by hand (c copies it).")
+
     def _show(self, key: str) -> None:
         finding, fix = self.entries[key]
         text = Text.assemble(
             (f"{finding.id}: ", "bold"), finding.summary, "\n\n", (fix.title, "bold")
         )
-        lines = Text("\n".join(f"  $ {c}" for c in fix.commands), no_wrap=True, overflow="ignore")
+        self.shown = fix
         notes = Text()
+        if key in self.why_not:
+            notes.append(f"Do it by hand (c copies it): it {self.why_not[key]}.\n", style="yellow")
         if fix.changes:
             notes.append(f"changes: {fix.changes}", style="dim")
         if fix.needs_root:
@@ -105,8 +116,16 @@ class FixesScreen(WizardScreen):
                 "\nneeds root" + ("" if self._root() else ": runs with sudo"), style="yellow"
             )
         self.query_one("#command-text", Static).update(text)
-        self.query_one("#command-lines", Static).update(lines)
+        self.query_one("#command-lines", Static).update(command_block(fix.commands))
         self.query_one("#command-notes", Static).update(notes)
+
+    def action_copy(self) -> None:
+        """To the terminal's clipboard (OSC 52, as Textual copies; tmux needs set-clipboard)."""
+        if self.shown is None:
+            self.notify("Nothing to copy: there is no fix.")
+            return
+        self.app.copy_to_clipboard("".join(f"{c}\n" for c in self.shown.commands))
+        self.notify(f"Copied the {len(self.shown.commands)} command(s) of {self.shown.title!r}.")
 
     def _root(self) -> bool:
         report = self.wizard.session.report
