@@ -459,3 +459,36 @@ async def test_results_chart_a_training_runs_loss(tmp_path: Path, monkeypatch) -
     assert list(chart.data) == [0.0335, 0.0117, 0.0076, 0.0054, 0.004, 0.0031]
     assert "train: 300 steps in 12.3 s: 781.5 samples/s" in shown
     assert "loss, from 0.0335 to 0.0031:" in shown
+
+
+async def test_the_log_follows_a_flood_to_its_last_line(tmp_path: Path) -> None:
+    """300,000 lines, then a failure: the failure panel opens under the log, which still
+    shows the last line; after the user scrolls up it stays there, and End (the steps
+    table focused) takes it back to the end, following."""
+    from textual import events
+
+    from wizard.app.widgets.log_pane import LogPane
+
+    recipe = tmp_path / "flood.yaml"
+    recipe.write_text("id: flood\ntitle: Flood\nsteps:\n  - id: seq\n    run: seq 300000; exit 1\n")
+    app = WizardApp(Session(lambda: load_snapshot(H100), recipe_name=str(recipe)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await check_machine(pilot, app)
+        await pilot.press("n")
+        await until(pilot, lambda: app.session.run is not None and not app.busy(), 120)
+        await pilot.pause(0.5)
+        log = app.screen.query_one("#log", LogPane)
+        assert log.lines[-1] == "300000"
+        assert log.scroll_y == log.max_scroll_y > 0
+        assert log.render_line(log.scrollable_content_region.height - 1).text.strip() == "300000"
+
+        log.post_message(events.MouseScrollUp(log, 0, 0, 0, 0, 0, False, False, False))
+        await pilot.pause(0.3)
+        assert log.scroll_y < log.max_scroll_y and not log.auto_scroll
+        log.feed(["more"])
+        await pilot.pause(0.2)
+        assert log.scroll_y < log.max_scroll_y  # the user's place is kept
+        assert isinstance(app.focused, DataTable)
+        await pilot.press("end")
+        await pilot.pause(0.2)
+        assert log.scroll_y == log.max_scroll_y and log.auto_scroll

@@ -31,7 +31,8 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
         "Fixes",
         (
-            ("space", "tick a fix"),
+            ("space", "tick a fix (a manual one is done by hand)"),
+            ("c", "copy the highlighted fix's commands"),
             ("a", "apply the ticked fixes (asks first)"),
             ("escape", "back"),
         ),
@@ -43,7 +44,8 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("r", "retry or resume"),
             ("s", "skip the failed step"),
             ("h", "run from the highlighted step"),
-            ("f", "follow the log on or off"),
+            ("f", "follow the log on or off (scrolling up stops it)"),
+            ("end", "the log's last line, and follow it"),
             ("/", "search the log"),
             ("e", "jump to the first error"),
             ("n", "results"),

@@ -58,6 +58,8 @@ class StepsScreen(WizardScreen):
         # Listed under ? and in the palette; the footer keeps the keys that move you on.
         Binding("h", "from_here", "Run from here", show=False),
         Binding("f", "follow", "Follow the log", show=False),
+        # Before the table's own End (its last row): the log's end is what End is for here.
+        Binding("end", "log_end", "End of the log", show=False, priority=True),
         Binding("slash", "search", "Search the log", show=False),
         Binding("e", "first_error", "First error", show=False),
         Binding("n", "results", "Results"),
@@ -327,6 +329,14 @@ class StepsScreen(WizardScreen):
     def action_follow(self) -> None:
         following = self.query_one("#log", LogPane).toggle_follow()
         self.notify("Following the log." if following else "Log paused; f follows again.")
+
+    def action_log_end(self) -> None:
+        self.query_one("#log", LogPane).action_scroll_end()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "log_end":  # in the search field, End moves its cursor
+            return not isinstance(self.focused, Input)
+        return True
 
     def action_search(self) -> None:
         search = self.query_one("#search", Input)
