@@ -324,6 +324,20 @@ async def test_ctrl_r_without_a_saved_run_says_so(tmp_path: Path) -> None:
         assert isinstance(app.screen, StartScreen)
 
 
+async def test_a_replay_never_offers_this_machines_saved_run(tmp_path: Path) -> None:
+    saved_run(tmp_path)
+    app = WizardApp(Session(lambda: load_snapshot(H100), replay=H100.name, recipe_name="flagcx"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        assert "Resume the saved run" not in footer_keys(app)
+        assert not app.screen.query("#resume") and not app.screen.query("#resume-note")
+        await pilot.press("ctrl+r")
+        await pilot.pause(0.1)
+        said = [n.message for n in app._notifications]
+        assert "Replaying a snapshot: this machine's runs are not resumed here." in said
+        assert isinstance(app.screen, StartScreen) and app.session.run is None
+
+
 async def test_80x24_steps_keep_their_essential_keys_and_whole_titles(tmp_path: Path) -> None:
     (tmp_path / "go").touch()
     app = WizardApp(session(tmp_path))

@@ -39,7 +39,9 @@ class StartScreen(WizardScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.saved = latest_unfinished()
+        # A replay shows the snapshot's world only: no run made on this machine.
+        self.replay = bool(self.wizard.session.replay)
+        self.saved = None if self.replay else latest_unfinished()
         self.picked = False
         self.takes_src = True
 
@@ -194,6 +196,9 @@ class StartScreen(WizardScreen):
         return True
 
     def action_no_saved_run(self) -> None:
+        if self.replay:
+            self.notify("Replaying a snapshot: this machine's runs are not resumed here.")
+            return
         self.notify("There is no unfinished run to resume. Press ctrl+n to start one.")
 
     def action_resume(self) -> None:
