@@ -193,3 +193,85 @@ def test_a_dry_run_of_the_fixes_replays_a_snapshot_but_a_real_fix_does_not(
     refused = wizard("doctor", "--snapshot", fresh, "--fix", "--yes", env=env)
     assert refused.returncode == 2 and "add --dry-run" in refused.stderr
     assert not (tmp_path / "wizard").exists()
+
+
+def test_the_doctor_never_takes_the_wizards_own_venv_for_the_users_python(
+    tmp_path: Path,
+) -> None:
+    """Installed as the README says, in a venv of its own, with that venv's bin on PATH
+    (or activated): `python3` there is the wizard's, not the user's."""
+    import os
+
+    venv = tmp_path / "wizard-venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        check=True,
+    )
+    own = venv / "bin" / "python3"
+    path = f"{venv / 'bin'}:{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path, "VIRTUAL_ENV": str(venv)}
+    done = subprocess.run(
+        [str(own), "-m", "wizard", "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    found = json.loads(done.stdout)
+    python = next(f for f in found["findings"] if f["id"] == "python.env")
+    assert python["facts"]["python.executable"] != str(own), python
+    assert str(venv) not in python["summary"]
+
+    recipe = tmp_path / "which.yaml"
+    recipe.write_text("id: which\ntitle: Which\nsteps:\n  - id: py\n    run: command -v python3\n")
+    ran = subprocess.run(
+        [str(own), "-m", "wizard", "run", str(recipe), "--yes"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"},
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert python["facts"]["python.executable"] in ran.stdout  # the steps' python3 too
+    assert str(own) not in ran.stdout
+
+
+def test_the_readmes_install_line_puts_wizard_on_path(tmp_path: Path) -> None:
+    """The "Two commands" install line, as written, in a fresh HOME: it installs, links
+    `wizard` where a login PATH finds it, and runs it (no terminal: the plain flow)."""
+    import os
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = re.search(r"## Two commands\n.*?```sh\n(.*?)```", readme, re.S)
+    assert block is not None
+    install = block.group(1).splitlines()[0].split("   # ")[0]
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "XDG_STATE_HOME")}
+    env.update(HOME=str(home), NO_COLOR="1")
+    done = subprocess.run(
+        ["bash", "-c", install],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    assert done.returncode in (0, 1), done.stdout + done.stderr  # the doctor's verdict
+    assert "No terminal to ask on, so nothing was changed" in done.stdout
+    login = {**env, "PATH": f"{home / '.local' / 'bin'}:/usr/bin:/bin"}
+    found = subprocess.run(
+        ["bash", "-c", "command -v wizard && wizard --version"],
+        capture_output=True,
+        text=True,
+        env=login,
+        check=False,
+    )
+    assert found.returncode == 0 and f"{home}/.local/bin/wizard" in found.stdout, found

@@ -24,6 +24,7 @@ from wizard.engine.parsers import PARSERS
 from wizard.engine.recipe import Recipe, Step, did_you_mean, render
 from wizard.engine.runner import Outcome, StepRunner
 from wizard.host import LocalHost
+from wizard.host.local import users_path
 from wizard.paths import data_dir
 
 # NVLink multicast can take down every GPU of a shared host: off unless the caller chose.
@@ -103,6 +104,8 @@ def nproc() -> int:
 
 def step_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
+    if base is None:  # the doctor's PATH: never the wizard's own venv (see users_path)
+        env["PATH"] = users_path()
     for name, value in SAFE_ENV.items():
         env.setdefault(name, value)
     return env
