@@ -338,6 +338,29 @@ async def test_a_replay_never_offers_this_machines_saved_run(tmp_path: Path) -> 
         assert isinstance(app.screen, StartScreen) and app.session.run is None
 
 
+async def test_an_unknown_parameter_is_said_where_it_is_typed(tmp_path: Path) -> None:
+    """In More parameters, as it is typed: the closest parameter named; ctrl+n then stays
+    on the start screen, the field focused, and no run is made."""
+    from textual.widgets import Input
+
+    app = WizardApp(session(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        app.screen.query_one("#sets", Input).focus()
+        await pilot.press("end", *" wrk=/tmp")
+        await pilot.pause(0.2)
+        said = text(app, "#sets-error")
+        assert "recipe demo has no parameter wrk (did you mean 'work'?)" in said, said
+        await pilot.press("ctrl+n")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, StartScreen) and app.session.report is None
+        assert app.focused is app.screen.query_one("#sets", Input)
+        assert st.latest_for("demo") is None
+        await pilot.press(*["backspace"] * len(" wrk=/tmp"))
+        await pilot.pause(0.2)
+        assert text(app, "#sets-error") == ""
+
+
 async def test_80x24_steps_keep_their_essential_keys_and_whole_titles(tmp_path: Path) -> None:
     (tmp_path / "go").touch()
     app = WizardApp(session(tmp_path))

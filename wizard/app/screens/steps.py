@@ -140,7 +140,8 @@ class StepsScreen(WizardScreen):
         try:
             self.values = resolve(self.recipe, recipe_facts(report), session.answers, run.folder)
         except ParamError as exc:
-            self.status(f"{exc}. Go back (escape twice) and add it under More parameters.")
+            where = "add it under" if exc.missing else "correct"
+            self.status(f"{exc}. Go back (escape twice) and {where} More parameters.")
             return False
         run.answers = dict(session.answers)
         table = self.steps_table()
