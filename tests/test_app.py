@@ -260,11 +260,37 @@ async def test_a_replay_shows_the_plan_and_runs_nothing(tmp_path: Path) -> None:
         shown = " ".join(text(app, "#stepstatus").split())
         assert f"Replaying {H100.name}: the plan for the machine it recorded." in shown
         assert "Nothing is built or run here" in shown
-        assert app.screen.query_one("#steps-table", DataTable).row_count == 3
+        plan = shown_lines(app.screen.query_one("#plan-text", Static))
+        assert sum(line.lstrip().startswith(("·", "-")) for line in plan) == 3
         for key in ("r", "h", "s"):  # retry, from here, skip: still nothing
             await pilot.press(key)
         await pilot.pause(0.3)
         assert app.session.run is None and list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize("size", [(60, 20), (80, 24), (120, 40)])
+async def test_a_replays_plan_shows_every_step_whole(size: tuple[int, int]) -> None:
+    """The flagcx recipe replayed on the H100: every step, why one is skipped and each
+    command, wrapped to the pane (as `wizard steps` prints them); no busy-looking bar."""
+    app = WizardApp(Session(lambda: load_snapshot(H100), replay=H100.name, recipe_name="flagcx"))
+    async with app.run_test(size=size) as pilot:
+        await check_machine(pilot, app)
+        await pilot.press("n")
+        await pilot.pause(0.3)
+        pane = app.screen.query_one("#plan-text", Static)
+        lines = shown_lines(pane)
+        assert pane.virtual_size.width <= pane.size.width
+        recipe = recipes.load("flagcx")
+        values = app.screen.values  # type: ignore[attr-defined]
+        for step in recipe.steps:
+            assert shows_whole(lines, step.title), step.title
+            if step.when and not values.get(step.when):
+                assert shows_whole(lines, f"{step.title} (skipped: {step.when} is not set)")
+            else:
+                for command in recipes.render(step.run, values, quote=True).splitlines():
+                    assert shows_whole(lines, command), command
+        assert app.screen.query_one("#progress").display is False
+        assert app.focused is app.screen.query_one("#plan")  # arrows and pages scroll it
 
 
 def test_screens_depend_on_the_app_never_on_each_other() -> None:

@@ -7,15 +7,18 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Static
 
 from wizard.app.app import describe
 from wizard.app.screens.base import WizardScreen
+from wizard.app.widgets.commands import command_block
 from wizard.app.widgets.log_pane import LogPane
 from wizard.engine import recipe as recipes
 from wizard.engine import state as st
@@ -80,6 +83,8 @@ class StepsScreen(WizardScreen):
         with Horizontal(classes="panes"):
             table: DataTable[Any] = DataTable(id="steps-table", cursor_type="row")
             yield table
+            with VerticalScroll(id="plan", classes="hidden"):  # a replay's plan, wrapped
+                yield Static(id="plan-text")
             with Vertical(id="steps-side"):
                 yield LogPane(id="log")
                 yield Static(id="failure", classes="hidden")
@@ -101,6 +106,8 @@ class StepsScreen(WizardScreen):
         if self.prepare():
             self.query_one("#steps-table", DataTable).focus()
             self.maybe_run(None)
+        elif self.wizard.session.run is None:  # nothing will run: no busy-looking bar
+            self.query_one("#progress", ProgressBar).display = False
 
     def on_unmount(self) -> None:
         # Leaving the app by any way (ctrl+q, a closed terminal) stops the running step; its
@@ -164,7 +171,8 @@ class StepsScreen(WizardScreen):
 
     def show_plan(self, report: Report) -> None:
         """A replay: the recorded machine is elsewhere, so its plan is shown and nothing runs
-        (not even a step's done_if probe, which would look at this machine)."""
+        (not even a step's done_if probe, which would look at this machine). In place of the
+        table and the log: each step, why it would be skipped, and its commands, wrapped."""
         session = self.wizard.session
         assert self.recipe is not None
         missing: list[str] = []
@@ -175,11 +183,20 @@ class StepsScreen(WizardScreen):
         except ParamError as exc:
             self.status(str(exc))
             return
-        table = self.steps_table()
-        for step in self.recipe.steps:
-            skipped = not_wanted(step, values)
-            why = f"  (skipped: {step.when} is not set)" if skipped else ""
-            table.add_row(Text("-" if skipped else "·"), "", Text(step.title + why), key=step.id)
+        self.values = values
+        parts: list[Text | Table] = []
+        for number, step in enumerate(self.recipe.steps, 1):
+            if not_wanted(step, values):
+                parts.append(Text(f"- {number}. {step.title}  (skipped: {step.when} is not set)"))
+                continue
+            parts.append(Text(f"· {number}. {step.title}", style="bold"))
+            parts.append(command_block(recipes.render(step.run, values, quote=True).splitlines()))
+        self.query_one("#plan-text", Static).update(Group(*parts))
+        for hidden in ("#steps-table", "#steps-side"):
+            self.query_one(hidden).display = False
+        plan = self.query_one("#plan")
+        plan.remove_class("hidden")
+        plan.focus()
         note = f" Missing: {', '.join(missing)}." if missing else ""
         self.status(
             f"Replaying {session.replay}: the plan for the machine it recorded. Nothing is "
