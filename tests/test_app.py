@@ -388,15 +388,38 @@ async def test_an_unknown_parameter_is_said_where_it_is_typed(tmp_path: Path) ->
 
 
 async def test_80x24_steps_keep_their_essential_keys_and_whole_titles(tmp_path: Path) -> None:
-    (tmp_path / "go").touch()
+    """The footer shows the keys that apply now: c while a step runs; r and s once it is
+    cancelled; none of the three when every step is done (nor in a replay)."""
     app = WizardApp(session(tmp_path))
     async with app.run_test(size=(80, 24)) as pilot:
         await check_machine(pilot, app)
         await pilot.press("n")
-        await until(pilot, lambda: app.session.run is not None and not app.busy())
+        await until(pilot, lambda: app.screen.current == "wait")  # type: ignore[attr-defined]
+        await pilot.pause(0.1)
         keys = footer_keys(app)
-        for essential in ("Cancel", "Retry", "Skip", "Results", "Back", "Help", "Quit"):
+        for essential in ("Cancel", "Results", "Back", "Help", "Quit"):
             assert essential in keys
+        assert "Retry" not in keys and "Skip" not in keys
+        assert "running" in text(app, "#stepstatus")
+        await pilot.press("c")
+        await until(pilot, lambda: not app.busy())
+        await pilot.pause(0.1)
+        keys = footer_keys(app)
+        assert {"Retry", "Skip", "Results", "Back", "Help", "Quit"} <= set(keys)
+        assert "Cancel" not in keys
+        (tmp_path / "go").touch()
+        await pilot.press("r")
+        await until(pilot, lambda: "All steps done" in text(app, "#stepstatus"))
+        await pilot.pause(0.1)
+        keys = footer_keys(app)
+        assert not {"Cancel", "Retry", "Skip"} & set(keys), keys
+        (tmp_path / "go").unlink()
+        app.screen.query_one("#steps-table", DataTable).move_cursor(row=1)
+        await pilot.press("h")  # from the wait step again: the status says so
+        await until(pilot, lambda: app.screen.current == "wait")  # type: ignore[attr-defined]
+        assert "running from wait" in text(app, "#stepstatus")
+        (tmp_path / "go").touch()
+        await until(pilot, lambda: "All steps done" in text(app, "#stepstatus"))
         # Stacked above the log, the table takes the whole width: the flagcx recipe's longest
         # title ("Run the plugin's example with torchrun") fits with its mark and time.
         table = app.screen.query_one("#steps-table", DataTable)

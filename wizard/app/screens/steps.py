@@ -47,6 +47,11 @@ MARKS = {
 }
 
 
+RUN_KEYS = {"cancel", "retry", "skip", "from_here"}
+LOG_KEYS = {"follow", "search", "first_error", "log_end"}
+SKIPPABLE = {st.FAILED, st.CANCELLED}
+
+
 def clock(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -250,6 +255,10 @@ class StepsScreen(WizardScreen):
         self.wizard.busy = lambda: self.running
         self.wizard.stop = self.runner.cancel
         self.query_one("#failure", Static).add_class("hidden")
+        run = self.wizard.session.run
+        where = f" from {start}" if start else ""
+        self.status(f"Run {run.run_id if run else ''}: running{where}… (c cancels)")
+        self.refresh_bindings()
         self.execute_steps(start)
 
     @work(thread=True, exclusive=True, group="steps")
@@ -267,7 +276,11 @@ class StepsScreen(WizardScreen):
             message = f"Cancelled during {stopped}; its processes were ended. r resumes."
         finally:
             self.running = False
-        self.wizard.from_thread(self.status, message)
+        self.wizard.from_thread(self._ended, message)
+
+    def _ended(self, message: str) -> None:
+        self.status(message)
+        self.refresh_bindings()  # c goes, r and s come as they apply
 
     # Listener, called from the worker thread.
 
@@ -352,8 +365,22 @@ class StepsScreen(WizardScreen):
         self.query_one("#log", LogPane).action_scroll_end()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Only the keys that do something now are shown (and run)."""
+        if self.wizard.session.replay:  # nothing runs, and there is no log
+            return action not in RUN_KEYS | LOG_KEYS
         if action == "log_end":  # in the search field, End moves its cursor
             return not isinstance(self.focused, Input)
+        run = self.wizard.session.run
+        left = run.first_unfinished() if run is not None else None
+        if action == "cancel":
+            return self.running
+        if action == "retry":  # also starts a run that was not started
+            return not self.running and self.recipe is not None and left is not None
+        if action == "skip":
+            stopped = run is not None and left is not None
+            return not self.running and stopped and run.step(left).status in SKIPPABLE
+        if action == "from_here":
+            return not self.running and self.recipe is not None and run is not None
         return True
 
     def action_search(self) -> None:
