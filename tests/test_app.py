@@ -387,6 +387,34 @@ async def test_an_unknown_parameter_is_said_where_it_is_typed(tmp_path: Path) ->
         assert text(app, "#sets-error") == ""
 
 
+async def test_a_text_field_still_shows_how_to_leave(tmp_path: Path) -> None:
+    """In the hosts field (as after ctrl+o with none named), q is typed, so the footer
+    shows keys that are not: F1 opens the help, ctrl+q quits."""
+    from textual.widgets import Input
+
+    from wizard.app.screens.help import HelpScreen
+
+    app = WizardApp(session(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        await pilot.press("ctrl+o")  # no hosts named: the field is focused
+        await pilot.pause(0.1)
+        field = app.screen.query_one("#hosts-input", Input)
+        assert app.focused is field
+        await pilot.press("q")
+        assert field.value == "q"
+        keys = footer_keys(app)
+        assert "Help" in keys and "Quit" in keys, keys
+        await pilot.press("f1")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        await pilot.press("ctrl+q")
+        await pilot.pause(0.2)
+    assert app.return_code == 0
+
+
 async def test_80x24_steps_keep_their_essential_keys_and_whole_titles(tmp_path: Path) -> None:
     """The footer shows the keys that apply now: c while a step runs; r and s once it is
     cancelled; none of the three when every step is done (nor in a replay)."""

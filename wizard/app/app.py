@@ -72,6 +72,9 @@ class WizardApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
+        # In a text field ? and q are typed: these keys are not, so they are shown there.
+        Binding("f1", "help", "Help"),
+        Binding("ctrl+q", "quit", "Quit"),
     ]
 
     def __init__(self, session: Session) -> None:

@@ -15,7 +15,10 @@ from textual.widgets import Static
 KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
         "Anywhere",
-        (("?", "this help"), ("q", "quit (a running step is stopped; its state is saved)")),
+        (
+            ("?, f1", "this help (f1 in a text field, where ? is typed)"),
+            ("q, ctrl+q", "quit (ctrl+q in a text field; a running step's state is saved)"),
+        ),
     ),
     ("Start", (("ctrl+n", "check this machine"), ("ctrl+r", "resume the saved run"))),
     (
