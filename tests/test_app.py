@@ -415,6 +415,31 @@ async def test_a_text_field_still_shows_how_to_leave(tmp_path: Path) -> None:
     assert app.return_code == 0
 
 
+async def test_q_asks_before_stopping_a_step_that_has_run_a_while(tmp_path: Path) -> None:
+    """The wait step blocks: past a few seconds, q asks; n keeps it running; q then q
+    stops it (saved as cancelled) and quits."""
+    from wizard.app.app import ASK_AFTER_S
+
+    app = WizardApp(session(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await check_machine(pilot, app)
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen.current == "wait")  # type: ignore[attr-defined]
+        await pilot.pause(ASK_AFTER_S + 0.2)
+        await pilot.press("q")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ConfirmScreen) and app.busy()
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, StepsScreen) and app.busy()
+        await pilot.press("q")
+        await pilot.pause(0.2)
+        await pilot.press("q")
+        await until(pilot, lambda: app.return_code is not None)
+    run = app.session.run
+    assert run is not None and st.load(run.run_id).steps["wait"].status == st.CANCELLED
+
+
 async def test_80x24_steps_keep_their_essential_keys_and_whole_titles(tmp_path: Path) -> None:
     """The footer shows the keys that apply now: c while a step runs; r and s once it is
     cancelled; none of the three when every step is done (nor in a replay)."""

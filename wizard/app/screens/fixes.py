@@ -3,6 +3,7 @@ their checks run again."""
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 from rich.text import Text
@@ -166,6 +167,7 @@ class FixesScreen(WizardScreen):
         log = self.query_one("#fixlog", LogPane)
         self.runner = StepRunner(self.wizard.local)
         self.wizard.busy = lambda: self.runner is not None
+        self.wizard.busy_since = time.monotonic()
         self.wizard.stop = self.runner.cancel
         done: set[str] = set()
         lines = []

@@ -17,7 +17,11 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         "Anywhere",
         (
             ("?, f1", "this help (f1 in a text field, where ? is typed)"),
-            ("q, ctrl+q", "quit (ctrl+q in a text field; a running step's state is saved)"),
+            (
+                "q, ctrl+q",
+                "quit (ctrl+q in a text field); a step running for more than a few seconds "
+                "is stopped only after you confirm (y, or q again), its state saved",
+            ),
         ),
     ),
     ("Start", (("ctrl+n", "check this machine"), ("ctrl+r", "resume the saved run"))),

@@ -298,6 +298,7 @@ class StepsScreen(WizardScreen):
 
     def _started(self, step: Step, command: str) -> None:
         self.current, self.started_at = step.id, time.monotonic()
+        self.wizard.busy_since = self.started_at
         self._row(step)
         log = self.query_one("#log", LogPane)
         log.feed([f"── {step.title} ({step.id})", *(f"$ {c}" for c in command.splitlines())])
