@@ -158,6 +158,29 @@ async def test_failed_step_shows_tail_and_likely_cause(tmp_path: Path) -> None:
         assert steps.query_one("#log", LogPane).auto_scroll is False
 
 
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_the_failure_panel_always_shows_the_logs_path(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """A failure with a long tail and a likely cause: the panel's visible lines still hold
+    the whole path of the step's log."""
+    recipe = tmp_path / "broken.yaml"
+    recipe.write_text(
+        "id: broken\ntitle: Broken\nsteps:\n  - id: compile\n    run: >-\n"
+        "      seq 40 && echo 'tools.h:1:10: fatal error: mpi.h: No such file or directory'"
+        " && exit 2\n"
+    )
+    app = WizardApp(Session(lambda: load_snapshot(H100), recipe_name=str(recipe)))
+    async with app.run_test(size=size) as pilot:
+        await failure_of(pilot, app, "compile")
+        run = app.session.run
+        assert run is not None
+        log = run.steps["compile"].log
+        assert log
+        shown = shown_lines(app.screen.query_one("#failure", Static))
+        assert shows_whole(shown, f"full log: {log}"), "\n".join(shown)
+
+
 @pytest.mark.integration
 async def test_apply_a_fix_from_the_fixes_screen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -505,15 +528,17 @@ async def test_a_long_confirmation_opens_at_its_question(tmp_path: Path) -> None
 
 
 def shown_lines(widget: Static) -> list[str]:
-    """What the widget draws, line by line, all of it (its height is its content's)."""
+    """What the widget draws, border included, line by line (a Static with no maximum
+    height draws all of its content)."""
     from textual.geometry import Region
 
-    return [strip.text for strip in widget.render_lines(Region(0, 0, *widget.size))]
+    return [strip.text for strip in widget.render_lines(Region(0, 0, *widget.outer_size))]
 
 
 def shows_whole(lines: list[str], command: str) -> bool:
     """Every character of the command, in order, in what is drawn (wrapped or not)."""
-    return "".join(command.split()) in "".join("".join(lines).split())
+    drawn = "".join(line.strip().strip("│") for line in lines)  # less the border's sides
+    return "".join(command.split()) in "".join(drawn.split())
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])

@@ -312,11 +312,12 @@ class StepsScreen(WizardScreen):
         if result.status in (st.DONE, st.SKIPPED):
             return
         cause = likely_cause(outcome.tail)
+        # What to do first, the tail last: the panel's height cuts its end, never the path.
         text = Text.assemble((f"{step.id} {result.status}: {result.reason}\n", "bold red"))
-        text.append("\n".join(outcome.tail[-8:]) + "\n", style="dim")
+        text.append(f"full log: {result.log}\n")
         if cause:
             text.append(f"likely cause: {cause}\n", style="yellow")
-        text.append(f"full log: {result.log}")
+        text.append("\n".join(outcome.tail[-8:]), style="dim")
         failure = self.query_one("#failure", Static)
         failure.update(text)
         failure.remove_class("hidden")
