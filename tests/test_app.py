@@ -463,6 +463,21 @@ async def test_q_asks_before_stopping_a_step_that_has_run_a_while(tmp_path: Path
     assert run is not None and st.load(run.run_id).steps["wait"].status == st.CANCELLED
 
 
+async def test_the_help_covers_the_hosts_screen_and_ctrl_o(tmp_path: Path) -> None:
+    from wizard.app.screens.help import KEYS
+
+    screens = dict(KEYS)
+    assert "ctrl+o" in dict(screens["Start"])
+    assert {"r", "escape"} <= set(dict(screens["Hosts"]))
+    app = WizardApp(session(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.2)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        shown = " ".join(line for s in app.screen.query(Static) for line in shown_lines(s))
+        assert "ctrl+o" in shown and "Hosts" in shown
+
+
 async def test_80x24_steps_keep_their_essential_keys_and_whole_titles(tmp_path: Path) -> None:
     """The footer shows the keys that apply now: c while a step runs; r and s once it is
     cancelled; none of the three when every step is done (nor in a replay)."""

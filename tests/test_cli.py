@@ -275,3 +275,19 @@ def test_the_readmes_install_line_puts_wizard_on_path(tmp_path: Path) -> None:
         check=False,
     )
     assert found.returncode == 0 and f"{home}/.local/bin/wizard" in found.stdout, found
+
+
+def test_help_says_every_command_what_it_does_and_every_exit_code() -> None:
+    mistyped = wizard("doctr")
+    assert mistyped.returncode == 2
+    assert "no command 'doctr' (did you mean 'doctor'?)" in mistyped.stderr
+    for command in ("status", "report", "steps"):
+        shown = wizard(command, "--help").stdout
+        assert shown.split("\n\n")[1].strip(), shown  # a description under the usage
+    top = " ".join(wizard("--help").stdout.split())
+    for code in ("0 nothing blocks", "1 a finding", "2 usage error", "70 internal error"):
+        assert code in top
+    assert "130 interrupted" in top
+    doctor = " ".join(wizard("doctor", "--help").stdout.split())
+    assert "Nothing is changed." not in doctor
+    assert "Nothing is changed unless --fix is given" in doctor

@@ -8,11 +8,12 @@ imported by the command that needs them.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from wizard import __version__
 from wizard.errors import (
@@ -28,14 +29,32 @@ if TYPE_CHECKING:
     from wizard.host.base import Host
 
 
+class WizardParser(argparse.ArgumentParser):
+    """argparse's parser, offering the closest command when one is mistyped (as a mistyped
+    recipe gets)."""
+
+    def error(self, message: str) -> NoReturn:
+        wrong = re.match(r"argument (?:COMMAND|SUBCOMMAND): invalid choice: '([^']*)'", message)
+        if wrong:
+            from wizard.engine.recipe import did_you_mean
+
+            (commands,) = (a for a in self._actions if isinstance(a, argparse._SubParsersAction))
+            names = list(commands.choices)
+            message = f"no command {wrong.group(1)!r}{did_you_mean(wrong.group(1), names)}; "
+            message += f"the commands: {', '.join(names)}"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from wizard.paths import recipe_ids
 
-    parser = argparse.ArgumentParser(
+    parser = WizardParser(
         prog="wizard",
         description="Take a GPU machine to a built and tested FlagCX stack: detect, explain, "
         "propose fixes, build, test.",
-        epilog="Exit codes: 0 nothing blocks, 1 a finding blocks the target, 2 usage error.",
+        epilog="Exit codes: 0 nothing blocks (or done), 1 a finding blocks the target (or a "
+        "step failed), 2 usage error, 70 internal error (a bug; the message names its log), "
+        "130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"wizard {__version__}")
     # The guided app's options keep to their own names (app_*): a command's options of the
@@ -74,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor",
         help="check this machine and show what blocks the target, with fixes",
         description="Check this machine (or a recorded snapshot) and show every finding, "
-        "what blocks the target, and the exact commands that would fix it. Nothing is changed.",
+        "what blocks the target, and the exact commands that would fix it. Nothing is changed "
+        "unless --fix is given, and then only what you accept.",
     )
     _target_options(doctor)
     doctor.add_argument("--json", action="store_true", help="print one JSON object (see README)")
@@ -184,12 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--run", metavar="RUN_ID", help="which run (default: the latest)")
     _run_options(resume)
 
-    status = commands.add_parser("status", help="show the steps and results of a saved run")
+    status = commands.add_parser(
+        "status",
+        help="show the steps and results of a saved run",
+        description="Show a saved run's steps (done, failed, skipped, not run yet) with their "
+        "times and logs; --json prints its saved state.",
+    )
     status.add_argument("--run", metavar="RUN_ID", help="which run (default: the latest)")
     status.add_argument("--json", action="store_true", help="print the saved state as JSON")
 
     steps = commands.add_parser(
-        "steps", help="show a recipe's plan: which steps would run or be skipped, and why"
+        "steps",
+        help="show a recipe's plan: which steps would run or be skipped, and why",
+        description="Show what `wizard run RECIPE` would do here: each step run (with its "
+        "commands, parameters filled in) or skipped and why, and any parameter left without "
+        "a value. Nothing is run.",
     )
     steps.add_argument("recipe", help="recipe id or path to a recipe YAML file")
     _set_option(steps)
@@ -199,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         help="FlagCX's bandwidth beside NCCL's (nccl-tests), per collective and size, against "
         "the link's peak",
+        description="Compare the latest finished flagcx run's perf tests with the latest "
+        "nccl-tests run: bandwidth per collective and message size, their ratio and each "
+        "against the link's peak. Exit code 1 when FlagCX is more than 10% below NCCL.",
     )
     report.add_argument("--json", action="store_true", help="print the comparison as JSON")
     return parser

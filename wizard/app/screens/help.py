@@ -24,7 +24,14 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ),
         ),
     ),
-    ("Start", (("ctrl+n", "check this machine"), ("ctrl+r", "resume the saved run"))),
+    (
+        "Start",
+        (
+            ("ctrl+n", "check this machine"),
+            ("ctrl+o", "check the hosts named under Other hosts (a,b,user@c:8010)"),
+            ("ctrl+r", "resume the saved run"),
+        ),
+    ),
     (
         "Checks",
         (
@@ -56,6 +63,13 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("/", "search the log"),
             ("e", "jump to the first error"),
             ("n", "results"),
+            ("escape", "back"),
+        ),
+    ),
+    (
+        "Hosts",
+        (
+            ("r", "check every host again (SSH, each host's doctor, what differs)"),
             ("escape", "back"),
         ),
     ),
