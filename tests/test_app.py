@@ -478,6 +478,32 @@ async def test_the_help_covers_the_hosts_screen_and_ctrl_o(tmp_path: Path) -> No
         assert "ctrl+o" in shown and "Hosts" in shown
 
 
+async def test_manual_fixes_are_said_to_be_done_by_hand() -> None:
+    """The CI machine (not replayed): 2 of its 4 fixes cannot run from here (a container's
+    GPUs and limits); the status says so, and ticking one says to do it by hand."""
+    from wizard.app.screens.fixes import to_do
+
+    ci = ROOT.parent / "snapshots" / "ci-debian12.yaml"
+    app = WizardApp(Session(lambda: load_snapshot(ci), recipe_name="flagcx"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await check_machine(pilot, app)
+        await pilot.press("f")
+        await pilot.pause(0.3)
+        assert "2 of them are to be done by hand (c copies their commands)" in text(
+            app, "#fixstatus"
+        )
+        fixlist = app.screen.query_one("#fixlist", SelectionList)
+        fixlist.highlighted = 0  # gpu.nvidia: give the container the GPUs (manual)
+        await pilot.press("space")
+        await pilot.pause(0.1)
+        assert "gpu.nvidia:0" not in fixlist.selected
+        said = [n.message for n in app._notifications]
+        assert any("do it by hand (c copies it)" in m for m in said), said
+    # Where none can run from here, `a` and the status say that, not "tick one".
+    assert to_do(2, 2).startswith("All 2 fixes are to be done by hand")
+    assert "Tick" not in to_do(2, 2) and "Tick" not in to_do(1, 1)
+
+
 async def test_80x24_steps_keep_their_essential_keys_and_whole_titles(tmp_path: Path) -> None:
     """The footer shows the keys that apply now: c while a step runs; r and s once it is
     cancelled; none of the three when every step is done (nor in a replay)."""

@@ -22,6 +22,21 @@ from wizard.engine.fixes import apply, choices, preferred, sudo_path
 from wizard.engine.runner import StepRunner
 
 
+def to_do(fixes: int, by_hand: int) -> str:
+    """What the user can do with these fixes: tick some, or run them by hand."""
+    if not fixes:
+        return "Nothing to fix."
+    if by_hand == fixes:
+        return (
+            f"{'This fix is' if fixes == 1 else f'All {fixes} fixes are'} to be done by hand "
+            "(none can run from here): do each where it says; c copies its commands."
+        )
+    hand = (
+        f" {by_hand} of them are to be done by hand (c copies their commands)." if by_hand else ""
+    )
+    return "Tick the fixes to apply (space), then press a. Nothing runs without asking." + hand
+
+
 class FixesScreen(WizardScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "apply", "Apply ticked"),
@@ -76,11 +91,7 @@ class FixesScreen(WizardScreen):
                 selections.append(Selection(f"{finding.id}: {name}", key, choice is best))
         fixlist = self.query_one("#fixlist", SelectionList)
         fixlist.add_options(selections)
-        status = (
-            "Nothing to fix."
-            if not selections
-            else "Tick the fixes to apply (space), then press a. Nothing runs without asking."
-        )
+        status = to_do(len(selections), len(self.why_not))
         if self.wizard.session.replay:
             status = "Replaying a snapshot: fixes are shown, but cannot run on this machine."
         self.query_one("#fixstatus", Static).update(Text(status))
@@ -141,7 +152,7 @@ class FixesScreen(WizardScreen):
             return
         keys = list(self.query_one("#fixlist", SelectionList).selected)
         if not keys:
-            self.notify("Tick at least one fix (space).")
+            self.notify(to_do(len(self.entries), len(self.why_not)))
             return
         chosen = [self.entries[k] for k in keys]
         body = Text()
