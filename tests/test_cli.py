@@ -291,3 +291,17 @@ def test_help_says_every_command_what_it_does_and_every_exit_code() -> None:
     doctor = " ".join(wizard("doctor", "--help").stdout.split())
     assert "Nothing is changed." not in doctor
     assert "Nothing is changed unless --fix is given" in doctor
+
+
+def test_the_readme_names_only_files_a_clone_has() -> None:
+    """Every relative path the README puts in backticks (a file or folder of this
+    repository: it ends in .md, .py, .yaml or /) exists in a checkout."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    named = set(re.findall(r"`((?:\.\./|[\w.-]+/)[\w./-]*(?:\.md|\.py|\.yaml|/))`", readme))
+    relative = {n for n in named if not n.startswith(("~", "/"))}
+    assert relative, "the README names no files"
+    missing = sorted(n for n in relative if not (root / n).exists())
+    assert not missing, missing
