@@ -504,6 +504,19 @@ async def test_manual_fixes_are_said_to_be_done_by_hand() -> None:
     assert "Tick" not in to_do(2, 2) and "Tick" not in to_do(1, 1)
 
 
+async def test_a_checks_details_never_repeat_its_summary() -> None:
+    """The CI machine's NVIDIA finding: its one detail line is already in its summary."""
+    ci = ROOT.parent / "snapshots" / "ci-debian12.yaml"
+    app = WizardApp(Session(lambda: load_snapshot(ci), replay=ci.name))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await check_machine(pilot, app)
+        app.screen.query_one("#checks", Tree).select_node(app.screen.nodes["gpu.nvidia"])
+        await pilot.pause(0.2)
+        drawn = " ".join(shown_lines(app.screen.query_one("#detail-text", Static)))
+        said = " ".join(drawn.split())
+        assert said.count("libnvidia-ml.so.1 not found") == 1, said
+
+
 async def test_80x24_steps_keep_their_essential_keys_and_whole_titles(tmp_path: Path) -> None:
     """The footer shows the keys that apply now: c while a step runs; r and s once it is
     cancelled; none of the three when every step is done (nor in a replay)."""

@@ -52,8 +52,9 @@ def details(finding: Finding, blocking: bool) -> Group:
     ]
     if blocking:
         parts.append(Text("This blocks the target.", style="bold red"))
-    if finding.details:
-        parts.append(Text("\n".join(finding.details), style="dim"))
+    more = [d for d in finding.details if d not in finding.summary]  # not said twice
+    if more:
+        parts.append(Text("\n".join(more), style="dim"))
     if finding.facts:
         parts.append(Text("\n".join(f"{k} = {v}" for k, v in finding.facts.items()), style="cyan"))
     return Group(*[p for part in parts for p in (part, Text(""))][:-1])
