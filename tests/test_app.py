@@ -499,6 +499,9 @@ async def test_manual_fixes_are_said_to_be_done_by_hand() -> None:
         assert "gpu.nvidia:0" not in fixlist.selected
         said = [n.message for n in app._notifications]
         assert any("do it by hand (c copies it)" in m for m in said), said
+        # Ticked and unticked boxes differ without colour: only the nccl wheel is ticked.
+        boxes = [line[2:5] for line in shown_lines(fixlist) if ": " in line]
+        assert boxes == ["▐ ▌", "▐X▌", "▐ ▌", "▐ ▌"], shown_lines(fixlist)
     # Where none can run from here, `a` and the status say that, not "tick one".
     assert to_do(2, 2).startswith("All 2 fixes are to be done by hand")
     assert "Tick" not in to_do(2, 2) and "Tick" not in to_do(1, 1)

@@ -18,6 +18,7 @@ from checks.base import Finding, Fix, Status
 from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.commands import command_block
 from wizard.app.widgets.log_pane import LogPane
+from wizard.app.widgets.tick_list import TickList
 from wizard.engine.fixes import apply, choices, preferred, sudo_path
 from wizard.engine.runner import StepRunner
 
@@ -54,7 +55,7 @@ class FixesScreen(WizardScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(classes="panes"):  # stacked: the fixes' names stay whole
-            yield SelectionList[str](id="fixlist")
+            yield TickList(id="fixlist")
             with VerticalScroll(id="commands"):
                 yield Static(id="command-text")
                 yield Static(id="command-lines")
