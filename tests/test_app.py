@@ -520,6 +520,19 @@ async def test_a_checks_details_never_repeat_its_summary() -> None:
         assert said.count("libnvidia-ml.so.1 not found") == 1, said
 
 
+async def test_the_header_names_the_recipe_and_the_replay() -> None:
+    from textual.widgets import Select
+
+    app = WizardApp(Session(lambda: load_snapshot(H100), replay=str(H100), recipe_name="flagcx"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        assert app.sub_title == "flagcx, replaying h100-ubuntu2404.yaml"
+        app.screen.query_one("#recipe", Select).value = "deepspeed"
+        await pilot.pause(0.2)
+        assert app.sub_title == "deepspeed, replaying h100-ubuntu2404.yaml"
+        assert "FlagCX" not in app.sub_title
+
+
 async def test_80x24_steps_keep_their_essential_keys_and_whole_titles(tmp_path: Path) -> None:
     """The footer shows the keys that apply now: c while a step runs; r and s once it is
     cancelled; none of the three when every step is done (nor in a replay)."""

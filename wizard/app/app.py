@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -72,7 +73,6 @@ ASK_AFTER_S = 3.0  # q stops a step at once before this; after it, q asks first
 
 class WizardApp(App[int]):
     TITLE = "wizard"
-    SUB_TITLE = "from this machine to a tested FlagCX"
     CSS_PATH = "wizard.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help"),
@@ -85,10 +85,20 @@ class WizardApp(App[int]):
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
+        self.show_recipe()
         self.local = LocalHost()
         self.busy: Callable[[], bool] = lambda: False  # set by a screen that runs something
         self.busy_since = 0.0  # when what runs now started (time.monotonic)
         self.stop: Callable[[], None] = lambda: None
+
+    def show_recipe(self) -> None:
+        """The header names the recipe, and the snapshot when replaying one."""
+        name = self.session.recipe_name
+        recipe = Path(name).stem if name.endswith((".yaml", ".yml")) else name
+        replay = self.session.replay
+        self.sub_title = (
+            f"{recipe}, replaying {Path(replay).name}" if replay else f"{recipe} on this machine"
+        )
 
     def from_thread(self, callback: Callable[..., Any], *args: Any) -> None:
         """call_from_thread for workers that may outlive the app (a check still running when

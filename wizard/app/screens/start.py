@@ -158,6 +158,7 @@ class StartScreen(WizardScreen):
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "recipe":
             self.wizard.session.recipe_name = str(event.value)
+            self.wizard.show_recipe()
             try:
                 self.takes_src = "src" in recipes.load(str(event.value)).params
             except recipes.RecipeError as exc:
@@ -243,6 +244,7 @@ class StartScreen(WizardScreen):
         session.run = self.saved
         session.answers = dict(self.saved.answers)
         session.recipe_name = self.saved.recipe_path
+        self.wizard.show_recipe()
         session.target = str(self.query_one("#target", Select).value)
 
         self.wizard.open("checks")
