@@ -533,6 +533,30 @@ async def test_the_header_names_the_recipe_and_the_replay() -> None:
         assert "FlagCX" not in app.sub_title
 
 
+async def test_80x24_hosts_show_sshs_words_whole() -> None:
+    from wizard.engine.hostlist import HostSpec
+    from wizard.host import Host
+    from wizard.host.ssh import Unreachable
+
+    refused = "ssh: connect to host down port 22: Connection refused"
+
+    def connect(spec: HostSpec) -> Host:
+        if spec.name == "down":
+            raise Unreachable(refused)
+        return load_snapshot(H100)
+
+    wizard = WizardApp(Session(lambda: load_snapshot(H100), replay=str(H100)))
+    wizard.session.connect = connect
+    async with wizard.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        wizard.screen.query_one("#hosts-input").value = "h100,down"  # type: ignore[attr-defined]
+        await pilot.press("ctrl+o")
+        await until(pilot, lambda: "hosts reached" in text(wizard, "#hosts-status"))
+        await pilot.pause(0.2)
+        advice = shown_lines(wizard.screen.query_one("#hosts-advice", Static))
+        assert shows_whole(advice, f"down: {refused}"), advice
+
+
 async def test_80x24_steps_keep_their_essential_keys_and_whole_titles(tmp_path: Path) -> None:
     """The footer shows the keys that apply now: c while a step runs; r and s once it is
     cancelled; none of the three when every step is done (nor in a replay)."""
