@@ -8,7 +8,6 @@ repository or, without root, PyPI's `nvidia-cudnn-cuXX` wheel.
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 
 from checks import python, versions
@@ -134,13 +133,16 @@ def _install_fixes(ctx: Context) -> list[Fix]:
         {"debian": [f"libcudnn9-dev-cuda-{major}"], "rhel": [f"libcudnn9-devel-cuda-{major}"]},
         "installs cuDNN's headers and library under /usr (needs NVIDIA's CUDA repository)",
     )
-    python3 = ctx.fact("python.executable") or "python3"
-    fixes.append(
-        Fix(
-            f"Install PyPI's nvidia-cudnn-cu{major} wheel into {python3} (no root)",
-            [f"{shlex.quote(python3)} -m pip install nvidia-cudnn-cu{major}"],
-            changes="installs cuDNN under that Python's site-packages/nvidia/cudnn, which the "
-            "check finds (pass it as CUDNN_HOME to builds)",
+    info = python.probe(ctx.host)
+    if info is not None:
+        fixes.append(
+            python.pip_fix(
+                ctx,
+                info,
+                f"Install PyPI's nvidia-cudnn-cu{major} wheel",
+                f"nvidia-cudnn-cu{major}",
+                "installs cuDNN under site-packages/nvidia/cudnn (the check finds it there; "
+                "pass it as CUDNN_HOME to builds)",
+            )
         )
-    )
     return fixes

@@ -28,10 +28,8 @@ def deepspeed(ctx: Context) -> Finding:
         return ctx.skip(
             f"not installed in {python3} (only the deepspeed recipe needs it)",
             fixes=[
-                Fix(
-                    "Install DeepSpeed into this Python",
-                    [f"{shlex.quote(python3)} -m pip install deepspeed"],
-                    changes=f"installs deepspeed and its requirements into {info['prefix']}",
+                python.pip_fix(
+                    ctx, info, "Install DeepSpeed", "deepspeed", "installs deepspeed and its needs"
                 )
             ],
         )

@@ -34,6 +34,10 @@ out = {
     "version": "%d.%d.%d" % sys.version_info[:3],
     "venv": sys.prefix != sys.base_prefix,
     "prefix": sys.prefix,
+    # PEP 668: pip refuses to install into a Python whose stdlib folder holds this file.
+    "externally_managed": os.path.isfile(
+        os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+    ),
     "sites": sites,
     "pip": version("pip"),
     "torch": version("torch"),
@@ -136,6 +140,43 @@ def probe(host: Host) -> dict[str, Any] | None:
         return json.loads(result.stdout)
     except ValueError:
         return None
+
+
+GPU_VENV = ".venvs/gpu"  # under HOME: where pip installs go when the user's Python refuses them
+
+
+def pip_fix(ctx: Context, info: dict[str, Any], title: str, packages: str, what: str) -> Fix:
+    """A pip install that pip accepts for the user's Python, saying where it goes: into its
+    venv or conda env; else, when that Python is externally managed (PEP 668, as on Debian
+    12 and Ubuntu 24.04) or was probed before the wizard asked, into a venv of its own at
+    ~/.venvs/gpu; else into it as root, or with --user."""
+    python3, q = info["executable"], shlex.quote
+    home = ctx.host.getenv("HOME") or ""
+    active = (info.get("conda") or {}).get("active_prefix")
+    into = f"{q(python3)} -m pip install {packages}"
+    if info["venv"] or (active and info["prefix"] == active):
+        return Fix(title, [into], changes=f"{what} into {info['prefix']}")
+    managed = info.get("externally_managed")  # None: a probe recorded before it was asked
+    if managed is not False and home:
+        venv = f"{home}/{GPU_VENV}"
+        why = "is externally managed" if managed else "may be externally managed"
+        return Fix(
+            f"{title}, into a new venv ({python3} {why})",
+            [f"python3 -m venv {q(venv)}", f"{q(venv)}/bin/python -m pip install {packages}"],
+            changes=f"{what} into a virtual environment at {venv}: {python3} {why} (PEP 668: "
+            f"pip refuses to install into it). Then put the venv first on PATH (`source "
+            f"{q(venv)}/bin/activate`) and run wizard again: the checks and the recipes use "
+            "the python3 on PATH",
+            home=home,
+        )
+    if ctx.fact("os.root"):
+        return Fix(title, [into], changes=f"{what} into {info['prefix']}")
+    return Fix(
+        f"{title}, for you (pip --user)",
+        [f"{q(python3)} -m pip install --user {packages}"],
+        changes=f"{what} into your user site-packages under {home or '~'}/.local",
+        home=home,
+    )
 
 
 @check("python.env", "Python", after=("os",))

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shlex
+from typing import Any
 
 from checks import python, versions
 from checks.base import Context, Finding, Fix, check
@@ -44,20 +45,22 @@ def wheel_for(driver_cuda: str | None) -> str | None:
     return None
 
 
-def install_fix(driver_cuda: str | None) -> list[Fix]:
+def install_fix(ctx: Context, info: dict[str, Any], driver_cuda: str | None) -> list[Fix]:
     build = wheel_for(driver_cuda)
     if build is None:
         return []
     return [
-        Fix(
+        python.pip_fix(
+            ctx,
+            info,
             f"Install PyTorch built for {build} (the driver supports CUDA ≤ {driver_cuda})",
-            [f"python3 -m pip install torch --index-url {INDEX}/{build}"],
-            changes="installs or replaces torch in the active Python",
+            f"torch --index-url {INDEX}/{build}",
+            "installs or replaces torch",
         )
     ]
 
 
-@check("torch", "PyTorch", after=("gpu.nvidia", "python.env"))
+@check("torch", "PyTorch", after=("os", "gpu.nvidia", "python.env"))
 def torch(ctx: Context) -> Finding:
     info = python.probe(ctx.host)
     driver_cuda = ctx.fact("driver.cuda")
@@ -66,7 +69,7 @@ def torch(ctx: Context) -> Finding:
     if not info.get("torch"):
         return ctx.warn(
             f"not installed in {info['executable']}: the FlagCX torch plugin needs it",
-            fixes=install_fix(driver_cuda),
+            fixes=install_fix(ctx, info, driver_cuda),
         )
     version, built = info["torch"], info.get("torch_cuda")
     facts = {
@@ -85,13 +88,15 @@ def torch(ctx: Context) -> Finding:
             f"{summary}: it cannot use the GPUs",
             details=details,
             facts=facts,
-            fixes=install_fix(driver_cuda),
+            fixes=install_fix(ctx, info, driver_cuda),
         )
     if driver_cuda and versions.newer(built, driver_cuda):
         ahead = versions.major_minor(built)[0] > versions.major_minor(driver_cuda)[0]  # type: ignore[index]
         message = f"{summary}, newer than the driver's CUDA {driver_cuda}"
         builder = ctx.fail if ahead else ctx.warn
-        return builder(message, details=details, facts=facts, fixes=install_fix(driver_cuda))
+        return builder(
+            message, details=details, facts=facts, fixes=install_fix(ctx, info, driver_cuda)
+        )
     details += shadowing(info)
     if ctx.deep:
         return _deep(ctx, info, summary, details, facts)

@@ -24,6 +24,7 @@ from wizard.app.widgets.bandwidth_chart import BandwidthChart
 from wizard.app.widgets.log_pane import LogPane
 from wizard.engine import recipe as recipes
 from wizard.engine import state as st
+from wizard.engine.run import not_wanted
 from wizard.host import load_snapshot
 
 ROOT = Path(__file__).resolve().parent
@@ -158,6 +159,29 @@ async def test_failed_step_shows_tail_and_likely_cause(tmp_path: Path) -> None:
         assert "likely cause: mpi.h is not in MPI_HOME/include" in failure
         await pilot.press("e")  # jump to the first error
         assert steps.query_one("#log", LogPane).auto_scroll is False
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_the_failure_panel_always_shows_the_logs_path(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """A failure with a long tail and a likely cause: the panel's visible lines still hold
+    the whole path of the step's log."""
+    recipe = tmp_path / "broken.yaml"
+    recipe.write_text(
+        "id: broken\ntitle: Broken\nsteps:\n  - id: compile\n    run: >-\n"
+        "      seq 40 && echo 'tools.h:1:10: fatal error: mpi.h: No such file or directory'"
+        " && exit 2\n"
+    )
+    app = WizardApp(Session(lambda: load_snapshot(H100), recipe_name=str(recipe)))
+    async with app.run_test(size=size) as pilot:
+        await failure_of(pilot, app, "compile")
+        run = app.session.run
+        assert run is not None
+        log = run.steps["compile"].log
+        assert log
+        shown = shown_lines(app.screen.query_one("#failure", Static))
+        assert shows_whole(shown, f"full log: {log}"), "\n".join(shown)
 
 
 @pytest.mark.integration
@@ -300,11 +324,42 @@ async def test_a_replay_shows_the_plan_and_runs_nothing(tmp_path: Path) -> None:
         shown = " ".join(text(app, "#stepstatus").split())
         assert f"Replaying {H100.name}: the plan for the machine it recorded." in shown
         assert "Nothing is built or run here" in shown
-        assert app.screen.query_one("#steps-table", DataTable).row_count == 3
+        plan = shown_lines(app.screen.query_one("#plan-text", Static))
+        assert sum(line.lstrip().startswith(("·", "-")) for line in plan) == 3
         for key in ("r", "h", "s"):  # retry, from here, skip: still nothing
             await pilot.press(key)
         await pilot.pause(0.3)
         assert app.session.run is None and list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize("size", [(60, 20), (80, 24), (120, 40)])
+async def test_a_replays_plan_shows_every_step_whole(size: tuple[int, int]) -> None:
+    """The flagcx recipe replayed on the H100: every step, why one is skipped and each
+    command, wrapped to the pane (as `wizard steps` prints them); no busy-looking bar."""
+    app = WizardApp(Session(lambda: load_snapshot(H100), replay=H100.name, recipe_name="flagcx"))
+    async with app.run_test(size=size) as pilot:
+        await check_machine(pilot, app)
+        await pilot.press("n")
+        await pilot.pause(0.3)
+        pane = app.screen.query_one("#plan-text", Static)
+        lines = shown_lines(pane)
+        assert pane.virtual_size.width <= pane.size.width
+        recipe = recipes.load("flagcx")
+        values = app.screen.values  # type: ignore[attr-defined]
+        for step in recipe.steps:
+            assert shows_whole(lines, step.title), step.title
+            if skipped := not_wanted(step, values):
+                assert shows_whole(lines, f"{step.title} (skipped: {skipped})")
+                continue
+            try:
+                script = recipes.render(step.script(values), values, quote=True)
+            except recipes.NoCommand as exc:  # no checkout in a replay: no layout yet
+                assert shows_whole(lines, f"({exc})"), str(exc)
+                continue
+            for command in script.splitlines():
+                assert shows_whole(lines, command), command
+        assert app.screen.query_one("#progress").display is False
+        assert app.focused is app.screen.query_one("#plan")  # arrows and pages scroll it
 
 
 def test_screens_depend_on_the_app_never_on_each_other() -> None:
@@ -364,16 +419,223 @@ async def test_ctrl_r_without_a_saved_run_says_so(tmp_path: Path) -> None:
         assert isinstance(app.screen, StartScreen)
 
 
-async def test_80x24_steps_keep_their_essential_keys_and_whole_titles(tmp_path: Path) -> None:
-    (tmp_path / "go").touch()
+async def test_a_replay_never_offers_this_machines_saved_run(tmp_path: Path) -> None:
+    saved_run(tmp_path)
+    app = WizardApp(Session(lambda: load_snapshot(H100), replay=H100.name, recipe_name="flagcx"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        assert "Resume the saved run" not in footer_keys(app)
+        assert not app.screen.query("#resume") and not app.screen.query("#resume-note")
+        await pilot.press("ctrl+r")
+        await pilot.pause(0.1)
+        said = [n.message for n in app._notifications]
+        assert "Replaying a snapshot: this machine's runs are not resumed here." in said
+        assert isinstance(app.screen, StartScreen) and app.session.run is None
+
+
+async def test_an_unknown_parameter_is_said_where_it_is_typed(tmp_path: Path) -> None:
+    """In More parameters, as it is typed: the closest parameter named; ctrl+n then stays
+    on the start screen, the field focused, and no run is made."""
+    from textual.widgets import Input
+
+    app = WizardApp(session(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        app.screen.query_one("#sets", Input).focus()
+        await pilot.press("end", *" wrk=/tmp")
+        await pilot.pause(0.2)
+        said = text(app, "#sets-error")
+        assert "recipe demo has no parameter wrk (did you mean 'work'?)" in said, said
+        await pilot.press("ctrl+n")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, StartScreen) and app.session.report is None
+        assert app.focused is app.screen.query_one("#sets", Input)
+        assert st.latest_for("demo") is None
+        await pilot.press(*["backspace"] * len(" wrk=/tmp"))
+        await pilot.pause(0.2)
+        assert text(app, "#sets-error") == ""
+
+
+async def test_a_text_field_still_shows_how_to_leave(tmp_path: Path) -> None:
+    """In the hosts field (as after ctrl+o with none named), q is typed, so the footer
+    shows keys that are not: F1 opens the help, ctrl+q quits."""
+    from textual.widgets import Input
+
+    from wizard.app.screens.help import HelpScreen
+
+    app = WizardApp(session(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        await pilot.press("ctrl+o")  # no hosts named: the field is focused
+        await pilot.pause(0.1)
+        field = app.screen.query_one("#hosts-input", Input)
+        assert app.focused is field
+        await pilot.press("q")
+        assert field.value == "q"
+        keys = footer_keys(app)
+        assert "Help" in keys and "Quit" in keys, keys
+        await pilot.press("f1")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        await pilot.press("ctrl+q")
+        await pilot.pause(0.2)
+    assert app.return_code == 0
+
+
+async def test_q_asks_before_stopping_a_step_that_has_run_a_while(tmp_path: Path) -> None:
+    """The wait step blocks: past a few seconds, q asks; n keeps it running; q then q
+    stops it (saved as cancelled) and quits."""
+    from wizard.app.app import ASK_AFTER_S
+
     app = WizardApp(session(tmp_path))
     async with app.run_test(size=(80, 24)) as pilot:
         await check_machine(pilot, app)
         await pilot.press("n")
-        await until(pilot, lambda: app.session.run is not None and not app.busy())
+        await until(pilot, lambda: app.screen.current == "wait")  # type: ignore[attr-defined]
+        await pilot.pause(ASK_AFTER_S + 0.2)
+        await pilot.press("q")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ConfirmScreen) and app.busy()
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, StepsScreen) and app.busy()
+        await pilot.press("q")
+        await pilot.pause(0.2)
+        await pilot.press("q")
+        await until(pilot, lambda: app.return_code is not None)
+    run = app.session.run
+    assert run is not None and st.load(run.run_id).steps["wait"].status == st.CANCELLED
+
+
+async def test_the_help_covers_the_hosts_screen_and_ctrl_o(tmp_path: Path) -> None:
+    from wizard.app.screens.help import KEYS
+
+    screens = dict(KEYS)
+    assert "ctrl+o" in dict(screens["Start"])
+    assert {"r", "escape"} <= set(dict(screens["Hosts"]))
+    app = WizardApp(session(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.2)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        shown = " ".join(line for s in app.screen.query(Static) for line in shown_lines(s))
+        assert "ctrl+o" in shown and "Hosts" in shown
+
+
+async def test_manual_fixes_are_said_to_be_done_by_hand() -> None:
+    """The CI machine (not replayed): 2 of its 4 fixes cannot run from here (a container's
+    GPUs and limits); the status says so, and ticking one says to do it by hand."""
+    from wizard.app.screens.fixes import to_do
+
+    ci = ROOT.parent / "snapshots" / "ci-debian12.yaml"
+    app = WizardApp(Session(lambda: load_snapshot(ci), recipe_name="flagcx"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await check_machine(pilot, app)
+        await pilot.press("f")
+        await pilot.pause(0.3)
+        assert "2 of them are to be done by hand (c copies their commands)" in text(
+            app, "#fixstatus"
+        )
+        fixlist = app.screen.query_one("#fixlist", SelectionList)
+        fixlist.highlighted = 0  # gpu.nvidia: give the container the GPUs (manual)
+        await pilot.press("space")
+        await pilot.pause(0.1)
+        assert "gpu.nvidia:0" not in fixlist.selected
+        said = [n.message for n in app._notifications]
+        assert any("do it by hand (c copies it)" in m for m in said), said
+        # Ticked and unticked boxes differ without colour: only the nccl wheel is ticked.
+        boxes = [line[2:5] for line in shown_lines(fixlist) if ": " in line]
+        assert boxes == ["▐ ▌", "▐X▌", "▐ ▌", "▐ ▌"], shown_lines(fixlist)
+    # Where none can run from here, `a` and the status say that, not "tick one".
+    assert to_do(2, 2).startswith("All 2 fixes are to be done by hand")
+    assert "Tick" not in to_do(2, 2) and "Tick" not in to_do(1, 1)
+
+
+async def test_a_checks_details_never_repeat_its_summary() -> None:
+    """The CI machine's NVIDIA finding: its one detail line is already in its summary."""
+    ci = ROOT.parent / "snapshots" / "ci-debian12.yaml"
+    app = WizardApp(Session(lambda: load_snapshot(ci), replay=ci.name))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await check_machine(pilot, app)
+        app.screen.query_one("#checks", Tree).select_node(app.screen.nodes["gpu.nvidia"])
+        await pilot.pause(0.2)
+        drawn = " ".join(shown_lines(app.screen.query_one("#detail-text", Static)))
+        said = " ".join(drawn.split())
+        assert said.count("libnvidia-ml.so.1 not found") == 1, said
+
+
+async def test_the_header_names_the_recipe_and_the_replay() -> None:
+    from textual.widgets import Select
+
+    app = WizardApp(Session(lambda: load_snapshot(H100), replay=str(H100), recipe_name="flagcx"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        assert app.sub_title == "flagcx, replaying h100-ubuntu2404.yaml"
+        app.screen.query_one("#recipe", Select).value = "deepspeed"
+        await pilot.pause(0.2)
+        assert app.sub_title == "deepspeed, replaying h100-ubuntu2404.yaml"
+        assert "FlagCX" not in app.sub_title
+
+
+async def test_80x24_hosts_show_sshs_words_whole() -> None:
+    from wizard.engine.hostlist import HostSpec
+    from wizard.host import Host
+    from wizard.host.ssh import Unreachable
+
+    refused = "ssh: connect to host down port 22: Connection refused"
+
+    def connect(spec: HostSpec) -> Host:
+        if spec.name == "down":
+            raise Unreachable(refused)
+        return load_snapshot(H100)
+
+    wizard = WizardApp(Session(lambda: load_snapshot(H100), replay=str(H100)))
+    wizard.session.connect = connect
+    async with wizard.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        wizard.screen.query_one("#hosts-input").value = "h100,down"  # type: ignore[attr-defined]
+        await pilot.press("ctrl+o")
+        await until(pilot, lambda: "hosts reached" in text(wizard, "#hosts-status"))
+        await pilot.pause(0.2)
+        advice = shown_lines(wizard.screen.query_one("#hosts-advice", Static))
+        assert shows_whole(advice, f"down: {refused}"), advice
+
+
+async def test_80x24_steps_keep_their_essential_keys_and_whole_titles(tmp_path: Path) -> None:
+    """The footer shows the keys that apply now: c while a step runs; r and s once it is
+    cancelled; none of the three when every step is done (nor in a replay)."""
+    app = WizardApp(session(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await check_machine(pilot, app)
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen.current == "wait")  # type: ignore[attr-defined]
+        await pilot.pause(0.1)
         keys = footer_keys(app)
-        for essential in ("Cancel", "Retry", "Skip", "Results", "Back", "Help", "Quit"):
+        for essential in ("Cancel", "Results", "Back", "Help", "Quit"):
             assert essential in keys
+        assert "Retry" not in keys and "Skip" not in keys
+        assert "running" in text(app, "#stepstatus")
+        await pilot.press("c")
+        await until(pilot, lambda: not app.busy())
+        await pilot.pause(0.1)
+        keys = footer_keys(app)
+        assert {"Retry", "Skip", "Results", "Back", "Help", "Quit"} <= set(keys)
+        assert "Cancel" not in keys
+        (tmp_path / "go").touch()
+        await pilot.press("r")
+        await until(pilot, lambda: "All steps done" in text(app, "#stepstatus"))
+        await pilot.pause(0.1)
+        keys = footer_keys(app)
+        assert not {"Cancel", "Retry", "Skip"} & set(keys), keys
+        (tmp_path / "go").unlink()
+        app.screen.query_one("#steps-table", DataTable).move_cursor(row=1)
+        await pilot.press("h")  # from the wait step again: the status says so
+        await until(pilot, lambda: app.screen.current == "wait")  # type: ignore[attr-defined]
+        assert "running from wait" in text(app, "#stepstatus")
+        (tmp_path / "go").touch()
+        await until(pilot, lambda: "All steps done" in text(app, "#stepstatus"))
         # Stacked above the log, the table takes the whole width: the flagcx recipe's longest
         # title ("Run the plugin's example with torchrun") fits with its mark and time.
         table = app.screen.query_one("#steps-table", DataTable)
@@ -405,26 +667,52 @@ async def test_a_long_confirmation_opens_at_its_question(tmp_path: Path) -> None
             assert screen.region.contains_region(screen.query_one(part).region), part
 
 
-async def test_80x24_fix_commands_scroll_sideways_rather_than_wrap() -> None:
+def shown_lines(widget: Static) -> list[str]:
+    """What the widget draws, border included, line by line (a Static with no maximum
+    height draws all of its content)."""
+    from textual.geometry import Region
+
+    return [strip.text for strip in widget.render_lines(Region(0, 0, *widget.outer_size))]
+
+
+def shows_whole(lines: list[str], command: str) -> bool:
+    """Every character of the command, in order, in what is drawn (wrapped or not)."""
+    drawn = "".join(line.strip().strip("│") for line in lines)  # less the border's sides
+    return "".join(command.split()) in "".join(drawn.split())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_fix_commands_are_shown_whole_and_can_be_copied(size: tuple[int, int]) -> None:
+    """The CI machine's fixes, among them the cuda-keyring URL and `docker run ... # on the
+    host`: each command wraps in its pane, none is cut; the fixes' names differ."""
     ci = ROOT.parent / "snapshots" / "ci-debian12.yaml"
     app = WizardApp(Session(lambda: load_snapshot(ci), replay=ci.name))
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await check_machine(pilot, app)
         report = app.session.report
         assert report is not None
-        nccl = next(f for f in report.findings if f.id == "nccl.header")
-        app.screen.query_one("#checks", Tree).select_node(app.screen.nodes["nccl.header"])
-        await pilot.pause(0.2)
-        longest = max(len(f"  $ {c}") for fix in nccl.fixes for c in fix.commands)
-        lines = app.screen.query_one("#detail-fixes", Static)
-        assert lines.region.width >= longest  # one line a command, however long
-        assert lines.parent.max_scroll_x > 0  # type: ignore[union-attr]
+        for finding in (f for f in report.findings if f.fixes):
+            app.screen.query_one("#checks", Tree).select_node(app.screen.nodes[finding.id])
+            await pilot.pause(0.1)
+            pane = app.screen.query_one("#detail-fixes", Static)
+            lines = shown_lines(pane)
+            assert pane.virtual_size.width <= pane.size.width  # nothing off to the right
+            for command in (c for fix in finding.fixes for c in fix.commands):
+                assert shows_whole(lines, command), (command, lines)
 
         await pilot.press("f")
         await pilot.pause(0.2)
-        shown = app.screen.query_one("#command-lines", Static)
-        _, first = next(iter(app.screen.entries.values()))  # type: ignore[attr-defined]
-        assert shown.region.width >= max(len(f"  $ {c}") for c in first.commands)
+        fixlist = app.screen.query_one("#fixlist", SelectionList)
+        names = [str(fixlist.get_option_at_index(i).prompt) for i in range(fixlist.option_count)]
+        room = fixlist.scrollable_content_region.width - 4  # less the tick box
+        assert all(len(name) <= room for name in names), (names, room)
+        for index, (_, fix) in enumerate(app.screen.entries.values()):  # type: ignore[attr-defined]
+            fixlist.highlighted = index
+            await pilot.pause(0.3)
+            lines = shown_lines(app.screen.query_one("#command-lines", Static))
+            assert all(shows_whole(lines, c) for c in fix.commands), (fix.commands, lines)
+        await pilot.press("c")
+        assert app.clipboard == "".join(f"{c}\n" for c in fix.commands)
 
 
 async def test_the_start_screen_offers_every_recipe_and_judges_by_its_checks() -> None:
@@ -517,3 +805,36 @@ async def test_a_saved_run_whose_answers_no_longer_fit_is_named_not_offered(
         assert f"Run {stuck.run_id}: cannot continue, its answers no longer fit" in note
         assert f"drop it with: rm -r {stuck.folder}" in note
         assert not app.screen.query("#resume")  # nothing to resume: it is not offered
+
+
+async def test_the_log_follows_a_flood_to_its_last_line(tmp_path: Path) -> None:
+    """300,000 lines, then a failure: the failure panel opens under the log, which still
+    shows the last line; after the user scrolls up it stays there, and End (the steps
+    table focused) takes it back to the end, following."""
+    from textual import events
+
+    from wizard.app.widgets.log_pane import LogPane
+
+    recipe = tmp_path / "flood.yaml"
+    recipe.write_text("id: flood\ntitle: Flood\nsteps:\n  - id: seq\n    run: seq 300000; exit 1\n")
+    app = WizardApp(Session(lambda: load_snapshot(H100), recipe_name=str(recipe)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await check_machine(pilot, app)
+        await pilot.press("n")
+        await until(pilot, lambda: app.session.run is not None and not app.busy(), 120)
+        await pilot.pause(0.5)
+        log = app.screen.query_one("#log", LogPane)
+        assert log.lines[-1] == "300000"
+        assert log.scroll_y == log.max_scroll_y > 0
+        assert log.render_line(log.scrollable_content_region.height - 1).text.strip() == "300000"
+
+        log.post_message(events.MouseScrollUp(log, 0, 0, 0, 0, 0, False, False, False))
+        await pilot.pause(0.3)
+        assert log.scroll_y < log.max_scroll_y and not log.auto_scroll
+        log.feed(["more"])
+        await pilot.pause(0.2)
+        assert log.scroll_y < log.max_scroll_y  # the user's place is kept
+        assert isinstance(app.focused, DataTable)
+        await pilot.press("end")
+        await pilot.pause(0.2)
+        assert log.scroll_y == log.max_scroll_y and log.auto_scroll

@@ -126,9 +126,7 @@ def test_start_with_a_saved_run(snap_compare, size: tuple[int, int]) -> None:  #
     run.step("prepare").status = st.DONE
     run.step("wait").status, run.step("wait").exit_code = st.FAILED, 2
     run.save()
-    assert snap_compare(
-        app("h100-ubuntu2404.yaml", "flagcx"), terminal_size=size, run_before=settle
-    )
+    assert snap_compare(app("h100-ubuntu2404.yaml"), terminal_size=size, run_before=settle)
 
 
 @pytest.mark.parametrize("size", SIZES)

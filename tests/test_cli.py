@@ -135,3 +135,173 @@ def test_no_terminal_gives_the_plain_flow_and_changes_nothing(tmp_path: Path) ->
         assert "2 problems block flagcx-nvidia" in done.stdout
         assert "No terminal to ask on, so nothing was changed" in done.stdout
     assert not (tmp_path / "wizard").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--recipe", "googletst"], "no recipe named 'googletst' (did you mean 'googletest'?)"),
+        (
+            ["--recipe", "googletest", "--set", "sourc=~/gt"],
+            "recipe googletest has no parameter sourc (did you mean 'source'?)",
+        ),
+    ],
+)
+def test_the_guided_wizard_refuses_a_recipe_typo_as_run_does(args: list[str], said: str) -> None:
+    """Before any prompt (here, no terminal: the plain flow), like `wizard run`."""
+    guided = wizard("--snapshot", CI, *args)
+    assert guided.returncode == 2 and said in guided.stderr, guided.stderr
+    assert guided.stdout == "" and "Traceback" not in guided.stderr
+    name, *sets = args[1:]
+    ran = wizard("run", name, *sets, "--yes")
+    assert ran.returncode == 2 and said in ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["--snapshot", H100, "doctor"],
+            "--snapshot goes after the command: wizard doctor --snapshot FILE",
+        ),
+        (
+            ["--snapshot", H100, "run", "googletest", "--yes"],
+            "--snapshot is for the guided app (wizard --snapshot FILE); `wizard run` has no",
+        ),
+        (["--set", "prefix=/x", "run", "googletest"], "--set goes after the command: wizard run"),
+    ],
+)
+def test_a_guided_option_before_a_command_is_a_usage_error(
+    args: list[str], said: str, tmp_path: Path
+) -> None:
+    """Not lost unseen: before, these checked or built on this machine."""
+    env = {**__import__("os").environ, "XDG_STATE_HOME": str(tmp_path)}
+    done = wizard(*args, env=env)
+    assert done.returncode == 2 and said in done.stderr, done.stderr
+    assert done.stdout == "" and not (tmp_path / "wizard").exists()
+
+
+def test_a_dry_run_of_the_fixes_replays_a_snapshot_but_a_real_fix_does_not(
+    tmp_path: Path,
+) -> None:
+    env = {**__import__("os").environ, "XDG_STATE_HOME": str(tmp_path)}
+    fresh = str(SNAPSHOTS / "h100-fresh.yaml")
+    shown = wizard("doctor", "--snapshot", fresh, "--fix", "--dry-run", env=env)
+    assert shown.returncode == 1, shown.stderr  # the blockers still block: nothing changed
+    assert "$ apt-get install -y openmpi-bin libopenmpi-dev" in shown.stdout, shown.stdout
+    assert "Dry run: nothing was changed." in shown.stdout
+    refused = wizard("doctor", "--snapshot", fresh, "--fix", "--yes", env=env)
+    assert refused.returncode == 2 and "add --dry-run" in refused.stderr
+    assert not (tmp_path / "wizard").exists()
+
+
+def test_the_doctor_never_takes_the_wizards_own_venv_for_the_users_python(
+    tmp_path: Path,
+) -> None:
+    """Installed as the README says, in a venv of its own, with that venv's bin on PATH
+    (or activated): `python3` there is the wizard's, not the user's."""
+    import os
+
+    venv = tmp_path / "wizard-venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        check=True,
+    )
+    own = venv / "bin" / "python3"
+    path = f"{venv / 'bin'}:{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path, "VIRTUAL_ENV": str(venv)}
+    done = subprocess.run(
+        [str(own), "-m", "wizard", "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    found = json.loads(done.stdout)
+    python = next(f for f in found["findings"] if f["id"] == "python.env")
+    assert python["facts"]["python.executable"] != str(own), python
+    assert str(venv) not in python["summary"]
+
+    recipe = tmp_path / "which.yaml"
+    recipe.write_text("id: which\ntitle: Which\nsteps:\n  - id: py\n    run: command -v python3\n")
+    ran = subprocess.run(
+        [str(own), "-m", "wizard", "run", str(recipe), "--yes"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"},
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert python["facts"]["python.executable"] in ran.stdout  # the steps' python3 too
+    assert str(own) not in ran.stdout
+
+
+def test_the_readmes_install_line_puts_wizard_on_path(tmp_path: Path) -> None:
+    """The "Two commands" install line, as written, in a fresh HOME: it installs, links
+    `wizard` where a login PATH finds it, and runs it (no terminal: the plain flow)."""
+    import os
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = re.search(r"## Two commands\n.*?```sh\n(.*?)```", readme, re.S)
+    assert block is not None
+    install = block.group(1).splitlines()[0].split("   # ")[0]
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "XDG_STATE_HOME")}
+    env.update(HOME=str(home), NO_COLOR="1")
+    done = subprocess.run(
+        ["bash", "-c", install],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    assert done.returncode in (0, 1), done.stdout + done.stderr  # the doctor's verdict
+    assert "No terminal to ask on, so nothing was changed" in done.stdout
+    login = {**env, "PATH": f"{home / '.local' / 'bin'}:/usr/bin:/bin"}
+    found = subprocess.run(
+        ["bash", "-c", "command -v wizard && wizard --version"],
+        capture_output=True,
+        text=True,
+        env=login,
+        check=False,
+    )
+    assert found.returncode == 0 and f"{home}/.local/bin/wizard" in found.stdout, found
+
+
+def test_help_says_every_command_what_it_does_and_every_exit_code() -> None:
+    mistyped = wizard("doctr")
+    assert mistyped.returncode == 2
+    assert "no command 'doctr' (did you mean 'doctor'?)" in mistyped.stderr
+    for command in ("status", "report", "steps"):
+        shown = wizard(command, "--help").stdout
+        assert shown.split("\n\n")[1].strip(), shown  # a description under the usage
+    top = " ".join(wizard("--help").stdout.split())
+    for code in ("0 nothing blocks", "1 a finding", "2 usage error", "70 internal error"):
+        assert code in top
+    assert "130 interrupted" in top
+    doctor = " ".join(wizard("doctor", "--help").stdout.split())
+    assert "Nothing is changed." not in doctor
+    assert "Nothing is changed unless --fix is given" in doctor
+
+
+def test_the_readme_names_only_files_a_clone_has() -> None:
+    """Every relative path the README puts in backticks (a file or folder of this
+    repository: it ends in .md, .py, .yaml or /) exists in a checkout."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    named = set(re.findall(r"`((?:\.\./|[\w.-]+/)[\w./-]*(?:\.md|\.py|\.yaml|/))`", readme))
+    relative = {n for n in named if not n.startswith(("~", "/"))}
+    assert relative, "the README names no files"
+    missing = sorted(n for n in relative if not (root / n).exists())
+    assert not missing, missing

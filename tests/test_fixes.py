@@ -287,3 +287,68 @@ def test_fix_without_a_terminal_needs_yes_or_dry_run() -> None:
         check=False,
     )
     assert done.returncode == 2 and "pass --yes" in done.stderr and done.stdout == ""
+
+
+def _system_python_is_externally_managed() -> bool:
+    found = subprocess.run(
+        ["/usr/bin/python3", "-c", "import sysconfig; print(sysconfig.get_path('stdlib'))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found.returncode == 0 and (Path(found.stdout.strip()) / "EXTERNALLY-MANAGED").exists()
+
+
+@pytest.mark.skipif(
+    not Path("/usr/bin/python3").exists() or not _system_python_is_externally_managed(),
+    reason="needs a distro python3 marked EXTERNALLY-MANAGED (Debian 12, Ubuntu 24.04)",
+)
+def test_pip_fixes_never_target_an_externally_managed_python(tmp_path: Path) -> None:
+    """The distro's python3 first on PATH: its pip refuses installs (PEP 668), so the
+    DeepSpeed and cuDNN wheel fixes make a venv under HOME and say so; in that venv pip
+    does not refuse."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NO_COLOR": "1"}
+    done = run_wizard(env, "doctor", "--json")
+    found = {f["id"]: f for f in json.loads(done.stdout)["findings"]}
+    venv = tmp_path / ".venvs" / "gpu"
+    wheel_fixes = [
+        found["deepspeed"]["fixes"][0],
+        next(f for f in found["cudnn"]["fixes"] if "nvidia-cudnn" in f["title"]),
+    ]
+    for fix in wheel_fixes:
+        first, install = fix["commands"]
+        assert first == f"python3 -m venv {venv}"
+        assert install.startswith(f"{venv}/bin/python -m pip install ")
+        assert "/usr/bin/python3 is externally managed (PEP 668" in fix["changes"]
+        assert f"source {venv}/bin/activate" in fix["changes"]
+
+    refused = subprocess.run(
+        ["/usr/bin/python3", "-m", "pip", "install", "--dry-run", "--no-index", "deepspeed"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if "No module named pip" not in refused.stderr:  # what the old fix ran: refused
+        assert refused.returncode != 0 and "externally-managed-environment" in refused.stderr
+    subprocess.run(["bash", "-c", first], env=env, check=True)
+    accepted = subprocess.run(
+        [f"{venv}/bin/python", "-m", "pip", "install", "--dry-run", "--no-index", "deepspeed"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "externally-managed-environment" not in accepted.stderr
+    assert "No matching distribution found for deepspeed" in accepted.stderr
+
+
+def test_the_torch_fix_on_the_fresh_h100_goes_into_a_venv() -> None:
+    """Ubuntu 24.04's system python3 first on PATH, probed before the wizard asked about
+    PEP 668: the torch fix still never pip-installs into it."""
+    snapshot = Path(__file__).resolve().parent.parent / "snapshots" / "h100-fresh.yaml"
+    done = run_wizard({**os.environ, "NO_COLOR": "1"}, "doctor", "--snapshot", str(snapshot))
+    assert "Install PyTorch built for cu130 (the driver supports CUDA ≤ 13.0), into a new venv" in (
+        done.stdout
+    )
+    assert "$ python3 -m venv /root/.venvs/gpu" in done.stdout
+    assert "-m pip install torch --index-url https://download.pytorch.org/whl/cu130" in done.stdout
+    assert "$ python3 -m pip install torch" not in done.stdout

@@ -439,7 +439,10 @@ def test_a_snapshot_alias_bomb_is_refused_fast(tmp_path: Path) -> None:
         ("note: {a: 1}", "'note' must be text"),
         ("checks: nope", "'checks' must be a list of check ids"),
         ("observations: {env: [1]}", "observations.env must be a table keyed by text"),
-        ("observations: {env: {HOME: [1]}}", "observations.env['HOME'] must be a value or null"),
+        (
+            "observations: {env: {HOME: [1]}}",
+            "observations.env['HOME'] must be a value, null, or a list of names",
+        ),
         ("observations: {commands: {uname: {rc: one}}}", "must be a command's record"),
         ("observations: {statvfs: {/: {total: 1.5, free: 1}}}", "total and free as whole"),
         ("observations: {disks: {}}", "'observations' must be a table of commands"),

@@ -104,3 +104,41 @@ def test_a_replay_in_tmux_shows_the_plan_and_runs_nothing(tmp_path: Path) -> Non
         assert list(work.iterdir()) == []
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
+
+
+def test_the_plain_prompts_run_the_recipe_in_tmux(tmp_path: Path) -> None:
+    """`wizard --plain` on a terminal: the doctor, questionary's two questions, then the
+    run, as one process from the first prompt to the last step."""
+    recipe = tmp_path / "one.yaml"
+    recipe.write_text("id: one\ntitle: One\nsteps:\n  - id: echo\n    run: echo plain-ran\n")
+    session = f"wizard-plain-{os.getpid()}"
+    command = shlex.join([sys.executable, "-m", "wizard", "--plain", "--recipe", str(recipe)])
+    shell = (
+        f"cd {shlex.quote(str(ROOT.parent))} && XDG_STATE_HOME={shlex.quote(str(tmp_path))} "
+        f"NO_COLOR=1 {command}; echo WIZARD-EXIT=$?; sleep 60"
+    )
+    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", shell)
+    try:
+        shown = wait_for(session, "now")
+        if "Look at the fixes now?" in shown:  # this machine has blocking findings
+            tmux("send-keys", "-t", session, "n")
+        wait_for(session, "recipe now (build and test)?")
+        tmux("send-keys", "-t", session, "y")
+        shown = wait_for(session, "WIZARD-EXIT=")
+        assert "WIZARD-EXIT=0" in shown and "plain-ran" in shown, shown
+        assert "internal error" not in shown
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
+
+
+def test_a_recipe_typo_is_said_before_the_app_opens(tmp_path: Path) -> None:
+    session = f"wizard-typo-{os.getpid()}"
+    command = shlex.join([sys.executable, "-m", "wizard", "--recipe", "googletst"])
+    shell = f"cd {shlex.quote(str(ROOT.parent))} && {command}; echo WIZARD-EXIT=$?; sleep 60"
+    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", shell)
+    try:
+        shown = wait_for(session, "WIZARD-EXIT=")
+        assert "WIZARD-EXIT=2" in shown and "did you mean 'googletest'?" in shown, shown
+        assert "Traceback" not in shown
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)

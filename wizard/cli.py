@@ -8,10 +8,12 @@ imported by the command that needs them.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from wizard import __version__
 from wizard.errors import (
@@ -28,39 +30,72 @@ if TYPE_CHECKING:
     from wizard.host.base import Host
 
 
+class WizardParser(argparse.ArgumentParser):
+    """argparse's parser, offering the closest command when one is mistyped (as a mistyped
+    recipe gets)."""
+
+    def error(self, message: str) -> NoReturn:
+        wrong = re.match(r"argument (?:COMMAND|SUBCOMMAND): invalid choice: '([^']*)'", message)
+        if wrong:
+            from wizard.engine.recipe import did_you_mean
+
+            (commands,) = (a for a in self._actions if isinstance(a, argparse._SubParsersAction))
+            names = list(commands.choices)
+            message = f"no command {wrong.group(1)!r}{did_you_mean(wrong.group(1), names)}; "
+            message += f"the commands: {', '.join(names)}"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from wizard.paths import recipe_ids
 
-    parser = argparse.ArgumentParser(
+    parser = WizardParser(
         prog="wizard",
         description="Take a GPU machine to a built and tested FlagCX stack: detect, explain, "
         "propose fixes, build, test.",
-        epilog="Exit codes: 0 nothing blocks, 1 a finding blocks the target, 2 usage error.",
+        epilog="Exit codes: 0 nothing blocks (or done), 1 a finding blocks the target (or a "
+        "step failed), 2 usage error, 70 internal error (a bug; the message names its log), "
+        "130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"wizard {__version__}")
+    # The guided app's options keep to their own names (app_*): a command's options of the
+    # same name would overwrite them, so one given before a command would be lost unseen.
     app = parser.add_argument_group("the guided app (wizard with no command)")
     app.add_argument(
         "--plain",
+        dest="app_plain",
         action="store_true",
         help="prompts and streamed text instead of the full-screen app "
         "(the default when there is no terminal)",
     )
     app.add_argument(
         "--snapshot",
+        dest="app_snapshot",
         metavar="FILE",
         help="run against a machine recorded with `wizard snapshot` (demo, tests)",
     )
-    app.add_argument("--recipe", default="flagcx", help="what to build and test (default flagcx)")
-    app.add_argument("--target", help="the target (default: the vendor found)")
-    _set_option(app)
-    _host_options(app)
+    app.add_argument(
+        "--recipe",
+        dest="app_recipe",
+        metavar="RECIPE",
+        help="what to build and test (default flagcx)",
+    )
+    app.add_argument(
+        "--target",
+        dest="app_target",
+        metavar="TARGET",
+        help="the target (default: the vendor found)",
+    )
+    _set_option(app, dest="app_sets")
+    _host_options(app, prefix="app_")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     doctor = commands.add_parser(
         "doctor",
         help="check this machine and show what blocks the target, with fixes",
         description="Check this machine (or a recorded snapshot) and show every finding, "
-        "what blocks the target, and the exact commands that would fix it. Nothing is changed.",
+        "what blocks the target, and the exact commands that would fix it. Nothing is changed "
+        "unless --fix is given, and then only what you accept.",
     )
     _target_options(doctor)
     doctor.add_argument("--json", action="store_true", help="print one JSON object (see README)")
@@ -170,12 +205,21 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--run", metavar="RUN_ID", help="which run (default: the latest)")
     _run_options(resume)
 
-    status = commands.add_parser("status", help="show the steps and results of a saved run")
+    status = commands.add_parser(
+        "status",
+        help="show the steps and results of a saved run",
+        description="Show a saved run's steps (done, failed, skipped, not run yet) with their "
+        "times and logs; --json prints its saved state.",
+    )
     status.add_argument("--run", metavar="RUN_ID", help="which run (default: the latest)")
     status.add_argument("--json", action="store_true", help="print the saved state as JSON")
 
     steps = commands.add_parser(
-        "steps", help="show a recipe's plan: which steps would run or be skipped, and why"
+        "steps",
+        help="show a recipe's plan: which steps would run or be skipped, and why",
+        description="Show what `wizard run RECIPE` would do here: each step run (with its "
+        "commands, parameters filled in) or skipped and why, and any parameter left without "
+        "a value. Nothing is run.",
     )
     steps.add_argument("recipe", help="recipe id or path to a recipe YAML file")
     _set_option(steps)
@@ -185,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         help="FlagCX's bandwidth beside NCCL's (nccl-tests), per collective and size, against "
         "the link's peak",
+        description="Compare the latest finished flagcx run's perf tests with the latest "
+        "nccl-tests run: bandwidth per collective and message size, their ratio and each "
+        "against the link's peak. Exit code 1 when FlagCX is more than 10% below NCCL.",
     )
     report.add_argument(
         "--format",
@@ -205,10 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _set_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+def _set_option(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, dest: str = "sets"
+) -> None:
     parser.add_argument(
         "--set",
-        dest="sets",
+        dest=dest,
         action="append",
         default=[],
         metavar="KEY=VALUE",
@@ -216,17 +265,24 @@ def _set_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> No
     )
 
 
-def _host_options(group: argparse._ArgumentGroup) -> None:
+def _host_options(group: argparse._ArgumentGroup, prefix: str = "") -> None:
     group.add_argument(
-        "--hosts", metavar="A,B,...", help="these hosts: [user@]name[:port], comma-separated"
+        "--hosts",
+        dest=f"{prefix}hosts",
+        metavar="A,B,...",
+        help="these hosts: [user@]name[:port], comma-separated",
     )
     group.add_argument(
         "--hostfile",
+        dest=f"{prefix}hostfile",
         metavar="FILE",
         help="the hosts of an MPI hostfile (`name slots=N`, `name:N` or one name a line)",
     )
     group.add_argument(
-        "--ssh-config", metavar="FILE", help="an ssh config file to use instead of ~/.ssh/config"
+        "--ssh-config",
+        dest=f"{prefix}ssh_config",
+        metavar="FILE",
+        help="an ssh config file to use instead of ~/.ssh/config",
     )
 
 
@@ -258,12 +314,13 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        try:
-            return guided(args)
-        except UsageError as exc:
-            print(f"wizard: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+    try:
+        request = GuidedRequest.from_args(parser, args)
+        if args.command is None:
+            return guided(request)
+    except UsageError as exc:
+        print(f"wizard: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command in ("doctor", "snapshot"):
         handler = doctor if args.command == "doctor" else snapshot
     elif args.command == "hosts":
@@ -274,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from wizard import commands
 
         handler = getattr(commands, args.command)
+        if args.command == "run":
+            args = commands.RunRequest.from_args(args)
     try:
         return handler(args)
     except UsageError as exc:
@@ -316,12 +375,59 @@ def _crash(exc: Exception) -> int:
     return EXIT_INTERNAL
 
 
-def guided(args: argparse.Namespace) -> int:
+@dataclass
+class GuidedRequest:
+    """The guided app's options (`wizard` with no command), for the app or the plain prompts."""
+
+    plain: bool = False
+    snapshot: str | None = None
+    recipe: str = "flagcx"
+    target: str | None = None
+    sets: list[str] = field(default_factory=list)
+    hosts: str | None = None
+    hostfile: str | None = None
+    ssh_config: str | None = None
+
+    @classmethod
+    def from_args(cls, parser: argparse.ArgumentParser, args: argparse.Namespace) -> GuidedRequest:
+        """UsageError when one is given before a command, where it would be ignored."""
+        given = {
+            f.name: getattr(args, f"app_{f.name}")
+            for f in fields(cls)
+            if getattr(args, f"app_{f.name}") not in (None, False, [])
+        }
+        if args.command is not None and given:
+            words = [args.command, *filter(None, [getattr(args, "hosts_command", None)])]
+            raise UsageError(_misplaced(parser, words, next(iter(given))))
+        return cls(**given)
+
+
+def _misplaced(parser: argparse.ArgumentParser, words: list[str], name: str) -> str:
+    """Where an option of the guided app given before the command `words` belongs."""
+    option = "--set" if name == "sets" else f"--{name.replace('_', '-')}"
+    (app_action,) = (a for a in parser._actions if option in a.option_strings)
+    usage = f"{option} {app_action.metavar}" if app_action.metavar else option
+    command = " ".join(words)
+    if any(option in a.option_strings for a in _subparser(parser, words)._actions):
+        return f"{option} goes after the command: wizard {command} {usage}"
+    return f"{option} is for the guided app (wizard {usage}); `wizard {command}` has no {option}"
+
+
+def _subparser(parser: argparse.ArgumentParser, words: list[str]) -> argparse.ArgumentParser:
+    """The command's own parser (argparse keeps its actions in _actions, with no public view)."""
+    for word in words:
+        (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = commands.choices[word]
+    return parser
+
+
+def guided(args: GuidedRequest) -> int:
     """The app on a terminal; plain prompts with --plain or without one."""
     from wizard.host import LocalHost, SnapshotError, load_snapshot
     from wizard.paths import writable_state_dir
 
     _check_target(args.target)
+    answers = _check_recipe(args.recipe, args.sets)
     if args.snapshot:
         try:
             load_snapshot(args.snapshot)  # fail now, with a clear message
@@ -339,12 +445,6 @@ def guided(args: argparse.Namespace) -> int:
 
         return plain(host_factory(), args, replay=bool(args.snapshot))
     from wizard.app.app import Session, WizardApp
-    from wizard.engine.run import ParamError, parse_sets
-
-    try:
-        answers = parse_sets(args.sets)
-    except ParamError as exc:
-        raise UsageError(str(exc)) from None
     from wizard.hosts_report import hosts_of
 
     session = Session(
@@ -357,6 +457,20 @@ def guided(args: argparse.Namespace) -> int:
         ssh_config=args.ssh_config,
     )
     return WizardApp(session).run() or EXIT_OK
+
+
+def _check_recipe(name: str, sets: list[str]) -> dict[str, str]:
+    """The recipe exists and takes every --set key: said before any screen or prompt, as
+    `wizard run` says it. Returns the answers."""
+    from wizard.engine import recipe as recipes
+    from wizard.engine.run import ParamError, check_answers, parse_sets
+
+    try:
+        answers = parse_sets(sets)
+        check_answers(recipes.load(name), answers)
+    except (recipes.RecipeError, ParamError) as exc:
+        raise UsageError(str(exc)) from None
+    return answers
 
 
 def _check_target(target: str | None) -> None:
@@ -387,10 +501,12 @@ def doctor(args: argparse.Namespace) -> int:
         from wizard.hosts_report import doctor_many
 
         return doctor_many(args)
-    if args.fix and (args.snapshot or args.json):
+    if args.fix and args.json:
+        raise UsageError("--fix walks the findings as text: it cannot be combined with --json")
+    if args.fix and args.snapshot and not args.dry_run:
         raise UsageError(
-            "--fix changes this machine: it cannot be combined with "
-            + ("--snapshot" if args.snapshot else "--json")
+            "--fix changes this machine, not the recorded one: add --dry-run to see the "
+            "fixes for the snapshot's machine"
         )
     if args.snapshot:
         try:

@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,33 @@ from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from wizard.host import LocalHost
 from wizard.hosts_report import hosts_of
 from wizard.paths import writable_state_dir
+
+
+@dataclass
+class RunRequest:
+    """What `wizard run` is asked to do, whoever asks (the command line or the plain prompts)."""
+
+    recipe: str
+    sets: list[str] = field(default_factory=list)
+    start: str | None = None
+    yes: bool = False
+    force: bool = False
+    hosts: str | None = None
+    hostfile: str | None = None
+    ssh_config: str | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> RunRequest:
+        return cls(
+            recipe=args.recipe,
+            sets=args.sets,
+            start=args.start,
+            yes=args.yes,
+            force=args.force,
+            hosts=args.hosts,
+            hostfile=args.hostfile,
+            ssh_config=args.ssh_config,
+        )
 
 
 def _load(name: str) -> recipes.Recipe:
@@ -139,7 +166,7 @@ class Across:
 def _across(
     recipe: recipes.Recipe,
     specs: list[HostSpec],
-    args: argparse.Namespace,
+    args: RunRequest | argparse.Namespace,
     answers: dict[str, str],
     run_dir: Path,
     out: Console,
@@ -321,7 +348,7 @@ def _after(recipe: recipes.Recipe, out: Console, *, blocking: bool) -> bool:
     return ready
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: RunRequest) -> int:
     out = Console()
     recipe = _load(args.recipe)
     answers = _sets(args.sets)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
 from wizard.engine.doctor import run_doctor
 from wizard.errors import EXIT_OK
 from wizard.host import Host
 from wizard.report import TextRenderer
 
+if TYPE_CHECKING:
+    from wizard.cli import GuidedRequest
 
-def plain(host: Host, args: argparse.Namespace, replay: bool) -> int:
+
+def plain(host: Host, args: GuidedRequest, replay: bool) -> int:
     report = run_doctor(host, args.target)
     TextRenderer(sys.stdout).render(report)
     sets = " ".join(f"--set {shlex.quote(s)}" for s in args.sets)
@@ -38,9 +41,15 @@ def plain(host: Host, args: argparse.Namespace, replay: bool) -> int:
     ).ask():
         print(f"Later: wizard run {args.recipe} {sets}".rstrip())
         return EXIT_OK
-    from wizard import commands
+    from wizard.commands import RunRequest, run
 
-    run_args = argparse.Namespace(
-        recipe=args.recipe, start=None, sets=args.sets, yes=False, force=bool(report.blocking)
+    return run(
+        RunRequest(
+            recipe=args.recipe,
+            sets=args.sets,
+            force=bool(report.blocking),
+            hosts=args.hosts,
+            hostfile=args.hostfile,
+            ssh_config=args.ssh_config,
+        )
     )
-    return commands.run(run_args)

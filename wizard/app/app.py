@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -66,21 +69,37 @@ class Session:
         )
 
 
+ASK_AFTER_S = 3.0  # q stops a step at once before this; after it, q asks first
+
+
 class WizardApp(App[int]):
     TITLE = "wizard"
-    SUB_TITLE = "from this machine to a tested FlagCX"
     CSS_PATH = "wizard.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
+        # In a text field ? and q are typed: these keys are not, so they are shown there.
+        Binding("f1", "help", "Help"),
+        Binding("ctrl+q", "quit", "Quit"),
     ]
 
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
+        self.show_recipe()
         self.local = LocalHost()
         self.busy: Callable[[], bool] = lambda: False  # set by a screen that runs something
+        self.busy_since = 0.0  # when what runs now started (time.monotonic)
         self.stop: Callable[[], None] = lambda: None
+
+    def show_recipe(self) -> None:
+        """The header names the recipe, and the snapshot when replaying one."""
+        name = self.session.recipe_name
+        recipe = Path(name).stem if name.endswith((".yaml", ".yml")) else name
+        replay = self.session.replay
+        self.sub_title = (
+            f"{recipe}, replaying {Path(replay).name}" if replay else f"{recipe} on this machine"
+        )
 
     def from_thread(self, callback: Callable[..., Any], *args: Any) -> None:
         """call_from_thread for workers that may outlive the app (a check still running when
@@ -104,9 +123,12 @@ class WizardApp(App[int]):
         """Show a new screen of the named kind on top of this one."""
         self.push_screen(screen_class(name)())
 
-    def confirm(self, question: str, body: Any, answered: Callable[[bool | None], None]) -> None:
-        """Ask yes or no over the current screen; `answered` gets the reply."""
-        self.push_screen(screen_class("confirm")(question, body), answered)
+    def confirm(
+        self, question: str, body: Any, answered: Callable[[bool | None], None], **yes: str
+    ) -> None:
+        """Ask yes or no over the current screen; `answered` gets the reply. `yes=` names
+        the yes button (default: "Yes, run them (y)"), `yes_key=` one more key for yes."""
+        self.push_screen(screen_class("confirm")(question, body, **yes), answered)
 
     def on_mount(self) -> None:
         self.open("start")
@@ -116,6 +138,21 @@ class WizardApp(App[int]):
             self.open("help")
 
     async def action_quit(self) -> None:
+        """Leave; what runs is stopped first, after asking when it has run a while (y, or q
+        again, confirms)."""
+        if self.busy() and time.monotonic() - self.busy_since > ASK_AFTER_S:
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.call_later(self._stop_and_exit)
+
+            body = Text("Its state is saved as cancelled; `wizard resume` runs it again.")
+            question = "A step is running. Stop it and quit?"
+            self.confirm(question, body, answered, yes="Stop and quit (y, q)", yes_key="q")
+            return
+        await self._stop_and_exit()
+
+    async def _stop_and_exit(self) -> None:
         """Stop what runs (its state is saved as cancelled), then leave."""
         if self.busy():
             self.stop()

@@ -159,7 +159,7 @@ class Recipe:
         for i, step in enumerate(self.steps):
             if step.id == step_id:
                 return i
-        hint = _did_you_mean(step_id, [s.id for s in self.steps])
+        hint = did_you_mean(step_id, [s.id for s in self.steps])
         raise KeyError(f"recipe {self.id} has no step {step_id!r}{hint}")
 
 
@@ -179,7 +179,7 @@ def find(name: str) -> Path:
         return path
     shipped = recipe_dir() / f"{name}.yaml"
     if not shipped.is_file():
-        hint = _did_you_mean(name, recipe_ids())
+        hint = did_you_mean(name, recipe_ids())
         raise RecipeError(
             name, None, f"no recipe named {name!r}{hint}; available: {', '.join(recipe_ids())}"
         )
@@ -244,7 +244,7 @@ class _Validator:
     def keys(self, mapping: _Lines, allowed: set[str], what: str) -> None:
         for key in mapping:
             if key not in allowed:
-                hint = _did_you_mean(str(key), sorted(allowed))
+                hint = did_you_mean(str(key), sorted(allowed))
                 raise self.fail(mapping, f"unknown key {key!r} in {what}{hint}", key)
 
     def text(self, mapping: _Lines, key: str, what: str, required: bool = True) -> str | None:
@@ -528,7 +528,7 @@ class _Validator:
         for text in texts:
             for name in PLACEHOLDER.findall(text):
                 if name not in params and name not in BUILTINS:
-                    hint = _did_you_mean(name, [*params, *BUILTINS])
+                    hint = did_you_mean(name, [*params, *BUILTINS])
                     raise self.fail(
                         entry,
                         f"step {step.id!r} uses {{{{ {name} }}}}, which is not a parameter{hint}",
@@ -556,7 +556,8 @@ def _with_item(entry: _Lines, item: str) -> _Lines:
     return step
 
 
-def _did_you_mean(word: str, choices: list[str]) -> str:
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """` (did you mean 'x'?)` for the closest choice, or nothing."""
     close = get_close_matches(word, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

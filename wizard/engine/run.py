@@ -23,9 +23,10 @@ from wizard.engine import state as st
 from wizard.engine.cluster import Builder, Cluster
 from wizard.engine.doctor import Report
 from wizard.engine.parsers import PARSERS
-from wizard.engine.recipe import MAKE_UNSAFE, NoCommand, Recipe, Step, render
+from wizard.engine.recipe import MAKE_UNSAFE, NoCommand, Recipe, Step, did_you_mean, render
 from wizard.engine.runner import Outcome, StepRunner, signal_words
 from wizard.host import LocalHost
+from wizard.host.local import users_path
 from wizard.paths import data_dir, private_file
 
 # NVLink multicast can take down every GPU of a shared host: off unless the caller chose.
@@ -93,6 +94,17 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
     return answers
 
 
+def check_answers(recipe: Recipe, answers: dict[str, str]) -> None:
+    """ParamError for a key the recipe has no parameter for, with the closest it has."""
+    unknown = sorted(set(answers) - set(recipe.params))
+    if unknown:
+        hint = did_you_mean(unknown[0], list(recipe.params)) if len(unknown) == 1 else ""
+        raise ParamError(
+            f"recipe {recipe.id} has no parameter {', '.join(unknown)}{hint}; it takes: "
+            f"{', '.join(recipe.params)}"
+        )
+
+
 def nproc() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -102,6 +114,8 @@ def nproc() -> int:
 
 def step_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
+    if base is None:  # the doctor's PATH: never the wizard's own venv (see users_path)
+        env["PATH"] = users_path()
     for name, value in SAFE_ENV.items():
         env.setdefault(name, value)
     return env
@@ -128,12 +142,7 @@ def resolve(
     """Parameter values: --set answers, then doctor facts, then defaults. A parameter with
     none raises ParamError; given a `missing` list (to show a plan anyway), it is added there
     and stands as `<name?>`. With a cluster, the launcher's values place ranks on its hosts."""
-    unknown = sorted(set(answers) - set(recipe.params))
-    if unknown:
-        raise ParamError(
-            f"recipe {recipe.id} has no parameter {', '.join(unknown)}; it takes: "
-            f"{', '.join(recipe.params)}"
-        )
+    check_answers(recipe, answers)
     values = _params(recipe, facts, answers, missing)
     if recipe.checkout:  # again, with what the checkout those values name has
         values = _params(recipe, {**facts, **checkout_facts(recipe, values)}, answers, missing)

@@ -23,6 +23,17 @@ NVML_SCRIPT = str(Path(__file__).with_name("nvml.py"))
 NVML_TIMEOUT = 20.0
 
 
+def users_path(path: str | None = None) -> str:
+    """PATH (this process's by default) less the bin folder of the virtual environment the
+    wizard itself runs in: with that folder on PATH (activated, or added to reach `wizard`),
+    its python3 and pip would pass for the user's, and fixes would install into it."""
+    path = os.environ.get("PATH", os.defpath) if path is None else path
+    if sys.prefix == sys.base_prefix:  # not a venv: the wizard shares the user's Python
+        return path
+    own = os.path.realpath(os.path.join(sys.prefix, "bin"))
+    return os.pathsep.join(p for p in path.split(os.pathsep) if os.path.realpath(p) != own)
+
+
 class LocalHost(Host):
     def __init__(self, *, start_nvml: bool = False) -> None:
         """`start_nvml` starts NVML's query (the doctor's slowest probe, ~0.3 s) at once, so
@@ -38,11 +49,12 @@ class LocalHost(Host):
 
     def _start(self, argv: list[str]) -> subprocess.Popen[bytes] | CommandResult:
         """The command started, or why it could not be."""
-        program = shutil.which(argv[0])
+        path = users_path()
+        program = shutil.which(argv[0], path=path)
         if program is None:
             return CommandResult(tuple(argv), None, error=f"{argv[0]}: command not found")
         # C locale: tools print the messages the parsers expect, whatever the user's language.
-        env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+        env = {**os.environ, "PATH": path, "LC_ALL": "C", "LANG": "C"}
         try:
             return subprocess.Popen(
                 [program, *argv[1:]],
@@ -120,7 +132,7 @@ class LocalHost(Host):
         return [name for name in os.environ if name.startswith(prefix)]
 
     def _which(self, program: str) -> str | None:
-        return shutil.which(program)
+        return shutil.which(program, path=users_path())
 
     def _statvfs(self, path: str) -> dict[str, int] | None:
         try:

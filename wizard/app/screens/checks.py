@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, ScrollableContainer, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Header, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from checks.base import Finding, Status
 from wizard.app.screens.base import WizardScreen
+from wizard.app.widgets.commands import command_block
 from wizard.engine import recipe as recipes
 from wizard.engine.doctor import Report, ordered_checks, run_doctor
 
@@ -51,8 +53,9 @@ def details(finding: Finding, blocking: bool) -> Group:
     ]
     if blocking:
         parts.append(Text("This blocks the target.", style="bold red"))
-    if finding.details:
-        parts.append(Text("\n".join(finding.details), style="dim"))
+    more = [d for d in finding.details if d not in finding.summary]  # not said twice
+    if more:
+        parts.append(Text("\n".join(more), style="dim"))
     if finding.facts:
         parts.append(Text("\n".join(f"{k} = {v}" for k, v in finding.facts.items()), style="cyan"))
     if finding.traceback:
@@ -60,16 +63,12 @@ def details(finding: Finding, blocking: bool) -> Group:
     return Group(*[p for part in parts for p in (part, Text(""))][:-1])
 
 
-def fix_commands(finding: Finding) -> Text:
-    """The fixes, each command on one line that never wraps: the pane scrolls sideways
-    instead, so a command is read (and copied) whole."""
-    text = Text(no_wrap=True, overflow="ignore")
+def fix_commands(finding: Finding) -> Group:
+    """The fixes, every command whole (wrapped under its `$`, never cut off)."""
+    parts: list[Text | Table] = []
     for fix in finding.fixes:
-        text.append(f"Fix: {fix.label}\n", style="bold")
-        text.append("".join(f"  $ {c}\n" for c in fix.commands))
-        text.append("\n")
-    text.rstrip()
-    return text
+        parts += [Text(f"Fix: {fix.label}", style="bold"), command_block(fix.commands), Text("")]
+    return Group(*parts[:-1])
 
 
 class ChecksScreen(WizardScreen):
@@ -97,8 +96,7 @@ class ChecksScreen(WizardScreen):
                 yield Static(
                     Text("Select a check to see its details, facts and fixes."), id="detail-text"
                 )
-                with ScrollableContainer(classes="commands-scroll"):
-                    yield Static(id="detail-fixes", classes="commands")
+                yield Static(id="detail-fixes")
         yield Static(Text("Checking this machine…"), id="summary")
         yield Footer()
 

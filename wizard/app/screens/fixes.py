@@ -3,42 +3,62 @@ their checks run again."""
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, ScrollableContainer, VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Footer, Header, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from checks.base import Finding, Fix, Status
 from wizard.app.screens.base import WizardScreen
+from wizard.app.widgets.commands import command_block
 from wizard.app.widgets.log_pane import LogPane
+from wizard.app.widgets.tick_list import TickList
 from wizard.engine.fixes import apply, choices, preferred, sudo_path
 from wizard.engine.runner import StepRunner
+
+
+def to_do(fixes: int, by_hand: int) -> str:
+    """What the user can do with these fixes: tick some, or run them by hand."""
+    if not fixes:
+        return "Nothing to fix."
+    if by_hand == fixes:
+        return (
+            f"{'This fix is' if fixes == 1 else f'All {fixes} fixes are'} to be done by hand "
+            "(none can run from here): do each where it says; c copies its commands."
+        )
+    hand = (
+        f" {by_hand} of them are to be done by hand (c copies their commands)." if by_hand else ""
+    )
+    return "Tick the fixes to apply (space), then press a. Nothing runs without asking." + hand
 
 
 class FixesScreen(WizardScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "apply", "Apply ticked"),
+        Binding("c", "copy", "Copy commands"),
         Binding("escape", "back", "Back"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.entries: dict[str, tuple[Finding, Fix]] = {}
+        self.why_not: dict[str, str] = {}  # why a fix cannot run here, by entry
         self.runner: StepRunner | None = None
+        self.shown: Fix | None = None  # the fix whose commands are on the right
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal(classes="panes"):
-            yield SelectionList[str](id="fixlist")
+        with Vertical(classes="panes"):  # stacked: the fixes' names stay whole
+            yield TickList(id="fixlist")
             with VerticalScroll(id="commands"):
                 yield Static(id="command-text")
-                with ScrollableContainer(classes="commands-scroll"):
-                    yield Static(id="command-lines", classes="commands")
+                yield Static(id="command-lines")
                 yield Static(id="command-notes")
         yield LogPane(id="fixlog", classes="hidden")
         yield Static(id="fixstatus")
@@ -62,23 +82,17 @@ class FixesScreen(WizardScreen):
             for index, choice in enumerate(options):
                 key = f"{finding.id}:{index}"
                 self.entries[key] = (finding, choice.fix)
-                # A usable fix is never manual: its label only says whether it needs root.
-                name = choice.fix.label if choice.usable else f"{choice.fix.title} ({choice.why})"
-                selections.append(
-                    Selection(
-                        f"{finding.id}: {name}",
-                        key,
-                        choice is best,
-                        disabled=not choice.usable,
-                    )
-                )
+                if not choice.usable:
+                    self.why_not[key] = choice.why
+                # Short, so that names stay whole: the pane below says why one cannot run.
+                name = choice.fix.label
+                if not (choice.usable or choice.fix.manual):
+                    name = f"{choice.fix.title} (not here)"
+                # Not disabled: the cursor must reach it, to show its commands.
+                selections.append(Selection(f"{finding.id}: {name}", key, choice is best))
         fixlist = self.query_one("#fixlist", SelectionList)
         fixlist.add_options(selections)
-        status = (
-            "Nothing to fix."
-            if not selections
-            else "Tick the fixes to apply (space), then press a. Nothing runs without asking."
-        )
+        status = to_do(len(selections), len(self.why_not))
         if self.wizard.session.replay:
             status = "Replaying a snapshot: fixes are shown, but cannot run on this machine."
         self.query_one("#fixstatus", Static).update(Text(status))
@@ -91,13 +105,23 @@ class FixesScreen(WizardScreen):
     ) -> None:
         self._show(event.selection.value)
 
+    def on_selection_list_selection_toggled(
+        self, event: SelectionList.SelectionToggled[str]
+    ) -> None:
+        key = event.selection.value
+        if key in self.why_not and key in event.selection_list.selected:
+            event.selection_list.deselect(key)
+            self.notify(f"This fix {self.why_not[key]}: do it by hand (c copies it).")
+
     def _show(self, key: str) -> None:
         finding, fix = self.entries[key]
         text = Text.assemble(
             (f"{finding.id}: ", "bold"), finding.summary, "\n\n", (fix.title, "bold")
         )
-        lines = Text("\n".join(f"  $ {c}" for c in fix.commands), no_wrap=True, overflow="ignore")
+        self.shown = fix
         notes = Text()
+        if key in self.why_not:
+            notes.append(f"Do it by hand (c copies it): it {self.why_not[key]}.\n", style="yellow")
         if fix.changes:
             notes.append(f"changes: {fix.changes}", style="dim")
         if fix.needs_root:
@@ -105,8 +129,16 @@ class FixesScreen(WizardScreen):
                 "\nneeds root" + ("" if self._root() else ": runs with sudo"), style="yellow"
             )
         self.query_one("#command-text", Static).update(text)
-        self.query_one("#command-lines", Static).update(lines)
+        self.query_one("#command-lines", Static).update(command_block(fix.commands))
         self.query_one("#command-notes", Static).update(notes)
+
+    def action_copy(self) -> None:
+        """To the terminal's clipboard (OSC 52, as Textual copies; tmux needs set-clipboard)."""
+        if self.shown is None:
+            self.notify("Nothing to copy: there is no fix.")
+            return
+        self.app.copy_to_clipboard("".join(f"{c}\n" for c in self.shown.commands))
+        self.notify(f"Copied the {len(self.shown.commands)} command(s) of {self.shown.title!r}.")
 
     def _root(self) -> bool:
         report = self.wizard.session.report
@@ -121,7 +153,7 @@ class FixesScreen(WizardScreen):
             return
         keys = list(self.query_one("#fixlist", SelectionList).selected)
         if not keys:
-            self.notify("Tick at least one fix (space).")
+            self.notify(to_do(len(self.entries), len(self.why_not)))
             return
         chosen = [self.entries[k] for k in keys]
         body = Text()
@@ -147,6 +179,7 @@ class FixesScreen(WizardScreen):
         log = self.query_one("#fixlog", LogPane)
         self.runner = StepRunner(self.wizard.local)
         self.wizard.busy = lambda: self.runner is not None
+        self.wizard.busy_since = time.monotonic()
         self.wizard.stop = self.runner.cancel
         done: set[str] = set()
         lines = []

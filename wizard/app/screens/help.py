@@ -15,9 +15,23 @@ from textual.widgets import Static
 KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
         "Anywhere",
-        (("?", "this help"), ("q", "quit (a running step is stopped; its state is saved)")),
+        (
+            ("?, f1", "this help (f1 in a text field, where ? is typed)"),
+            (
+                "q, ctrl+q",
+                "quit (ctrl+q in a text field); a step running for more than a few seconds "
+                "is stopped only after you confirm (y, or q again), its state saved",
+            ),
+        ),
     ),
-    ("Start", (("ctrl+n", "check this machine"), ("ctrl+r", "resume the saved run"))),
+    (
+        "Start",
+        (
+            ("ctrl+n", "check this machine"),
+            ("ctrl+o", "check the hosts named under Other hosts (a,b,user@c:8010)"),
+            ("ctrl+r", "resume the saved run"),
+        ),
+    ),
     (
         "Checks",
         (
@@ -31,7 +45,8 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
         "Fixes",
         (
-            ("space", "tick a fix"),
+            ("space", "tick a fix (a manual one is done by hand)"),
+            ("c", "copy the highlighted fix's commands"),
             ("a", "apply the ticked fixes (asks first)"),
             ("escape", "back"),
         ),
@@ -43,10 +58,18 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("r", "retry or resume"),
             ("s", "skip the failed step"),
             ("h", "run from the highlighted step"),
-            ("f", "follow the log on or off"),
+            ("f", "follow the log on or off (scrolling up stops it)"),
+            ("end", "the log's last line, and follow it"),
             ("/", "search the log"),
             ("e", "jump to the first error"),
             ("n", "results"),
+            ("escape", "back"),
+        ),
+    ),
+    (
+        "Hosts",
+        (
+            ("r", "check every host again (SSH, each host's doctor, what differs)"),
             ("escape", "back"),
         ),
     ),

@@ -83,9 +83,10 @@ class HostsScreen(WizardScreen):
             table.add_row(diff.fact, *values, mark)
         if not diffs:
             table.add_row("(none)", *["" for _ in labels], "")
+        # ssh's own words, whole (the table's column may cut them), then what to try.
         advice = [
             f"{r.spec.label}: {line}" for r in results if not r.reachable
-            for line in unreachable_advice(r)
+            for line in [r.error or "unreachable", *unreachable_advice(r)]
         ]  # fmt: skip
         advice += [f"{d.fact}: {d.why}" for d in diffs]
         self.query_one("#hosts-advice", Static).update(Text("\n".join(advice)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
@@ -10,6 +11,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
 from checks.vendors import default_vendor
@@ -17,7 +19,7 @@ from wizard.app.app import latest_unfinished
 from wizard.app.screens.base import WizardScreen
 from wizard.engine import recipe as recipes
 from wizard.engine.hostlist import HostListError, parse_hosts
-from wizard.engine.run import ParamError, parse_sets
+from wizard.engine.run import ParamError, check_answers, parse_sets
 from wizard.engine.targets import TARGETS
 from wizard.paths import recipe_ids
 
@@ -26,6 +28,24 @@ INTRO = (
     "changing anything, then builds FlagCX and runs its perf tests, unit tests and torch "
     "plugin with live logs. Every step is saved: you can stop and resume at any time."
 )
+
+
+class RecipeParameters(Validator):
+    """key=value pairs, each key a parameter of the chosen recipe: said as they are typed."""
+
+    def __init__(self, recipe_name: Callable[[], str]) -> None:
+        super().__init__()
+        self.recipe_name = recipe_name
+
+    def validate(self, value: str) -> ValidationResult:
+        try:
+            answers = parse_sets(shlex.split(value))
+            check_answers(recipes.load(self.recipe_name()), answers)
+        except (ParamError, ValueError) as exc:
+            return self.failure(str(exc))
+        except recipes.RecipeError:
+            pass  # the recipe's own error is shown where it is chosen
+        return self.success()
 
 
 class StartScreen(WizardScreen):
@@ -39,7 +59,9 @@ class StartScreen(WizardScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.saved, self.stuck = latest_unfinished()
+        # A replay shows the snapshot's world only: no run made on this machine.
+        self.replay = bool(self.wizard.session.replay)
+        self.saved, self.stuck = (None, []) if self.replay else latest_unfinished()
         self.picked = False
         self.takes_src = True
 
@@ -99,7 +121,9 @@ class StartScreen(WizardScreen):
                     f"{k}={shlex.quote(v)}" for k, v in session.answers.items() if k != "src"
                 ),
                 id="sets",
+                validators=[RecipeParameters(lambda: self.wizard.session.recipe_name)],
             )
+            yield Static(id="sets-error")
         yield Footer()
 
     def recipe_choices(self) -> list[tuple[str, str]]:
@@ -136,11 +160,14 @@ class StartScreen(WizardScreen):
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "recipe":
             self.wizard.session.recipe_name = str(event.value)
+            self.wizard.show_recipe()
             try:
                 self.takes_src = "src" in recipes.load(str(event.value)).params
             except recipes.RecipeError as exc:
                 self.notify(str(exc), severity="error", title="Recipe")
             self._show_src()
+            sets = self.query_one("#sets", Input)
+            self._show_sets_error(sets.validate(sets.value))  # the keys of the new recipe
             return
         self.picked = self.picked or event.select.has_focus
 
@@ -166,13 +193,24 @@ class StartScreen(WizardScreen):
         self.wizard.session.target = str(self.query_one("#target", Select).value)
         self.wizard.open("hosts")
 
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "sets":
+            self._show_sets_error(event.validation_result)
+
+    def _show_sets_error(self, result: ValidationResult | None) -> None:
+        why = "" if result is None or result.is_valid else result.failure_descriptions[0]
+        self.query_one("#sets-error", Static).update(Text(why, style="red"))
+
     def _answers(self) -> dict[str, str] | None:
         src = self.query_one("#src", Input).value.strip() if self.takes_src else ""
-        try:
-            answers = parse_sets(shlex.split(self.query_one("#sets", Input).value))
-        except (ParamError, ValueError) as exc:
-            self.notify(str(exc), severity="error", title="Parameters")
+        sets = self.query_one("#sets", Input)
+        result = sets.validate(sets.value)
+        self._show_sets_error(result)
+        if result is not None and not result.is_valid:
+            self.notify(result.failure_descriptions[0], severity="error", title="Parameters")
+            sets.focus()
             return None
+        answers = parse_sets(shlex.split(sets.value))
         if src:
             answers["src"] = src
         return answers
@@ -196,6 +234,9 @@ class StartScreen(WizardScreen):
         return True
 
     def action_no_saved_run(self) -> None:
+        if self.replay:
+            self.notify("Replaying a snapshot: this machine's runs are not resumed here.")
+            return
         self.notify("There is no unfinished run to resume. Press ctrl+n to start one.")
 
     def action_resume(self) -> None:
@@ -205,6 +246,7 @@ class StartScreen(WizardScreen):
         session.run = self.saved
         session.answers = dict(self.saved.answers)
         session.recipe_name = self.saved.recipe_path
+        self.wizard.show_recipe()
         session.target = str(self.query_one("#target", Select).value)
 
         self.wizard.open("checks")

@@ -7,15 +7,18 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Static
 
 from wizard.app.app import describe
 from wizard.app.screens.base import WizardScreen
+from wizard.app.widgets.commands import command_block
 from wizard.app.widgets.log_pane import LogPane
 from wizard.engine import recipe as recipes
 from wizard.engine import state as st
@@ -46,6 +49,11 @@ MARKS = {
 }
 
 
+RUN_KEYS = {"cancel", "retry", "skip", "from_here"}
+LOG_KEYS = {"follow", "search", "first_error", "log_end"}
+SKIPPABLE = {st.FAILED, st.CANCELLED}
+
+
 def clock(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -60,6 +68,8 @@ class StepsScreen(WizardScreen):
         # Listed under ? and in the palette; the footer keeps the keys that move you on.
         Binding("h", "from_here", "Run from here", show=False),
         Binding("f", "follow", "Follow the log", show=False),
+        # Before the table's own End (its last row): the log's end is what End is for here.
+        Binding("end", "log_end", "End of the log", show=False, priority=True),
         Binding("slash", "search", "Search the log", show=False),
         Binding("e", "first_error", "First error", show=False),
         Binding("n", "results", "Results"),
@@ -80,6 +90,8 @@ class StepsScreen(WizardScreen):
         with Horizontal(classes="panes"):
             table: DataTable[Any] = DataTable(id="steps-table", cursor_type="row")
             yield table
+            with VerticalScroll(id="plan", classes="hidden"):  # a replay's plan, wrapped
+                yield Static(id="plan-text")
             with Vertical(id="steps-side"):
                 yield LogPane(id="log")
                 yield Static(id="failure", classes="hidden")
@@ -101,6 +113,8 @@ class StepsScreen(WizardScreen):
         if self.prepare():
             self.query_one("#steps-table", DataTable).focus()
             self.maybe_run(None)
+        elif self.wizard.session.run is None:  # nothing will run: no busy-looking bar
+            self.query_one("#progress", ProgressBar).display = False
 
     def on_unmount(self) -> None:
         # Leaving the app by any way (ctrl+q, a closed terminal) stops the running step; its
@@ -161,7 +175,8 @@ class StepsScreen(WizardScreen):
 
     def show_plan(self, report: Report) -> None:
         """A replay: the recorded machine is elsewhere, so its plan is shown and nothing runs
-        (not even a step's done_if probe, which would look at this machine)."""
+        (not even a step's done_if probe, which would look at this machine). In place of the
+        table and the log: each step, why it would be skipped, and its commands, wrapped."""
         session = self.wizard.session
         assert self.recipe is not None
         missing: list[str] = []
@@ -172,11 +187,25 @@ class StepsScreen(WizardScreen):
         except ParamError as exc:
             self.status(str(exc))
             return
-        table = self.steps_table()
-        for step in self.recipe.steps:
-            skipped = not_wanted(step, values)
-            why = f"  (skipped: {skipped})" if skipped else ""
-            table.add_row(Text("-" if skipped else "·"), "", Text(step.title + why), key=step.id)
+        self.values = values
+        parts: list[Text | Table] = []
+        for number, step in enumerate(self.recipe.steps, 1):
+            if skipped := not_wanted(step, values):
+                parts.append(Text(f"- {number}. {step.title}  (skipped: {skipped})"))
+                continue
+            parts.append(Text(f"· {number}. {step.title}", style="bold"))
+            try:
+                script = recipes.render(step.script(values), values, quote=True)
+            except recipes.NoCommand as exc:
+                parts.append(Text(f"  ({exc})", style="yellow"))
+                continue
+            parts.append(command_block(script.splitlines()))
+        self.query_one("#plan-text", Static).update(Group(*parts))
+        for hidden in ("#steps-table", "#steps-side"):
+            self.query_one(hidden).display = False
+        plan = self.query_one("#plan")
+        plan.remove_class("hidden")
+        plan.focus()
         note = f" Missing: {', '.join(missing)}." if missing else ""
         self.status(
             f"Replaying {session.replay}: the plan for the machine it recorded. Nothing is "
@@ -230,6 +259,10 @@ class StepsScreen(WizardScreen):
         self.wizard.busy = lambda: self.running
         self.wizard.stop = self.runner.cancel
         self.query_one("#failure", Static).add_class("hidden")
+        run = self.wizard.session.run
+        where = f" from {start}" if start else ""
+        self.status(f"Run {run.run_id if run else ''}: running{where}… (c cancels)")
+        self.refresh_bindings()
         self.execute_steps(start)
 
     @work(thread=True, exclusive=True, group="steps")
@@ -249,7 +282,11 @@ class StepsScreen(WizardScreen):
             message = str(exc)
         finally:
             self.running = False
-        self.wizard.from_thread(self.status, message)
+        self.wizard.from_thread(self._ended, message)
+
+    def _ended(self, message: str) -> None:
+        self.status(message)
+        self.refresh_bindings()  # c goes, r and s come as they apply
 
     # Listener, called from the worker thread.
 
@@ -267,6 +304,7 @@ class StepsScreen(WizardScreen):
 
     def _started(self, step: Step, command: str) -> None:
         self.current, self.started_at = step.id, time.monotonic()
+        self.wizard.busy_since = self.started_at
         self._row(step)
         log = self.query_one("#log", LogPane)
         log.feed([f"── {step.title} ({step.id})", *(f"$ {c}" for c in command.splitlines())])
@@ -280,11 +318,12 @@ class StepsScreen(WizardScreen):
         if result.status in (st.DONE, st.SKIPPED):
             return
         cause = likely_cause(outcome.tail)
+        # What to do first, the tail last: the panel's height cuts its end, never the path.
         text = Text.assemble((f"{step.id} {result.status}: {result.reason}\n", "bold red"))
-        text.append("\n".join(outcome.tail[-8:]) + "\n", style="dim")
+        text.append(f"full log: {result.log}\n")
         if cause:
             text.append(f"likely cause: {cause}\n", style="yellow")
-        text.append(f"full log: {result.log}")
+        text.append("\n".join(outcome.tail[-8:]), style="dim")
         failure = self.query_one("#failure", Static)
         failure.update(text)
         failure.remove_class("hidden")
@@ -329,6 +368,28 @@ class StepsScreen(WizardScreen):
     def action_follow(self) -> None:
         following = self.query_one("#log", LogPane).toggle_follow()
         self.notify("Following the log." if following else "Log paused; f follows again.")
+
+    def action_log_end(self) -> None:
+        self.query_one("#log", LogPane).action_scroll_end()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Only the keys that do something now are shown (and run)."""
+        if self.wizard.session.replay:  # nothing runs, and there is no log
+            return action not in RUN_KEYS | LOG_KEYS
+        if action == "log_end":  # in the search field, End moves its cursor
+            return not isinstance(self.focused, Input)
+        run = self.wizard.session.run
+        left = run.first_unfinished() if run is not None else None
+        if action == "cancel":
+            return self.running
+        if action == "retry":  # also starts a run that was not started
+            return not self.running and self.recipe is not None and left is not None
+        if action == "skip":
+            stopped = run is not None and left is not None
+            return not self.running and stopped and run.step(left).status in SKIPPABLE
+        if action == "from_here":
+            return not self.running and self.recipe is not None and run is not None
+        return True
 
     def action_search(self) -> None:
         search = self.query_one("#search", Input)

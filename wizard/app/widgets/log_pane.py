@@ -8,6 +8,7 @@ import re
 import threading
 from collections import deque
 
+from textual import events
 from textual.widgets import Log
 
 from wizard.engine.parsers import plain
@@ -42,7 +43,44 @@ class LogPane(Log):
                 return
             lines = list(self._pending)
             self._pending.clear()
-        self.write_lines(lines)
+        self.write_lines(lines, scroll_end=False)
+        self._keep_end()
+
+    # Following the end is the user's choice (auto_scroll): scrolling up stops it, End and
+    # f take it back. Textual's Log follows only while the view is exactly at the end, which
+    # a pane that shrinks under it (the failure panel opening) ends for good.
+
+    def _keep_end(self) -> None:
+        if self.auto_scroll:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._keep_end)
+
+    def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        self.auto_scroll = False
+        super()._on_mouse_scroll_up(event)
+
+    def _on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        super()._on_mouse_scroll_down(event)
+        if self.scroll_target_y >= self.max_scroll_y:
+            self.auto_scroll = True
+
+    def action_scroll_up(self) -> None:
+        self.auto_scroll = False
+        super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        self.auto_scroll = False
+        super().action_page_up()
+
+    def action_scroll_home(self) -> None:
+        self.auto_scroll = False
+        super().action_scroll_home()
+
+    def action_scroll_end(self) -> None:
+        self.auto_scroll = True
+        self._keep_end()
 
     def reset(self) -> None:
         with self._lock:
