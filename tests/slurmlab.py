@@ -145,6 +145,7 @@ class SlurmLab:
             "JobAcctGatherType=jobacct_gather/none",
             "AccountingStorageType=accounting_storage/none",
             "JobCompType=jobcomp/none",
+            f"TaskProlog={folder / 'task_prolog'}",
             "KillWait=2",
             "InactiveLimit=0",
             "MinJobAge=5",
@@ -157,6 +158,15 @@ class SlurmLab:
             )
         lines.append("PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP")
         self.conf.write_text("\n".join(lines) + "\n")
+        # A node's own environment for its tasks (set with node_env): TaskProlog's
+        # `export NAME=VALUE` lines, as a site's prolog or a node's modules would give.
+        (folder / "node-env").mkdir()
+        prolog = folder / "task_prolog"
+        prolog.write_text(
+            f'#!/bin/sh\nf={folder / "node-env"}/"$SLURMD_NODENAME"\n'
+            '[ -f "$f" ] && cat "$f"\nexit 0\n'
+        )
+        prolog.chmod(0o755)
         (folder / "gres.conf").write_text(
             "".join(f"NodeName={n} Name=gpu File={','.join(GPU_FILES)}\n" for n in self.nodes)
         )
@@ -199,6 +209,16 @@ class SlurmLab:
         return subprocess.run(
             list(argv), capture_output=True, text=True, env=self.env, timeout=timeout, check=False
         )
+
+    @contextlib.contextmanager
+    def node_env(self, node: str, **values: str) -> Iterator[None]:
+        """Tasks on `node` get these variables (on top of srun's), until the block ends."""
+        file = self.folder / "node-env" / node
+        file.write_text("".join(f"export {k}={v}\n" for k, v in values.items()))
+        try:
+            yield
+        finally:
+            file.unlink()
 
     def jobs(self) -> list[str]:
         """The jobs squeue lists (id and state), none when the lab is idle."""

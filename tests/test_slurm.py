@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.cli import run_wizard
 from tests.slurmlab import SlurmLab, slurm_fixture  # noqa: F401 (the `slurm` fixture)
 
 
@@ -12,4 +22,119 @@ def test_the_lab_runs_a_step_on_every_node_with_its_gpus(slurm: SlurmLab) -> Non
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert sorted(done.stdout.splitlines()) == ["n1 2 0,1", "n2 2 0,1", "n3 2 0,1"]
+    assert slurm.idle(), slurm.jobs()
+
+
+def _doctor_json(slurm: SlurmLab, *args: str) -> tuple[int, dict]:
+    done = run_wizard(slurm.env, "doctor", "--json", *args)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_doctor_inside_an_allocation_runs_on_every_node_through_srun(slurm: SlurmLab) -> None:
+    """salloc runs the wizard with the job's variables: the nodes and GPUs are the job's."""
+    done = slurm.run(
+        "salloc", "-N3", "--gpus-per-node=2",
+        sys.executable, "-m", "wizard", "doctor", "--slurm", "--json",
+        timeout=120,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    data = json.loads(done.stdout)
+    assert [h["host"] for h in data["hosts"]] == ["n1", "n2", "n3"]
+    assert all(h["reachable"] for h in data["hosts"])
+    assert data["slurm"]["owned"] is False and data["slurm"]["gpus_per_node"] == 2
+    # No GPU driver on these nodes: each blocks FlagCX, so the doctor says so and exits 1.
+    assert all("gpu.nvidia" in h["blocking"] for h in data["hosts"])
+    assert data["ok"] is False and done.returncode == 1
+    assert slurm.idle(), slurm.jobs()
+
+
+def test_doctor_outside_an_allocation_asks_salloc_and_gives_it_back(slurm: SlurmLab) -> None:
+    done = run_wizard(slurm.env, "doctor", "--slurm", "-N2", "--gpus-per-node=1")
+    assert "Traceback" not in done.stderr, done.stderr
+    assert re.search(r"Slurm job \d+ \(asked for by the wizard\): 2 node\(s\) n1, n2", done.stdout)
+    assert "wizard doctor on 2 hosts" in done.stdout
+    assert "Node n1 fails gpu.nvidia" in done.stdout and "drain" in done.stdout
+    assert slurm.idle(), slurm.jobs()
+
+
+def test_a_node_whose_mpi_differs_blocks_the_run(slurm: SlurmLab, tmp_path: Path) -> None:
+    """n2's tasks find Debian's MPICH first on PATH (its mpirun and mpicc, linked)."""
+    mpich = tmp_path / "mpich-bin"
+    mpich.mkdir()
+    for tool in ("mpirun", "mpicc", "mpiexec"):
+        (mpich / tool).symlink_to(f"/usr/bin/{tool}.mpich")
+    with slurm.node_env("n2", PATH=f"{mpich}:{os.environ['PATH']}"):
+        code, data = _doctor_json(slurm, "--slurm", "-N3")
+    flavor = next(d for d in data["differences"] if d["fact"] == "mpi.flavor")
+    assert flavor["values"] == {"n1": "Open MPI", "n2": "MPICH", "n3": "Open MPI"}
+    assert flavor["blocking"] is True
+    assert data["ok"] is False and code == 1
+    assert slurm.idle(), slurm.jobs()
+
+
+def test_no_slurm_tools_is_a_clear_error(tmp_path: Path) -> None:
+    done = run_wizard({**os.environ, "PATH": str(tmp_path)}, "doctor", "--slurm")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "--slurm needs Slurm's client commands" in done.stderr
+    assert "login node" in done.stderr and "--hosts" in done.stderr
+
+
+def test_an_allocation_pending_past_the_wait_is_withdrawn(slurm: SlurmLab) -> None:
+    """Every node is taken by another job: the wizard's request pends, then is taken back."""
+    held = slurm.run("salloc", "--no-shell", "-N3", "--exclusive")
+    holder = re.search(r"Granted job allocation (\d+)", held.stderr)
+    assert holder, held.stderr
+    try:
+        done = run_wizard(slurm.env, "doctor", "--slurm", "-N1", "--slurm-wait", "2")
+    finally:
+        slurm.run("scancel", holder[1])
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "salloc --nodes=1: still pending after 2 s" in done.stderr
+    assert "Ask for less (-N, --gpus-per-node" in done.stderr
+    assert slurm.idle(), slurm.jobs()
+
+
+def test_more_nodes_than_the_cluster_has_is_refused(slurm: SlurmLab) -> None:
+    done = run_wizard(slurm.env, "doctor", "--slurm", "-N5", "--slurm-wait", "1")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "salloc --nodes=5 was refused: " in done.stderr
+    assert "Requested partition configuration not available now" in done.stderr
+    assert slurm.idle(), slurm.jobs()
+
+
+def test_a_refused_allocation_says_slurms_words(slurm: SlurmLab) -> None:
+    done = run_wizard(slurm.env, "doctor", "--slurm", "-p", "nosuch")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "salloc --partition=nosuch was refused: " in done.stderr
+    assert "Invalid partition name specified" in done.stderr
+    assert slurm.jobs() == []
+
+
+def test_slurm_options_without_slurm_are_usage_errors() -> None:
+    done = run_wizard(dict(os.environ), "doctor", "-N", "2")
+    assert done.returncode == 2 and "--nodes go(es) with --slurm" in done.stderr
+    done = run_wizard(dict(os.environ), "doctor", "--slurm", "--hosts", "a,b")
+    assert done.returncode == 2 and "leave out --hosts" in done.stderr
+
+
+def test_ctrl_c_while_salloc_pends_takes_the_request_back(slurm: SlurmLab) -> None:
+    held = slurm.run("salloc", "--no-shell", "-N3", "--exclusive")
+    holder = re.search(r"Granted job allocation (\d+)", held.stderr)
+    assert holder, held.stderr
+    try:
+        wizard = subprocess.Popen(
+            [sys.executable, "-m", "wizard", "doctor", "--slurm", "-N1"],
+            env=slurm.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while len(slurm.jobs()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert any("PENDING" in job for job in slurm.jobs()), slurm.jobs()
+        wizard.send_signal(signal.SIGINT)
+        _, err = wizard.communicate(timeout=30)
+        assert wizard.returncode == 130 and "Traceback" not in err, err
+        assert slurm.jobs() == [f"{holder[1]} RUNNING"]
+    finally:
+        slurm.run("scancel", holder[1])
     assert slurm.idle(), slurm.jobs()

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also try passwordless SSH from every host to every other, as mpirun will "
         "(N×(N-1) logins; past 64 hosts, the first host to all and back)",
     )
+    from wizard.slurm_report import slurm_options
+
+    slurm_options(doctor.add_argument_group("the nodes of a Slurm allocation, through srun"))
     fixing = doctor.add_argument_group("fixing (asks before changing anything)")
     fixing.add_argument(
         "--fix",
@@ -362,6 +365,10 @@ def doctor(args: argparse.Namespace) -> int:
             "--fix asks before changing anything: run it in a terminal, or pass "
             "--yes to apply the preferred fixes, or --dry-run to only show them"
         )
+    from wizard.slurm_report import doctor_slurm, wants_slurm
+
+    if wants_slurm(args):
+        return doctor_slurm(args)
     if (args.ssh_config or args.ssh_mesh) and not (args.hosts or args.hostfile):
         raise UsageError("--ssh-config and --ssh-mesh go with --hosts or --hostfile")
     if args.hosts or args.hostfile:

@@ -97,14 +97,12 @@ def load_snapshot(path: str | os.PathLike[str]) -> SnapshotHost:
     return SnapshotHost(data, source=file.name)
 
 
-def write_snapshot(host: Host, path: str | os.PathLike[str], *, note: str = "") -> Path:
-    """Write what `host` observed, atomically (a partial file never replaces a good one)."""
-    import yaml
-
+def snapshot_data(host: Host, *, note: str = "") -> dict[str, Any]:
+    """What `host` observed, as a snapshot file holds it."""
     from checks import REGISTRY
     from wizard import __version__
 
-    data = {
+    return {
         "wizard_snapshot": FORMAT,
         "recorded_by": f"wizard {__version__}",
         "recorded_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
@@ -115,6 +113,13 @@ def write_snapshot(host: Host, path: str | os.PathLike[str], *, note: str = "") 
         "checks": sorted(REGISTRY),
         "observations": {kind: dict(sorted(host.observations[kind].items())) for kind in KINDS},
     }
+
+
+def write_snapshot(host: Host, path: str | os.PathLike[str], *, note: str = "") -> Path:
+    """Write what `host` observed, atomically (a partial file never replaces a good one)."""
+    import yaml
+
+    data = snapshot_data(host, note=note)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
