@@ -16,6 +16,7 @@ from checks import (
     nccl,
     python,
     rdma,
+    slurm,
     system,
     torch,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "nccl",
     "python",
     "rdma",
+    "slurm",
     "system",
     "torch",
 ]

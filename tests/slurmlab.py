@@ -27,6 +27,7 @@ import pytest
 MUNGED = "/usr/sbin/munged"
 SLURMCTLD = "/usr/sbin/slurmctld"
 SLURMD = "/usr/sbin/slurmd"
+PLUGINS = next(Path("/usr/lib").glob("*/slurm-wlm"), Path("/usr/lib/slurm-wlm"))  # Debian's
 GPU_FILES = ("/dev/null", "/dev/zero")  # two "GPUs" a node
 START_TIMEOUT_S = 30
 
@@ -61,8 +62,13 @@ def _free_ports(count: int) -> list[int]:
 class SlurmLab:
     """`with SlurmLab(folder, 3) as lab:` a cluster of nodes n1..n3; `lab.env` for clients."""
 
-    def __init__(self, folder: Path, count: int = 3, *, cpus: int = 2) -> None:
+    def __init__(
+        self, folder: Path, count: int = 3, *, cpus: int = 2, without: tuple[str, ...] = ()
+    ) -> None:
+        """`without`: Slurm plugins (file names' starts, e.g. `mpi_pmix`) this cluster
+        lacks, as a site that never built them would."""
         self.folder = folder
+        self.without = without
         self.nodes = [f"n{i}" for i in range(1, count + 1)]
         self.cpus = cpus
         self.conf = folder / "slurm.conf"
@@ -118,9 +124,14 @@ class SlurmLab:
     def _config(self) -> None:
         ctld_port, *node_ports = _free_ports(1 + len(self.nodes))
         folder = self.folder
-        for sub in ("state", "spool"):
-            (folder / sub).mkdir()
-        lines = [
+        for sub in (
+            "state",
+            *(f"spool/{n}" for n in self.nodes),
+            *(f"tmp/{n}" for n in self.nodes),
+        ):
+            (folder / sub).mkdir(parents=True)
+        lines = [f"PluginDir={self._plugins()}"] if self.without else []
+        lines += [
             "ClusterName=wizlab",
             "SlurmctldHost=localhost(127.0.0.1)",
             f"SlurmctldPort={ctld_port}",
@@ -134,6 +145,7 @@ class SlurmLab:
             f"SlurmdPidFile={folder / 'slurmd-%n.pid'}",
             f"SlurmctldLogFile={folder / 'slurmctld.log'}",
             f"SlurmdLogFile={folder / 'slurmd-%n.log'}",
+            f"TmpFS={folder / 'tmp'}/%n",
             "ProctrackType=proctrack/pgid",
             "TaskPlugin=task/none",
             "SelectType=select/cons_tres",
@@ -170,6 +182,15 @@ class SlurmLab:
         (folder / "gres.conf").write_text(
             "".join(f"NodeName={n} Name=gpu File={','.join(GPU_FILES)}\n" for n in self.nodes)
         )
+
+    def _plugins(self) -> Path:
+        """A plugin folder of links to Debian's plugins, less those in `without`."""
+        folder = self.folder / "plugins"
+        folder.mkdir()
+        for plugin in PLUGINS.glob("*.so"):
+            if not plugin.name.startswith(self.without):
+                (folder / plugin.name).symlink_to(plugin)
+        return folder
 
     def _start(self, argv: list[str], log: Path) -> None:
         with log.open("wb") as out:

@@ -11,8 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.cli import run_wizard
-from tests.slurmlab import SlurmLab, slurm_fixture  # noqa: F401 (the `slurm` fixture)
+from tests.slurmlab import SlurmLab, available, slurm_fixture  # noqa: F401 (the `slurm` fixture)
 
 
 def test_the_lab_runs_a_step_on_every_node_with_its_gpus(slurm: SlurmLab) -> None:
@@ -138,3 +140,53 @@ def test_ctrl_c_while_salloc_pends_takes_the_request_back(slurm: SlurmLab) -> No
     finally:
         slurm.run("scancel", holder[1])
     assert slurm.idle(), slurm.jobs()
+
+
+def _slurm_finding(env: dict[str, str]) -> dict:
+    done = run_wizard(env, "doctor", "--json")
+    assert "Traceback" not in done.stderr, done.stderr
+    return next(f for f in json.loads(done.stdout)["findings"] if f["id"] == "slurm")
+
+
+def test_the_slurm_finding_reads_the_cluster_and_picks_pmix_for_open_mpi(
+    slurm: SlurmLab,
+) -> None:
+    finding = _slurm_finding(slurm.env)
+    facts = finding["facts"]
+    assert finding["status"] == "ok", finding
+    assert facts["slurm.version"] == "22.05.8"
+    assert facts["slurm.partitions"] == "debug" and facts["slurm.gpu_gres"] == "debug:gpu:2"
+    assert {"pmix", "pmi2"} <= set(facts["slurm.mpi_plugins"].split(","))
+    assert facts["slurm.launch"] == "pmix"
+    assert "srun --mpi=pmix starts Open MPI 4.1" in finding["summary"]
+    assert any("ompi_info's pmix components: ext3x" in d for d in finding["details"])
+
+
+def test_the_slurm_finding_starts_mpich_with_pmi2(slurm: SlurmLab, tmp_path: Path) -> None:
+    mpich = tmp_path / "mpich-bin"
+    mpich.mkdir()
+    for tool in ("mpirun", "mpicc", "mpiexec", "mpichversion"):
+        target = "/usr/bin/mpichversion" if tool == "mpichversion" else f"/usr/bin/{tool}.mpich"
+        (mpich / tool).symlink_to(target)
+    finding = _slurm_finding({**slurm.env, "PATH": f"{mpich}:{os.environ['PATH']}"})
+    assert finding["facts"]["slurm.launch"] == "pmi2", finding
+    assert "srun --mpi=pmi2 starts MPICH 4.0" in finding["summary"]
+
+
+def test_a_slurm_without_pmi_plugins_falls_back_to_mpirun(tmp_path: Path) -> None:
+    why = available()
+    if why:
+        pytest.skip(why)
+    with SlurmLab(tmp_path, 1, without=("mpi_pmix", "mpi_pmi2")) as lab:
+        finding = _slurm_finding(lab.env)
+    assert finding["status"] == "warn", finding
+    assert finding["facts"]["slurm.launch"] == "mpirun"
+    assert "pmix" not in finding["facts"]["slurm.mpi_plugins"]
+    assert "srun cannot start Open MPI 4.1" in finding["summary"]
+    assert "mpirun inside the allocation" in finding["summary"]
+    assert "pmix plugin" in " ".join(finding["fixes"][0]["commands"])
+
+
+def test_no_srun_skips_the_slurm_finding(tmp_path: Path) -> None:
+    finding = _slurm_finding({**os.environ, "PATH": str(tmp_path)})
+    assert finding["status"] == "skip" and "no Slurm client tools" in finding["summary"]
