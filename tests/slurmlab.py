@@ -74,7 +74,9 @@ class SlurmLab:
         self.conf = folder / "slurm.conf"
         self.munge_socket = folder / "munge" / "munge.socket"
         self._daemons: list[subprocess.Popen[bytes]] = []
-        self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
+        # Open MPI's shared-memory transport would mix up ranks of "nodes" that are one
+        # machine (its segments are named by the host): TCP between all ranks.
+        self.env = {**os.environ, "SLURM_CONF": str(self.conf), "OMPI_MCA_btl": "self,tcp"}
         for name in [k for k in self.env if k.startswith(("SLURM_", "SALLOC_", "SBATCH_"))]:
             if name != "SLURM_CONF":
                 del self.env[name]  # a lab inside a real allocation is still the lab

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -190,3 +191,51 @@ def test_a_slurm_without_pmi_plugins_falls_back_to_mpirun(tmp_path: Path) -> Non
 def test_no_srun_skips_the_slurm_finding(tmp_path: Path) -> None:
     finding = _slurm_finding({**os.environ, "PATH": str(tmp_path)})
     assert finding["status"] == "skip" and "no Slurm client tools" in finding["summary"]
+
+
+# -- runs across the nodes ---------------------------------------------------------------------
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "flagcx-like"
+SMALL = "perf_args=-b 128K -e 1M -f 2 -p 1"
+
+
+@pytest.fixture
+def state_env(slurm: SlurmLab, tmp_path: Path) -> dict[str, str]:
+    return {**slurm.env, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
+
+
+def _flagcx(src: Path, *more: str) -> list[str]:
+    return [
+        "run", "flagcx", "--force", "--yes", "--slurm", "-N2", "--gpus-per-node=1",
+        "--set", f"src={src}", "--set", SMALL, *more,
+    ]  # fmt: skip
+
+
+def _saved(env: dict[str, str]) -> dict:
+    return json.loads(run_wizard(env, "status", "--json").stdout)
+
+
+@pytest.mark.integration
+def test_flagcx_across_two_nodes_with_mpirun_inside_the_allocation(
+    slurm: SlurmLab, tmp_path: Path, state_env: dict[str, str]
+) -> None:
+    """The nodes share this machine's disk: one build here; then mpirun places a rank on
+    each node and starts them through Slurm (no SSH anywhere), and the job is given back."""
+    src = tmp_path / "FlagCX"
+    shutil.copytree(FIXTURE, src)
+    with slurm.node_env("n1", LAB_HOST="n1"), slurm.node_env("n2", LAB_HOST="n2"):
+        done = run_wizard(state_env, *_flagcx(src), timeout=300)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert re.search(r"Slurm job (\d+) \(asked for by the wizard\): 2 node\(s\) n1, n2", out)
+    assert f"# here, for n1, n2 (they share {src})" in out
+    run = _saved(state_env)
+    allreduce = run["steps"]["allreduce"]
+    assert "--mca ras '^slurm' --host n1:1,n2:1" in allreduce["command"]
+    log = Path(allreduce["log"]).read_text()
+    assert "rank 0 runs on n1" in log and "rank 1 runs on n2" in log
+    assert len(allreduce["results"]["table"]) == 4
+    assert run["steps"]["unittest"]["results"] == {"passed": 2, "failed": 0, "ranks": 2}
+    assert run["cluster"]["slurm"]["request"]["nodes"] == 2
+    assert "Giving back Slurm job" in out
+    assert slurm.idle(), slurm.jobs()

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 def build_parser() -> argparse.ArgumentParser:
     from wizard.paths import recipe_ids
+    from wizard.slurm_report import slurm_options
 
     parser = argparse.ArgumentParser(
         prog="wizard",
@@ -79,8 +80,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="also try passwordless SSH from every host to every other, as mpirun will "
         "(N×(N-1) logins; past 64 hosts, the first host to all and back)",
     )
-    from wizard.slurm_report import slurm_options
-
     slurm_options(doctor.add_argument_group("the nodes of a Slurm allocation, through srun"))
     fixing = doctor.add_argument_group("fixing (asks before changing anything)")
     fixing.add_argument(
@@ -162,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         "across hosts, over SSH (builds on every host, then one launch over all)"
     )
     _host_options(across)
+    slurm_options(run.add_argument_group("across the nodes of a Slurm allocation, through srun"))
 
     resume = commands.add_parser(
         "resume",

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wizard.console import Console
 from wizard.engine import recipe as recipes
@@ -33,6 +33,9 @@ from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from wizard.host import LocalHost
 from wizard.hosts_report import hosts_of
 from wizard.paths import writable_state_dir
+
+if TYPE_CHECKING:
+    from wizard.engine.fleet import HostResult
 
 
 def _load(name: str) -> recipes.Recipe:
@@ -136,10 +139,8 @@ def _across(
     run_dir: Path,
     out: Console,
 ) -> Across | None:
-    """The doctor on every host, then the cluster; None (after saying why) when a host
-    cannot be reached, or (without --force) blocks the recipe or differs where it must not."""
+    """The doctor on every host over SSH, then the cluster, as judged() finds it."""
     from wizard.engine.cluster import discover
-    from wizard.engine.fleet import differences
     from wizard.host.ssh import SshHost
 
     if args.ssh_config and not Path(args.ssh_config).is_file():
@@ -158,6 +159,23 @@ def _across(
         ssh_config=args.ssh_config,
         ranks_per_host=int(per_host) if per_host and per_host.isdigit() else None,
     )
+    return judged(recipe, results, cluster, args, answers, run_dir, out, "--hosts ...")
+
+
+def judged(
+    recipe: recipes.Recipe,
+    results: list[HostResult],
+    cluster: Cluster,
+    args: argparse.Namespace,
+    answers: dict[str, str],
+    run_dir: Path,
+    out: Console,
+    hosts_option: str,
+) -> Across | None:
+    """The run across the hosts the doctor reached; None (after saying why) when a host
+    cannot be reached, or (without --force) blocks the recipe or differs where it must not."""
+    from wizard.engine.fleet import differences
+
     stop = False
     for result, host in zip(results, cluster.hosts, strict=True):
         if result.report is None:
@@ -177,7 +195,7 @@ def _across(
             out.write(f"  ({diff.why})")
             stop |= not args.force
     if stop:
-        out.write("Run `wizard doctor --hosts ...` for the details, or pass --force.")
+        out.write(f"Run `wizard doctor {hosts_option}` for the details, or pass --force.")
         return None
     for label in cluster.one_gpu_hosts():
         out.write(
@@ -280,6 +298,12 @@ def run(args: argparse.Namespace) -> int:
         except st.StateError as exc:
             out.write(f"warning: {exc}")
             state = None
+    from wizard.slurm_report import wants_slurm
+
+    if wants_slurm(args):
+        from wizard.slurm_run import run_on_slurm
+
+        return run_on_slurm(recipe, args, state, answers, facts, out)
     specs = hosts_of(args)
     if state is None:
         state = st.new_run(recipe.id, str(recipe.path), [s.id for s in recipe.steps], answers)
@@ -314,6 +338,11 @@ def resume(args: argparse.Namespace) -> int:
     answers = {**state.answers, **_sets(args.sets)}
     state.answers = answers
     across = None
+    if state.cluster and "slurm" in state.cluster:  # a new allocation, as the run asked
+        from wizard.slurm_run import run_on_slurm
+
+        saved = state.cluster["slurm"]["request"]
+        return run_on_slurm(recipe, args, state, answers, facts, out, saved_request=saved)
     if state.cluster:  # the hosts the run started with
         args.ssh_config = state.cluster.get("ssh_config")
         specs = Cluster.specs_from(state.cluster)

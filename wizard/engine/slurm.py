@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from wizard.engine.cluster import Cluster, RunHost
 from wizard.engine.hostlist import HostSpec
 from wizard.host.local import capture
 
@@ -311,3 +312,96 @@ def _step(argv: list[str], timeout: float) -> tuple[str, str]:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.communicate(timeout=15)
         raise
+
+
+# -- a run across the nodes -----------------------------------------------------------------
+
+
+@dataclass
+class SlurmCluster(Cluster):
+    """A run's hosts as the nodes of an allocation: commands on a node are job steps
+    (srun), and mpirun starts its daemons through Slurm too, so no SSH is needed."""
+
+    allocation: Allocation | None = None
+    request: Request = field(default_factory=Request)
+
+    @property
+    def job(self) -> Allocation:
+        assert self.allocation is not None
+        return self.allocation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "slurm": {"request": asdict(self.request)}}
+
+    def ssh_argv(self, host: RunHost, *, tty: bool = False) -> list[str]:
+        """The command that runs a shell script on a node (the script comes after it, as
+        for ssh): a one-task job step there, its output unbuffered so lines stream, and
+        ended with its processes when srun is stopped (tty or not)."""
+        step = [f"--nodelist={host.spec.name}", "--nodes=1", "--ntasks=1", "--unbuffered"]
+        return [*self.job.srun(*step, "--job-name=wizard"), "sh", "-c"]
+
+    def launcher_flags(self, flavor: str) -> list[str]:
+        """mpirun inside the allocation: its daemons start through srun (Open MPI's plm
+        slurm, MPICH's hydra bootstrap), the ranks placed on the nodes, a slot per GPU."""
+        placed = ",".join(f"{h.spec.name}:{h.slots}" for h in self.hosts)
+        if flavor in ("MPICH", "Intel MPI"):
+            return ["-hosts", placed]
+        # Slurm's own slot count is the tasks asked for (often one a node); the hosts and
+        # slots come from --host instead, the launch still goes through Slurm.
+        return ["--mca", "ras", "^slurm", "--host", placed]
+
+    def launcher_env(self, flavor: str) -> dict[str, str]:
+        """What salloc gives its shell, so mpirun (and any srun in a step) runs as part of
+        the job; steps share the nodes with each other (SLURM_OVERLAP)."""
+        job = self.job
+        env = {
+            "SLURM_JOB_ID": job.job_id,
+            "SLURM_JOBID": job.job_id,
+            "SLURM_JOB_NODELIST": ",".join(job.nodes),
+            "SLURM_NODELIST": ",".join(job.nodes),
+            "SLURM_JOB_NUM_NODES": str(len(job.nodes)),
+            "SLURM_NNODES": str(len(job.nodes)),
+            "SLURM_OVERLAP": "1",
+        }
+        if job.gpus_per_node:
+            env["SLURM_GPUS_PER_NODE"] = str(job.gpus_per_node)
+        return env
+
+    def cancel_steps(self) -> list[str]:
+        """scancel the job steps the wizard started that are still running (a stopped
+        srun's step may outlive it for a moment); their ids."""
+        done = capture(["squeue", "-h", "-s", f"--jobs={self.job.job_id}", "-o", "%i %j"], 30)
+        mine = [
+            words[0]
+            for words in (line.split() for line in done.stdout.splitlines())
+            if len(words) == 2 and words[1] in ("wizard", "orted", "hydra_bstrap_proxy")
+        ]
+        if mine:
+            capture(["scancel", *mine], 30)
+        return mine
+
+
+def discover(
+    allocation: Allocation,
+    request: Request,
+    *,
+    target: str | None = None,
+    ranks_per_host: int | None = None,
+) -> tuple[list[HostResult], SlurmCluster]:
+    """Every node's doctor (one step), and the cluster of the nodes. Slots: `ranks_per_host`,
+    else the allocation's GPUs a node, else the node's GPU count, else its tasks, else 1."""
+    from wizard.engine.run import recipe_facts
+
+    results = doctor_nodes(allocation, target=target)
+    hosts = []
+    for index, result in enumerate(results):
+        facts = recipe_facts(result.report) if result.report else {}
+        slots = (
+            ranks_per_host
+            or allocation.gpus_per_node
+            or int(facts.get("gpu.count") or 0)
+            or allocation.slots(index)
+            or 1
+        )
+        hosts.append(RunHost(result.spec, slots, facts))
+    return results, SlurmCluster(hosts, allocation=allocation, request=request)
