@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -238,4 +239,53 @@ def test_flagcx_across_two_nodes_with_mpirun_inside_the_allocation(
     assert run["steps"]["unittest"]["results"] == {"passed": 2, "failed": 0, "ranks": 2}
     assert run["cluster"]["slurm"]["request"]["nodes"] == 2
     assert "Giving back Slurm job" in out
+    assert slurm.idle(), slurm.jobs()
+
+
+def _sleepers() -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes() == b"sleep\x004242\x00":
+                found.append(int(proc.name))
+    return found
+
+
+def test_ctrl_c_cancels_the_job_steps_and_resume_finishes_on_every_node(
+    slurm: SlurmLab, tmp_path: Path, state_env: dict[str, str]
+) -> None:
+    """A build on each node (through srun) is stopped with Ctrl-C: nothing is left running
+    (no step, no job, no process); `wizard resume` asks for nodes again and finishes."""
+    go = tmp_path / "go"
+    recipe = tmp_path / "slow.yaml"
+    recipe.write_text(
+        "id: slow\ntitle: Slow builds\nsteps:\n  - id: build\n    where: every-host\n"
+        f"    run: if [ -f {go} ]; then echo built on $SLURMD_NODENAME; "
+        "else exec sleep 4242; fi\n"
+    )
+    wizard = subprocess.Popen(
+        [sys.executable, "-m", "wizard", "run", str(recipe), "--yes", "--slurm", "-N2"],
+        env=state_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(_sleepers()) < 2:
+        assert time.monotonic() < deadline and wizard.poll() is None, "builds never started"
+        time.sleep(0.1)
+    assert len(slurm.steps()) == 2, slurm.steps()
+    wizard.send_signal(signal.SIGINT)
+    out, _ = wizard.communicate(timeout=60)
+    assert wizard.returncode == 130, out
+    assert "Stopped during build" in out and "Giving back Slurm job" in out
+    assert slurm.idle(), slurm.jobs()
+    assert slurm.steps() == [] and _sleepers() == []
+    build = _saved(state_env)["steps"]["build"]
+    assert {h["status"] for h in build["hosts"].values()} == {"cancelled"}
+
+    go.touch()
+    done = run_wizard(state_env, "resume", "--yes", timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"Slurm job \d+ \(asked for by the wizard\): 2 node\(s\) n1, n2", done.stdout)
+    build = _saved(state_env)["steps"]["build"]
+    logs = " ".join(Path(h["log"]).read_text() for h in build["hosts"].values())
+    assert "built on n1" in logs and "built on n2" in logs
     assert slurm.idle(), slurm.jobs()
