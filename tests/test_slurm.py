@@ -289,3 +289,32 @@ def test_ctrl_c_cancels_the_job_steps_and_resume_finishes_on_every_node(
     logs = " ".join(Path(h["log"]).read_text() for h in build["hosts"].values())
     assert "built on n1" in logs and "built on n2" in logs
     assert slurm.idle(), slurm.jobs()
+
+
+@pytest.mark.integration
+def test_batch_writes_submits_and_follows_the_job_to_its_end(
+    slurm: SlurmLab, tmp_path: Path, state_env: dict[str, str]
+) -> None:
+    src = tmp_path / "FlagCX"
+    shutil.copytree(FIXTURE, src)
+    done = run_wizard(state_env, *_flagcx(src, "--batch"), timeout=300)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    job = re.search(r"Submitted batch job (\d+)\.", out)
+    assert job, out
+    run = _saved(state_env)
+    script = Path(run["path"]).parent / "job.sbatch"
+    text = script.read_text()
+    assert "#SBATCH --nodes=2\n#SBATCH --gpus-per-node=1\n" in text
+    assert f"-m wizard resume --run {run['run_id']} --yes --force" in text
+    assert f"[job {job[1]}] RUNNING" in out
+    assert "Slurm job " + job[1] + " (yours): 2 node(s) n1, n2" in out  # the job's own wizard
+    assert f"Job {job[1]} ended: COMPLETED, exit code 0." in out
+    assert len(run["steps"]["allreduce"]["results"]["table"]) == 4
+    assert (Path(run["path"]).parent / f"slurm-{job[1]}.out").is_file()
+    assert slurm.idle(), slurm.jobs()
+
+
+def test_batch_without_slurm_is_a_usage_error() -> None:
+    done = run_wizard(dict(os.environ), "run", "flagcx", "--batch")
+    assert done.returncode == 2 and "--batch go(es) with --slurm" in done.stderr

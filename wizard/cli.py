@@ -161,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
         "across hosts, over SSH (builds on every host, then one launch over all)"
     )
     _host_options(across)
-    slurm_options(run.add_argument_group("across the nodes of a Slurm allocation, through srun"))
+    slurm_options(
+        run.add_argument_group("across the nodes of a Slurm allocation, through srun"), batch=True
+    )
 
     resume = commands.add_parser(
         "resume",

@@ -278,9 +278,12 @@ def _after(recipe: recipes.Recipe, out: Console, *, blocking: bool) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from wizard.slurm_report import check_slurm_args, wants_slurm
+
     out = Console()
     recipe = _load(args.recipe)
     answers = _sets(args.sets)
+    check_slurm_args(args)
     if args.start:
         _check_step(recipe, args.start)
     writable_state_dir()  # the run's state and logs: say so before the doctor and the build
@@ -298,8 +301,6 @@ def run(args: argparse.Namespace) -> int:
         except st.StateError as exc:
             out.write(f"warning: {exc}")
             state = None
-    from wizard.slurm_report import wants_slurm
-
     if wants_slurm(args):
         from wizard.slurm_run import run_on_slurm
 

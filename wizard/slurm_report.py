@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 SLURM_OPTIONS = ("nodes", "partition", "gpus_per_node", "time", "account")
 
 
-def slurm_options(group: argparse._ArgumentGroup) -> None:
+def slurm_options(group: argparse._ArgumentGroup, *, batch: bool = False) -> None:
     group.add_argument(
         "--slurm",
         action="store_true",
@@ -37,6 +37,13 @@ def slurm_options(group: argparse._ArgumentGroup) -> None:
         default=None,
         help="how long salloc may wait for the nodes before the wizard gives up (default 300)",
     )
+    if batch:
+        group.add_argument(
+            "--batch",
+            action="store_true",
+            help="with --slurm: write the run as an sbatch script (kept in the run folder), "
+            "submit it and follow the job and its output to the end",
+        )
 
 
 def _positive(text: str) -> int:
@@ -48,8 +55,7 @@ def _positive(text: str) -> int:
 def check_slurm_args(args: argparse.Namespace) -> None:
     """Slurm's options go with --slurm, and --slurm with no host list."""
     given = [f"--{o.replace('_', '-')}" for o in SLURM_OPTIONS if getattr(args, o, None)]
-    if args.slurm_wait:
-        given.append("--slurm-wait")
+    given += [f"--{o.replace('_', '-')}" for o in ("slurm_wait", "batch") if getattr(args, o, None)]
     if given and not args.slurm:
         raise UsageError(f"{', '.join(given)} go(es) with --slurm")
     if args.slurm and (getattr(args, "hosts", None) or getattr(args, "hostfile", None)):
@@ -58,7 +64,8 @@ def check_slurm_args(args: argparse.Namespace) -> None:
 
 def wants_slurm(args: argparse.Namespace) -> bool:
     """--slurm or any of its options (which check_slurm_args then refuses without it)."""
-    return bool(args.slurm or args.slurm_wait or any(getattr(args, o) for o in SLURM_OPTIONS))
+    extra = ("slurm_wait", "batch")
+    return bool(args.slurm or any(getattr(args, o, None) for o in (*SLURM_OPTIONS, *extra)))
 
 
 def request_of(args: argparse.Namespace) -> Request:

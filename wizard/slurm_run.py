@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from wizard.console import Console
 from wizard.engine import recipe as recipes
 from wizard.engine import state as st
-from wizard.errors import EXIT_FAILED
+from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from wizard.slurm_report import check_slurm_args, request_of
+
+if TYPE_CHECKING:
+    from wizard.engine.slurm import Request
 
 
 def run_on_slurm(
@@ -43,6 +48,8 @@ def run_on_slurm(
     wait_s = getattr(args, "slurm_wait", None) or DEFAULT_WAIT_S
     if state is None:
         state = st.new_run(recipe.id, str(recipe.path), [s.id for s in recipe.steps], answers)
+    if getattr(args, "batch", False):
+        return run_batch(recipe, args, state, answers, wanted, out)
     per_host = answers.get("gpus")
     try:
         with allocation(wanted, wait_s) as job:
@@ -59,7 +66,10 @@ def run_on_slurm(
             values = _values(recipe, facts, answers, state.folder, ask=not args.yes, across=across)
             state.answers = answers
             try:
-                return _go(recipe, state, values, out, start, across)
+                code = _go(recipe, state, values, out, start, across)
+                if code and (note := time_limit_note(job.job_id, state)):
+                    out.write(note)
+                return code
             finally:
                 if stopped := cluster.cancel_steps():
                     out.write(f"Cancelled the job steps left running: {', '.join(stopped)}")
@@ -68,3 +78,80 @@ def run_on_slurm(
     except SlurmError as exc:
         out.write(f"wizard: error: {exc}")
         return EXIT_FAILED
+
+
+def run_batch(
+    recipe: recipes.Recipe,
+    args: argparse.Namespace,
+    state: st.RunState,
+    answers: dict[str, str],
+    wanted: Request,
+    out: Console,
+) -> int:
+    """Write the run's sbatch script, submit it, follow the job and its output to the end,
+    then show the run's results as the job left them."""
+    from wizard.engine.sbatch import follow, script_text, submit, write_script
+    from wizard.engine.slurm import require_tools
+
+    require_tools()
+    state.answers = answers
+    state.cluster = {"hosts": [], "ssh_config": None, "slurm": {"request": asdict(wanted)}}
+    state.save()
+    text = script_text(
+        wanted, state.run_id, state.folder, Path.cwd(), force=args.force, name=f"wizard-{recipe.id}"
+    )
+    script = write_script(state.folder, text)
+    out.write(f"Batch script {script}:")
+    for line in text.splitlines():
+        out.write(out.paint(f"  {line}", "2"))
+    job = submit(script)
+    out.write(
+        f"Submitted batch job {job}. Following it (Ctrl-C stops following, not the job: "
+        f"`scancel {job}` does)."
+    )
+    summarised = f"State and logs: {state.folder}"
+    said: list[bool] = []  # whether the job's own wizard printed the run's summary
+
+    def line(text: str) -> None:
+        said.append(text.endswith(summarised))
+        out.write(text)
+
+    try:
+        end = follow(
+            job,
+            state.folder / f"slurm-{job}.out",
+            on_line=line,
+            on_state=lambda s: out.write(out.paint(f"[job {job}] {s}", "36")),
+        )
+    except KeyboardInterrupt:
+        out.write(
+            f"Stopped following job {job}; it goes on. `squeue -j {job}` shows it, "
+            f"`scancel {job}` stops it, `wizard status --run {state.run_id}` shows the run."
+        )
+        return EXIT_INTERRUPTED
+    code = f", exit code {end.exit_code}" if end.exit_code is not None else ""
+    out.write(f"Job {job} ended: {end.state}{code}.")
+    finished = st.load(state.run_id, set_aside=False)
+    if not any(said):  # the job ended before its wizard could say how the run went
+        out.summary(recipe, finished)
+    if end.state == "TIMEOUT":
+        out.write(_time_limit_words(job, end.time_limit, finished))
+    return EXIT_OK if end.state == "COMPLETED" and end.exit_code == 0 else EXIT_FAILED
+
+
+def time_limit_note(job_id: str, state: st.RunState) -> str | None:
+    """Why a run in an allocation failed, when it was the job's time limit."""
+    from wizard.engine.sbatch import ended
+
+    end = ended(job_id)
+    return _time_limit_words(job_id, end.time_limit, state) if end.state == "TIMEOUT" else None
+
+
+def _time_limit_words(job_id: str, limit: str, state: st.RunState) -> str:
+    stopped = [sid for sid, s in state.steps.items() if s.status in (st.FAILED, st.CANCELLED)]
+    step = stopped[-1] if stopped else "a step"
+    return (
+        f"Slurm job {job_id} reached its time limit ({limit or 'unknown'}) during {step}: "
+        f"ask for more with --time (e.g. --time=2:00:00), then `wizard resume --run "
+        f"{state.run_id}` continues from {step}."
+    )
