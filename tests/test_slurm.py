@@ -216,30 +216,53 @@ def _saved(env: dict[str, str]) -> dict:
     return json.loads(run_wizard(env, "status", "--json").stdout)
 
 
-@pytest.mark.integration
-def test_flagcx_across_two_nodes_with_mpirun_inside_the_allocation(
-    slurm: SlurmLab, tmp_path: Path, state_env: dict[str, str]
-) -> None:
-    """The nodes share this machine's disk: one build here; then mpirun places a rank on
-    each node and starts them through Slurm (no SSH anywhere), and the job is given back."""
-    src = tmp_path / "FlagCX"
+def _flagcx_on_two_nodes(lab: SlurmLab, src: Path, env: dict[str, str]) -> tuple[str, dict]:
+    """The FlagCX-like fixture's run on n1 and n2, each rank saying where it ran."""
     shutil.copytree(FIXTURE, src)
-    with slurm.node_env("n1", LAB_HOST="n1"), slurm.node_env("n2", LAB_HOST="n2"):
-        done = run_wizard(state_env, *_flagcx(src), timeout=300)
+    with lab.node_env("n1", LAB_HOST="n1"), lab.node_env("n2", LAB_HOST="n2"):
+        done = run_wizard(env, *_flagcx(src), timeout=300)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     assert re.search(r"Slurm job (\d+) \(asked for by the wizard\): 2 node\(s\) n1, n2", out)
-    assert f"# here, for n1, n2 (they share {src})" in out
-    run = _saved(state_env)
+    assert f"# here, for n1, n2 (they share {src})" in out  # one build, here
+    run = _saved(env)
     allreduce = run["steps"]["allreduce"]
-    assert "--mca ras '^slurm' --host n1:1,n2:1" in allreduce["command"]
     log = Path(allreduce["log"]).read_text()
     assert "rank 0 runs on n1" in log and "rank 1 runs on n2" in log
     assert len(allreduce["results"]["table"]) == 4
     assert run["steps"]["unittest"]["results"] == {"passed": 2, "failed": 0, "ranks": 2}
     assert run["cluster"]["slurm"]["request"]["nodes"] == 2
     assert "Giving back Slurm job" in out
-    assert slurm.idle(), slurm.jobs()
+    assert lab.idle(), lab.jobs()
+    return out, run
+
+
+@pytest.mark.integration
+def test_flagcx_across_two_nodes_started_by_srun_mpi_pmix(
+    slurm: SlurmLab, tmp_path: Path, state_env: dict[str, str]
+) -> None:
+    """Open MPI with PMIx and Slurm's pmix plugin: srun starts the ranks, no mpirun, no SSH."""
+    out, run = _flagcx_on_two_nodes(slurm, tmp_path / "FlagCX", state_env)
+    assert "Launch: srun --mpi=pmix starts the ranks" in out
+    command = run["steps"]["allreduce"]["command"]
+    assert "srun_as_mpirun.py --mpi=pmix --nodes=2 --ntasks-per-node=1 " in command
+    assert "-np 2 ./test_allreduce" in command and " -x " not in command
+    log = Path(run["steps"]["allreduce"]["log"]).read_text()
+    assert "+ srun --mpi=pmix --nodes=2 --ntasks-per-node=1 " in log
+
+
+@pytest.mark.integration
+def test_without_pmi_plugins_mpirun_runs_inside_the_allocation(tmp_path: Path) -> None:
+    """A Slurm built without pmix and pmi2: the launch falls back to mpirun, whose daemons
+    Slurm starts on the nodes (Open MPI's plm slurm)."""
+    if why := available():
+        pytest.skip(why)
+    (tmp_path / "lab").mkdir()
+    with SlurmLab(tmp_path / "lab", 2, without=("mpi_pmix", "mpi_pmi2")) as lab:
+        env = {**lab.env, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
+        out, run = _flagcx_on_two_nodes(lab, tmp_path / "FlagCX", env)
+    assert "Launch: mpirun inside the allocation" in out
+    assert "--mca ras '^slurm' --host n1:1,n2:1" in run["steps"]["allreduce"]["command"]
 
 
 def _sleepers() -> list[int]:

@@ -65,6 +65,11 @@ def run_on_slurm(
                 return EXIT_FAILED
             values = _values(recipe, facts, answers, state.folder, ask=not args.yes, across=across)
             state.answers = answers
+            launch = str(facts.get("slurm.launch") or "mpirun")
+            if launch != "mpirun" and cluster.srun_launch(values, launch):
+                out.write(f"Launch: srun --mpi={launch} starts the ranks (the slurm finding).")
+            else:
+                out.write("Launch: mpirun inside the allocation, its daemons started by srun.")
             try:
                 code = _go(recipe, state, values, out, start, across)
                 if code and (note := time_limit_note(job.job_id, state)):

@@ -367,6 +367,29 @@ class SlurmCluster(Cluster):
             env["SLURM_GPUS_PER_NODE"] = str(job.gpus_per_node)
         return env
 
+    def srun_launch(self, values: dict[str, Any], plugin: str) -> bool:
+        """Launch lines written for mpirun, started by `srun --mpi=PLUGIN` instead (one
+        task a GPU, the tasks Slurm's own); False, values unchanged, where the nodes take
+        different numbers of ranks (srun places the same number on each)."""
+        slots = {h.slots for h in self.hosts}
+        if len(slots) != 1:
+            return False
+        from wizard.paths import data_dir
+
+        tool = data_dir("steps") / "tools" / "srun_as_mpirun.py"
+        values["mpirun"] = sys.executable
+        values["mpi_flags"] = [str(tool)]
+        # srun passes the whole environment on: no -x/-genvlist for it (its -x is --exclude)
+        values["mpi_env"], values["mpi_flavor"] = [], "srun"
+        values["mpi_hosts"] = [
+            f"--mpi={plugin}",
+            f"--nodes={len(self.hosts)}",
+            f"--ntasks-per-node={slots.pop()}",
+            "--kill-on-bad-exit=1",
+            "--job-name=wizard",
+        ]
+        return True
+
     def cancel_steps(self) -> list[str]:
         """scancel the job steps the wizard started that are still running (a stopped
         srun's step may outlive it for a moment); their ids."""
