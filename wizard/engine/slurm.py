@@ -280,10 +280,10 @@ def doctor_nodes(
         return SnapshotHost(data, source=f"node {spec.name}")
 
     results = doctor_hosts(allocation.specs(), connect, target=target)
-    for result in results:  # the node's own doctor time, not the replay's
+    for result in results:  # the node's own time (its task's), not the replay's
         data = seen.get(result.spec.name)
         if data is not None:
-            result.wall_s = float(data.get("wall_s") or result.wall_s)
+            result.wall_s = float(data.get("task_s") or data.get("wall_s") or result.wall_s)
         if on_result:
             on_result(result)
     return results
