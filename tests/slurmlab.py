@@ -63,12 +63,21 @@ class SlurmLab:
     """`with SlurmLab(folder, 3) as lab:` a cluster of nodes n1..n3; `lab.env` for clients."""
 
     def __init__(
-        self, folder: Path, count: int = 3, *, cpus: int = 2, without: tuple[str, ...] = ()
+        self,
+        folder: Path,
+        count: int = 3,
+        *,
+        cpus: int = 2,
+        without: tuple[str, ...] = (),
+        node_tmp: bool = True,
     ) -> None:
         """`without`: Slurm plugins (file names' starts, e.g. `mpi_pmix`) this cluster
-        lacks, as a site that never built them would."""
+        lacks, as a site that never built them would. `node_tmp`: each node its own TmpFS;
+        without, the nodes' PMIx servers share /tmp and srun --mpi=pmix across nodes fails,
+        as it does where PMIx cannot set up."""
         self.folder = folder
         self.without = without
+        self.node_tmp = node_tmp
         self.nodes = [f"n{i}" for i in range(1, count + 1)]
         self.cpus = cpus
         self.conf = folder / "slurm.conf"
@@ -147,7 +156,7 @@ class SlurmLab:
             f"SlurmdPidFile={folder / 'slurmd-%n.pid'}",
             f"SlurmctldLogFile={folder / 'slurmctld.log'}",
             f"SlurmdLogFile={folder / 'slurmd-%n.log'}",
-            f"TmpFS={folder / 'tmp'}/%n",
+            *([f"TmpFS={folder / 'tmp'}/%n"] if self.node_tmp else []),
             "ProctrackType=proctrack/pgid",
             "TaskPlugin=task/none",
             "SelectType=select/cons_tres",

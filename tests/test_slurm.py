@@ -341,3 +341,28 @@ def test_batch_writes_submits_and_follows_the_job_to_its_end(
 def test_batch_without_slurm_is_a_usage_error() -> None:
     done = run_wizard(dict(os.environ), "run", "flagcx", "--batch")
     assert done.returncode == 2 and "--batch go(es) with --slurm" in done.stderr
+
+
+@pytest.mark.integration
+def test_srun_failing_to_start_pmix_ranks_says_so_and_resume_uses_mpirun(tmp_path: Path) -> None:
+    """Slurm lists pmix, but its servers of two nodes on one machine share /tmp and the
+    step's launch fails: srun's words, then `resume --slurm-mpirun` finishes with mpirun."""
+    if why := available():
+        pytest.skip(why)
+    (tmp_path / "lab").mkdir()
+    src = tmp_path / "FlagCX"
+    shutil.copytree(FIXTURE, src)
+    with SlurmLab(tmp_path / "lab", 2, node_tmp=False) as lab:
+        env = {**lab.env, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
+        done = run_wizard(env, *_flagcx(src), timeout=300)
+        out = done.stdout + done.stderr
+        assert done.returncode == 1 and "Traceback" not in out, out
+        run_id = _saved(env)["run_id"]
+        assert "srun could not start allreduce's ranks (srun: error: " in out
+        assert f"wizard resume --run {run_id} --slurm-mpirun" in out
+        assert lab.idle(), lab.jobs()
+        done = run_wizard(env, "resume", "--yes", "--force", "--slurm-mpirun", timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Launch: mpirun inside the allocation" in done.stdout
+        assert len(_saved(env)["steps"]["allreduce"]["results"]["table"]) == 4
+        assert lab.idle(), lab.jobs()

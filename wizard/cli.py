@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 def build_parser() -> argparse.ArgumentParser:
     from wizard.paths import recipe_ids
-    from wizard.slurm_report import slurm_options
+    from wizard.slurm_report import launch_option, slurm_options
 
     parser = argparse.ArgumentParser(
         prog="wizard",
@@ -173,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     resume.add_argument("--run", metavar="RUN_ID", help="which run (default: the latest)")
     _run_options(resume)
+    launch_option(resume)
 
     status = commands.add_parser("status", help="show the steps and results of a saved run")
     status.add_argument("--run", metavar="RUN_ID", help="which run (default: the latest)")

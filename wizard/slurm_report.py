@@ -38,12 +38,22 @@ def slurm_options(group: argparse._ArgumentGroup, *, batch: bool = False) -> Non
         help="how long salloc may wait for the nodes before the wizard gives up (default 300)",
     )
     if batch:
+        launch_option(group)
         group.add_argument(
             "--batch",
             action="store_true",
             help="with --slurm: write the run as an sbatch script (kept in the run folder), "
             "submit it and follow the job and its output to the end",
         )
+
+
+def launch_option(group: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
+    group.add_argument(
+        "--slurm-mpirun",
+        action="store_true",
+        help="with --slurm: launch with mpirun inside the allocation even where the slurm "
+        "finding says srun --mpi=pmix|pmi2 can start the MPI",
+    )
 
 
 def _positive(text: str) -> int:
@@ -55,7 +65,11 @@ def _positive(text: str) -> int:
 def check_slurm_args(args: argparse.Namespace) -> None:
     """Slurm's options go with --slurm, and --slurm with no host list."""
     given = [f"--{o.replace('_', '-')}" for o in SLURM_OPTIONS if getattr(args, o, None)]
-    given += [f"--{o.replace('_', '-')}" for o in ("slurm_wait", "batch") if getattr(args, o, None)]
+    given += [
+        f"--{o.replace('_', '-')}"
+        for o in ("slurm_wait", "batch", "slurm_mpirun")
+        if getattr(args, o, None)
+    ]
     if given and not args.slurm:
         raise UsageError(f"{', '.join(given)} go(es) with --slurm")
     if args.slurm and (getattr(args, "hosts", None) or getattr(args, "hostfile", None)):
@@ -64,7 +78,7 @@ def check_slurm_args(args: argparse.Namespace) -> None:
 
 def wants_slurm(args: argparse.Namespace) -> bool:
     """--slurm or any of its options (which check_slurm_args then refuses without it)."""
-    extra = ("slurm_wait", "batch")
+    extra = ("slurm_wait", "batch", "slurm_mpirun")
     return bool(args.slurm or any(getattr(args, o, None) for o in (*SLURM_OPTIONS, *extra)))
 
 

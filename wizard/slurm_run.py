@@ -66,13 +66,15 @@ def run_on_slurm(
             values = _values(recipe, facts, answers, state.folder, ask=not args.yes, across=across)
             state.answers = answers
             launch = str(facts.get("slurm.launch") or "mpirun")
+            if getattr(args, "slurm_mpirun", False):
+                launch = "mpirun"
             if launch != "mpirun" and cluster.srun_launch(values, launch):
                 out.write(f"Launch: srun --mpi={launch} starts the ranks (the slurm finding).")
             else:
                 out.write("Launch: mpirun inside the allocation, its daemons started by srun.")
             try:
                 code = _go(recipe, state, values, out, start, across)
-                if code and (note := time_limit_note(job.job_id, state)):
+                if code and (note := time_limit_note(job.job_id, state) or refusal_note(state)):
                     out.write(note)
                 return code
             finally:
@@ -103,7 +105,14 @@ def run_batch(
     state.cluster = {"hosts": [], "ssh_config": None, "slurm": {"request": asdict(wanted)}}
     state.save()
     text = script_text(
-        wanted, state.run_id, state.folder, Path.cwd(), force=args.force, name=f"wizard-{recipe.id}"
+        wanted,
+        state.run_id,
+        state.folder,
+        Path.cwd(),
+        flags=[
+            f for f, on in (("--force", args.force), ("--slurm-mpirun", args.slurm_mpirun)) if on
+        ],
+        name=f"wizard-{recipe.id}",
     )
     script = write_script(state.folder, text)
     out.write(f"Batch script {script}:")
@@ -142,6 +151,27 @@ def run_batch(
     if end.state == "TIMEOUT":
         out.write(_time_limit_words(job, end.time_limit, finished))
     return EXIT_OK if end.state == "COMPLETED" and end.exit_code == 0 else EXIT_FAILED
+
+
+def refusal_note(state: st.RunState) -> str | None:
+    """What to do when srun could not start a launch step's ranks (a PMI plugin that is
+    listed but fails, as PMIx does where its servers cannot set up): srun's words, and
+    mpirun inside the allocation instead."""
+    for step_id, saved in state.steps.items():
+        if saved.status != st.FAILED or "srun_as_mpirun.py" not in (saved.command or ""):
+            continue
+        try:
+            lines = Path(saved.log).read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        said = [ln.strip() for ln in lines if ln.startswith("srun: error:")]
+        if said:
+            return (
+                f"srun could not start {step_id}'s ranks ({said[0]}). Launch with mpirun "
+                f"inside the allocation instead: wizard resume --run {state.run_id} "
+                "--slurm-mpirun"
+            )
+    return None
 
 
 def time_limit_note(job_id: str, state: st.RunState) -> str | None:

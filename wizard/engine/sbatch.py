@@ -27,12 +27,12 @@ _LIMIT = re.compile(r"\bTimeLimit=(\S+)")
 
 
 def script_text(
-    request: Request, run_id: str, run_dir: Path, workdir: Path, *, force: bool, name: str
+    request: Request, run_id: str, run_dir: Path, workdir: Path, *, flags: list[str], name: str
 ) -> str:
+    """The script; `flags` go to `wizard resume` in the job (--force, --slurm-mpirun)."""
     options = [f"--job-name={name}", f"--chdir={workdir}", f"--output={run_dir}/slurm-%j.out"]
     options += request.salloc_args()
-    resume = [sys.executable, "-m", "wizard", "resume", "--run", run_id, "--yes"]
-    resume += ["--force"] if force else []
+    resume = [sys.executable, "-m", "wizard", "resume", "--run", run_id, "--yes", *flags]
     lines = [
         "#!/bin/bash",
         f"# wizard run {run_id} as a batch job: `sbatch {run_dir}/job.sbatch` submits it",
