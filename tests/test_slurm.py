@@ -366,3 +366,18 @@ def test_srun_failing_to_start_pmix_ranks_says_so_and_resume_uses_mpirun(tmp_pat
         assert "Launch: mpirun inside the allocation" in done.stdout
         assert len(_saved(env)["steps"]["allreduce"]["results"]["table"]) == 4
         assert lab.idle(), lab.jobs()
+
+
+def test_a_node_where_the_doctor_cannot_start_is_named_with_its_words(slurm: SlurmLab) -> None:
+    """n2's tasks get a PYTHONHOME with no Python in it: its doctor never starts."""
+    with slurm.node_env("n2", PYTHONHOME="/nonexistent"):
+        code, data = _doctor_json(slurm, "--slurm", "-N2")
+    n1, n2 = data["hosts"]
+    assert n1["reachable"] is True and n2["reachable"] is False
+    assert n2["error"] == (
+        "the doctor gave no result on n2: ModuleNotFoundError: No module named 'encodings' "
+        "(task 1: Exited with exit code 1)"
+    )
+    assert n2["fixes"] == ["srun -N1 -w n2 python3 -m wizard doctor   # its own words"]
+    assert data["ok"] is False and code == 1
+    assert slurm.idle(), slurm.jobs()

@@ -264,19 +264,27 @@ def doctor_nodes(
     )  # fmt: skip
     out, err = _step(argv, timeout)
     seen = decode(out.splitlines())
-    said: dict[str, list[str]] = {node: [] for node in allocation.nodes}
+    printed: dict[str, list[str]] = {node: [] for node in allocation.nodes}  # the task's own
+    srun_said: dict[str, list[str]] = {}  # srun's: `srun: error: n2: task 1: Exited ...`
     for line in err.splitlines():
         task, _, text = line.partition(": ")
-        if match := _SRUN_NODE.match(line):  # srun's own: `srun: error: n2: task 1: ...`
-            said.setdefault(match[1], []).append(match[2])
+        if match := _SRUN_NODE.match(line):
+            srun_said.setdefault(match[1], []).append(match[2])
         elif task.strip().isdigit() and int(task) < len(allocation.nodes) and text.strip():
-            said[allocation.nodes[int(task)]].append(text.strip())  # what the task printed
+            printed[allocation.nodes[int(task)]].append(text.strip())
 
     def connect(spec: HostSpec) -> SnapshotHost:
         data = seen.get(spec.name)
         if data is None:
-            words = said.get(spec.name) or ["its task printed nothing"]
-            raise SlurmError(f"the doctor gave no result on {spec.name}: {words[-1]}")
+            own = printed.get(spec.name, [])
+            srun = srun_said.get(spec.name, [])
+            # a traceback's last line, or a fatal error's first: the last that says error
+            errors = [line for line in own if "rror" in line] or own
+            why = errors[-1] if errors else "its task printed nothing"
+            raise SlurmError(
+                f"the doctor gave no result on {spec.name}: {why}"
+                + (f" ({srun[-1]})" if srun else "")
+            )
         return SnapshotHost(data, source=f"node {spec.name}")
 
     results = doctor_hosts(allocation.specs(), connect, target=target)
