@@ -381,3 +381,11 @@ def test_a_node_where_the_doctor_cannot_start_is_named_with_its_words(slurm: Slu
     assert n2["fixes"] == ["srun -N1 -w n2 python3 -m wizard doctor   # its own words"]
     assert data["ok"] is False and code == 1
     assert slurm.idle(), slurm.jobs()
+
+
+def test_batch_refused_by_sbatch_says_its_words(slurm: SlurmLab, state_env: dict[str, str]) -> None:
+    done = run_wizard(state_env, "run", "flagcx", "--force", "--yes", "--slurm", "--batch",
+                      "-p", "nosuch")  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout
+    assert "sbatch refused " in done.stdout and "nvalid partition" in done.stdout
+    assert slurm.jobs() == []

@@ -48,10 +48,10 @@ def run_on_slurm(
     wait_s = getattr(args, "slurm_wait", None) or DEFAULT_WAIT_S
     if state is None:
         state = st.new_run(recipe.id, str(recipe.path), [s.id for s in recipe.steps], answers)
-    if getattr(args, "batch", False):
-        return run_batch(recipe, args, state, answers, wanted, out)
     per_host = answers.get("gpus")
     try:
+        if getattr(args, "batch", False):
+            return run_batch(recipe, args, state, answers, wanted, out)
         with allocation(wanted, wait_s) as job:
             out.write(job.describe())
             out.write(f"Checking {len(job.nodes)} nodes through srun ...")

@@ -21,6 +21,7 @@ from wizard.engine.slurm import Request, SlurmError
 from wizard.host.local import capture
 
 POLL_S = 1.0
+MAX_FAILURES = 60  # squeue answers in a row that are errors, before following gives up
 _STATE = re.compile(r"\bJobState=(\S+)")
 _EXIT = re.compile(r"\bExitCode=(\d+):(\d+)")
 _LIMIT = re.compile(r"\bTimeLimit=(\S+)")
@@ -92,10 +93,17 @@ def follow(
         for line in lines:
             on_line(line)
 
+    failures = 0
     while True:
         done = capture(["squeue", "-h", "-j", job_id, "-o", "%T"], 30)
-        state = done.stdout.strip() if done.returncode == 0 else ""
         read_more()
+        if done.returncode != 0:  # a busy controller: ask again, a while
+            failures += 1
+            if failures > MAX_FAILURES:
+                raise SlurmError(f"squeue cannot say how job {job_id} is: {done.stderr.strip()}")
+            time.sleep(poll_s)
+            continue
+        failures, state = 0, done.stdout.strip()
         if not state:
             break
         if state != seen_state and on_state:
