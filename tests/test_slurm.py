@@ -197,6 +197,7 @@ def test_no_srun_skips_the_slurm_finding(tmp_path: Path) -> None:
 # -- runs across the nodes ---------------------------------------------------------------------
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "flagcx-like"
+DATA = Path(__file__).resolve().parent / "data"
 SMALL = "perf_args=-b 128K -e 1M -f 2 -p 1"
 
 
@@ -389,3 +390,30 @@ def test_batch_refused_by_sbatch_says_its_words(slurm: SlurmLab, state_env: dict
     assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout
     assert "sbatch refused " in done.stdout and "nvalid partition" in done.stdout
     assert slurm.jobs() == []
+
+
+def test_a_job_ended_by_its_time_limit_names_the_step_and_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """scontrol's real answer for a job past its limit (tests/data), from a stand-in that
+    prints it: the message names the job, its limit, the step it stopped and --time."""
+    from wizard.engine import state as st
+    from wizard.engine.sbatch import Ended, ended
+    from wizard.slurm_run import time_limit_note
+
+    recorded = DATA / "slurm-22.05-scontrol-show-job-timeout.txt"
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "scontrol").write_text(f"#!/bin/sh\ncat {recorded}\n")
+    (tools / "scontrol").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert ended("1") == Ended("TIMEOUT", 0, "00:01:00")
+    state = st.new_run("flagcx", "flagcx.yaml", ["build", "allreduce"], {})
+    state.step("build").status, state.step("allreduce").status = st.DONE, st.FAILED
+    note = time_limit_note("1", state)
+    assert note == (
+        "Slurm job 1 reached its time limit (00:01:00) during allreduce: ask for more with "
+        "--time (e.g. --time=2:00:00), then `wizard resume --run "
+        f"{state.run_id}` continues from allreduce."
+    )
