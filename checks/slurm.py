@@ -17,6 +17,9 @@ from checks.base import Context, Finding, Fix, check
 
 _VERSION = re.compile(r"slurm(?:-wlm)?\s+(\d+\.\d+\.\d+\S*)")
 _PMIX_COMPONENT = re.compile(r"^mca:pmix:(\w+):version:", re.M)
+# sinfo retries a controller that does not answer for MessageTimeout (10 s by default); the
+# doctor says so sooner, as a warning.
+SINFO_TIMEOUT_S = 6
 NO_PMIX = {"isolated", "flux", "s1", "s2", "cray"}  # pmix components that are not PMIx
 
 
@@ -86,9 +89,16 @@ def slurm(ctx: Context) -> Finding:
     missing = [t for t in missing if not host.which(t)]
     if missing:
         details.append(f"missing beside srun: {', '.join(missing)}")
-    info = host.run(["sinfo", "-h", "-o", "%P|%a|%D|%G"], timeout=20)
+    info = host.run(["sinfo", "-h", "-o", "%P|%a|%D|%G"], timeout=SINFO_TIMEOUT_S)
     if not info.ok:
         words = info.error or (info.output.strip().splitlines() or ["no answer"])[-1]
+        if "Could not establish a configuration source" in words:  # no slurm.conf, no DNS SRV
+            return ctx.skip(
+                f"Slurm {version}'s client tools, but no cluster: no slurm.conf (nor a "
+                "configless controller) names one",
+                details=[*details, words],
+                facts=facts,
+            )
         return ctx.warn(
             f"Slurm {version}: sinfo cannot reach the controller: {words}",
             details=[*details, "is SLURM_CONF right, and slurmctld up? `scontrol ping` says"],

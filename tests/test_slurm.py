@@ -417,3 +417,24 @@ def test_a_job_ended_by_its_time_limit_names_the_step_and_time(
         "--time (e.g. --time=2:00:00), then `wizard resume --run "
         f"{state.run_id}` continues from allreduce."
     )
+
+
+def test_slurm_tools_without_a_cluster_skip_the_slurm_finding() -> None:
+    """Debian's client tools with no slurm.conf (this machine outside the lab)."""
+    if why := available():
+        pytest.skip(why)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    finding = _slurm_finding(env)
+    assert finding["status"] == "skip", finding
+    assert "client tools, but no cluster: no slurm.conf" in finding["summary"]
+
+
+def test_a_controller_that_does_not_answer_is_a_warning(tmp_path: Path) -> None:
+    """The lab's configuration after the lab has stopped: sinfo names what failed."""
+    if why := available():
+        pytest.skip(why)
+    with SlurmLab(tmp_path, 1) as lab:
+        env = dict(lab.env)
+    finding = _slurm_finding(env)
+    assert finding["status"] == "warn", finding
+    assert "sinfo cannot reach the controller" in finding["summary"]
