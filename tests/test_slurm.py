@@ -58,7 +58,8 @@ def test_doctor_outside_an_allocation_asks_salloc_and_gives_it_back(slurm: Slurm
     assert "Traceback" not in done.stderr, done.stderr
     assert re.search(r"Slurm job \d+ \(asked for by the wizard\): 2 node\(s\) n1, n2", done.stdout)
     assert "wizard doctor on 2 hosts" in done.stdout
-    assert "Node n1 fails gpu.nvidia" in done.stdout and "drain" in done.stdout
+    assert "Nodes n1, n2 fail gpu.nvidia, nccl.header: `wizard doctor` on a node" in done.stdout
+    assert "(drain) is for the cluster's admins" in done.stdout
     assert slurm.idle(), slurm.jobs()
 
 

@@ -97,7 +97,7 @@ def doctor_slurm(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
     """The doctor on every node of the allocation, then what differs across them."""
     from wizard.engine.fleet import differences, ok
     from wizard.engine.slurm import DEFAULT_WAIT_S, SlurmError, allocation, doctor_nodes
-    from wizard.hosts_report import as_json, render
+    from wizard.hosts_report import _some, as_json, render
 
     check_slurm_args(args)
     if args.fix or args.snapshot or args.ssh_mesh or args.ssh_config:
@@ -117,11 +117,15 @@ def doctor_slurm(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
         stream.write(json.dumps(data, indent=2) + "\n")
     else:
         render(results, diffs, stream, verbose=args.verbose, advice=node_advice)
+        failing: dict[str, list[str]] = {}  # the blocking findings -> the nodes with them
         for result in results:
             if result.report is not None and result.report.blocking:
                 ids = ", ".join(f.id for f in result.report.blocking)
-                stream.write(
-                    f"Node {result.spec.name} fails {ids}: `wizard doctor` on it shows the "
-                    "fixes; taking it out of service (drain) is for the cluster's admins.\n"
-                )
+                failing.setdefault(ids, []).append(result.spec.name)
+        for ids, nodes in failing.items():
+            which = f"Node {nodes[0]} fails" if len(nodes) == 1 else f"Nodes {_some(nodes)} fail"
+            stream.write(
+                f"{which} {ids}: `wizard doctor` on a node shows the fixes; taking a node "
+                "out of service (drain) is for the cluster's admins.\n"
+            )
     return EXIT_OK if ok(results, diffs) else EXIT_FAILED
