@@ -255,6 +255,7 @@ def doctor_nodes(
     from wizard.engine.fleet import doctor_hosts
     from wizard.engine.slurm_node import decode
     from wizard.host.snapshot import SnapshotHost
+    from wizard.host.ssh import Unreachable
 
     flags = [f"--target={target}"] if target else []
     flags += ["--deep"] if deep else []
@@ -281,7 +282,7 @@ def doctor_nodes(
             # a traceback's last line, or a fatal error's first: the last that says error
             errors = [line for line in own if "rror" in line] or own
             why = errors[-1] if errors else "its task printed nothing"
-            raise SlurmError(
+            raise Unreachable(  # as ssh's words are for a host: that node's result
                 f"the doctor gave no result on {spec.name}: {why}"
                 + (f" ({srun[-1]})" if srun else "")
             )
