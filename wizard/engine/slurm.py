@@ -18,7 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -210,13 +210,11 @@ def _refused(argv: list[str], said: str, wait_s: float) -> str:
 
 
 @contextlib.contextmanager
-def allocation(
-    wanted: Request, wait_s: float = DEFAULT_WAIT_S, env: Mapping[str, str] | None = None
-) -> Iterator[Allocation]:
+def allocation(wanted: Request, wait_s: float = DEFAULT_WAIT_S) -> Iterator[Allocation]:
     """The allocation to work in: the one the wizard runs inside, else one asked for now
     and given back on the way out (an exception or Ctrl-C included)."""
     require_tools()
-    inside = from_environment(os.environ if env is None else env)
+    inside = from_environment(os.environ)
     if inside is not None:
         if wanted.given:
             raise SlurmError(
@@ -246,7 +244,6 @@ def doctor_nodes(
     *,
     target: str | None = None,
     deep: bool = False,
-    on_result: Callable[[HostResult], None] | None = None,
     timeout: float = NODE_DOCTOR_TIMEOUT_S,
 ) -> list[HostResult]:
     """The doctor on every node at once, as one job step (one task a node); each node's
@@ -293,8 +290,6 @@ def doctor_nodes(
         data = seen.get(result.spec.name)
         if data is not None:
             result.wall_s = float(data.get("task_s") or data.get("wall_s") or result.wall_s)
-        if on_result:
-            on_result(result)
     return results
 
 
