@@ -18,6 +18,7 @@ from checks import (
     others,
     python,
     rdma,
+    slurm,
     system,
     torch,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "others",
     "python",
     "rdma",
+    "slurm",
     "system",
     "torch",
 ]

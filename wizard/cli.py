@@ -48,6 +48,7 @@ class WizardParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from wizard.paths import recipe_ids
+    from wizard.slurm_report import launch_option, slurm_options
 
     parser = WizardParser(
         prog="wizard",
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also try passwordless SSH from every host to every other, as mpirun will "
         "(N×(N-1) logins; past 64 hosts, the first host to all and back)",
     )
+    slurm_options(doctor.add_argument_group("the nodes of a Slurm allocation, through srun"))
     fixing = doctor.add_argument_group("fixing (asks before changing anything)")
     fixing.add_argument(
         "--fix",
@@ -195,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         "across hosts, over SSH (builds on every host, then one launch over all)"
     )
     _host_options(across)
+    slurm_options(
+        run.add_argument_group("across the nodes of a Slurm allocation, through srun"), batch=True
+    )
 
     resume = commands.add_parser(
         "resume",
@@ -204,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     resume.add_argument("--run", metavar="RUN_ID", help="which run (default: the latest)")
     _run_options(resume)
+    launch_option(resume)
 
     status = commands.add_parser(
         "status",
@@ -492,6 +498,10 @@ def doctor(args: argparse.Namespace) -> int:
             "--fix asks before changing anything: run it in a terminal, or pass "
             "--yes to apply the preferred fixes, or --dry-run to only show them"
         )
+    from wizard.slurm_report import doctor_slurm, wants_slurm
+
+    if wants_slurm(args):
+        return doctor_slurm(args)
     many = args.hosts is not None or args.hostfile is not None
     if (args.ssh_config or args.ssh_mesh) and not many:
         raise UsageError("--ssh-config and --ssh-mesh go with --hosts or --hostfile")

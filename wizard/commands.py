@@ -11,7 +11,7 @@ import signal
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wizard.console import Console, OutputClosed
 from wizard.engine import recipe as recipes
@@ -42,6 +42,9 @@ from wizard.host import LocalHost
 from wizard.hosts_report import hosts_of
 from wizard.paths import writable_state_dir
 
+if TYPE_CHECKING:
+    from wizard.engine.fleet import HostResult
+
 
 @dataclass
 class RunRequest:
@@ -55,9 +58,20 @@ class RunRequest:
     hosts: str | None = None
     hostfile: str | None = None
     ssh_config: str | None = None
+    # A Slurm allocation (--slurm, and salloc's options when the wizard asks for one).
+    slurm: bool = False
+    nodes: int | None = None
+    partition: str | None = None
+    gpus_per_node: int | None = None
+    time: str | None = None
+    account: str | None = None
+    slurm_wait: int | None = None
+    batch: bool = False
+    slurm_mpirun: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunRequest:
+        given = {name: getattr(args, name, None) for name in SLURM_FIELDS}
         return cls(
             recipe=args.recipe,
             sets=args.sets,
@@ -67,7 +81,14 @@ class RunRequest:
             hosts=args.hosts,
             hostfile=args.hostfile,
             ssh_config=args.ssh_config,
+            **{name: value for name, value in given.items() if value is not None},
         )
+
+
+SLURM_FIELDS = (
+    "slurm", "nodes", "partition", "gpus_per_node", "time", "account", "slurm_wait", "batch",
+    "slurm_mpirun",
+)  # fmt: skip
 
 
 def _load(name: str) -> recipes.Recipe:
@@ -171,10 +192,8 @@ def _across(
     run_dir: Path,
     out: Console,
 ) -> Across | None:
-    """The doctor on every host, then the cluster; None (after saying why) when a host
-    cannot be reached, or (without --force) blocks the recipe or differs where it must not."""
+    """The doctor on every host over SSH, then the cluster, as judged() finds it."""
     from wizard.engine.cluster import discover
-    from wizard.engine.fleet import differences
     from wizard.host.ssh import SshHost
 
     if args.ssh_config and not Path(args.ssh_config).is_file():
@@ -193,6 +212,23 @@ def _across(
         ssh_config=args.ssh_config,
         ranks_per_host=int(per_host) if per_host and per_host.isdigit() else None,
     )
+    return judged(recipe, results, cluster, args, answers, run_dir, out, "--hosts ...")
+
+
+def judged(
+    recipe: recipes.Recipe,
+    results: list[HostResult],
+    cluster: Cluster,
+    args: argparse.Namespace,
+    answers: dict[str, str],
+    run_dir: Path,
+    out: Console,
+    hosts_option: str,
+) -> Across | None:
+    """The run across the hosts the doctor reached; None (after saying why) when a host
+    cannot be reached, or (without --force) blocks the recipe or differs where it must not."""
+    from wizard.engine.fleet import differences
+
     stop = False
     for result, host in zip(results, cluster.hosts, strict=True):
         if result.report is None:
@@ -212,7 +248,7 @@ def _across(
             out.write(f"  ({diff.why})")
             stop |= not args.force
     if stop:
-        out.write("Run `wizard doctor --hosts ...` for the details, or pass --force.")
+        out.write(f"Run `wizard doctor {hosts_option}` for the details, or pass --force.")
         return None
     for label in cluster.one_gpu_hosts():
         out.write(
@@ -349,9 +385,12 @@ def _after(recipe: recipes.Recipe, out: Console, *, blocking: bool) -> bool:
 
 
 def run(args: RunRequest) -> int:
+    from wizard.slurm_report import check_slurm_args, wants_slurm
+
     out = Console()
     recipe = _load(args.recipe)
     answers = _sets(args.sets)
+    check_slurm_args(args)
     if args.start:
         _check_step(recipe, args.start)
     writable_state_dir()  # the run's state and logs: say so before the doctor and the build
@@ -372,6 +411,10 @@ def run(args: RunRequest) -> int:
         except st.StateError as exc:
             out.write(f"warning: {exc}")
             state = None
+    if wants_slurm(args):
+        from wizard.slurm_run import run_on_slurm
+
+        return run_on_slurm(recipe, args, state, answers, facts, out)
     specs = hosts_of(args)
     if state is not None and state.cluster and not specs:  # --from continues on its hosts
         specs, args.ssh_config = Cluster.specs_from(state.cluster), state.cluster["ssh_config"]
@@ -434,6 +477,11 @@ def resume(args: argparse.Namespace) -> int:
     answers = {**state.answers, **_sets(args.sets)}
     state.answers = answers
     across = None
+    if state.cluster and "slurm" in state.cluster:  # a new allocation, as the run asked
+        from wizard.slurm_run import run_on_slurm
+
+        saved = state.cluster["slurm"]["request"]
+        return run_on_slurm(recipe, args, state, answers, facts, out, saved_request=saved)
     if state.cluster:  # the hosts the run started with
         args.ssh_config = state.cluster.get("ssh_config")
         specs = Cluster.specs_from(state.cluster)

@@ -6,6 +6,7 @@ import argparse
 import json
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,6 +23,8 @@ from wizard.engine.fleet import (
 from wizard.engine.hostlist import HostListError, HostSpec, parse_hosts, read_hostfile
 from wizard.errors import EXIT_FAILED, EXIT_OK, UsageError
 from wizard.report import SCHEMA, TextRenderer, to_dict
+
+Advice = Callable[[HostResult], list[str]]
 
 
 def hosts_of(args: argparse.Namespace) -> list[HostSpec]:
@@ -105,7 +108,9 @@ def _common_start(names: list[str]) -> str:
     return start
 
 
-def as_json(results: list[HostResult], diffs: list[Any]) -> dict[str, Any]:
+def as_json(
+    results: list[HostResult], diffs: list[Any], advice: Advice | None = None
+) -> dict[str, Any]:
     hosts = []
     for result in results:
         entry: dict[str, Any] = {
@@ -119,7 +124,7 @@ def as_json(results: list[HostResult], diffs: list[Any]) -> dict[str, Any]:
             entry["ssh_to"] = result.ssh_to or {}
             entry["interface"] = interface_of(result)
         else:
-            entry.update({"error": result.error, "fixes": unreachable_advice(result)})
+            entry.update({"error": result.error, "fixes": (advice or unreachable_advice)(result)})
         hosts.append(entry)
     return {
         "schema": SCHEMA,
@@ -171,13 +176,15 @@ def _summary(
     return renderer.mark(Status.FAIL if blocking else Status.OK), line
 
 
-def _host_line(result: HostResult, renderer: TextRenderer, width: int, verbose: bool) -> None:
+def _host_line(
+    result: HostResult, renderer: TextRenderer, width: int, verbose: bool, advice: Advice
+) -> None:
     mark, line = _summary(result, renderer)
     label = result.spec.label.ljust(width)
     if result.report is None:
         renderer.write(f" {mark} {label}  {line}")
-        for advice in unreachable_advice(result):
-            renderer.write(f"     {renderer.paint('fix:', '36')} $ {advice}")
+        for command in advice(result):
+            renderer.write(f"     {renderer.paint('fix:', '36')} $ {command}")
         return
     via = interface_of(result)
     where = f", via {via['name']}" if via else ""
@@ -204,8 +211,16 @@ def _some(labels: list[str], shown: int = 6) -> str:
 
 
 def render(
-    results: list[HostResult], diffs: list[Any], stream: TextIO, *, verbose: bool = False
+    results: list[HostResult],
+    diffs: list[Any],
+    stream: TextIO,
+    *,
+    verbose: bool = False,
+    advice: Advice | None = None,
 ) -> None:
+    """The hosts' lines, what differs and the summary; `advice` says what to type for a
+    host that gave no result (ssh's advice by default)."""
+    advice = advice or unreachable_advice
     renderer = TextRenderer(stream, verbose=verbose)
     paint, write = renderer.paint, renderer.write
     width = max(len(r.spec.label) for r in results)
@@ -216,11 +231,11 @@ def render(
             write(f" {mark} {len(group)} host(s): {_some([r.spec.label for r in group])}")
             write(f"     {line}")
             if group[0].report is None:
-                for advice in unreachable_advice(group[0]):
-                    write(f"     {paint('fix:', '36')} $ {advice}   (and so for each)")
+                for command in advice(group[0]):
+                    write(f"     {paint('fix:', '36')} $ {command}   (and so for each)")
     else:
         for result in results:
-            _host_line(result, renderer, width, verbose)
+            _host_line(result, renderer, width, verbose, advice)
     write()
     if not diffs:
         write("The hosts agree on every compared fact (MPI, NCCL, drivers, CUDA, GPUs, Python).")

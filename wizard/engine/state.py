@@ -80,6 +80,14 @@ def hold(folder: Path) -> None:
     _held[folder] = fd
 
 
+def release(folder: Path) -> None:
+    """Let go of the run's lock before its end, for another wizard to take: the job a
+    `--batch` run submits continues the run itself."""
+    fd = _held.pop(folder, None)
+    if fd is not None:
+        os.close(fd)  # closing the descriptor drops the flock
+
+
 def now() -> str:
     return dt.datetime.now().astimezone().replace(microsecond=0).isoformat()
 

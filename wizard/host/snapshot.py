@@ -202,23 +202,15 @@ def _wrong_field(data: dict[str, Any]) -> str | None:
     return None
 
 
-def write_snapshot(
-    host: Host,
-    path: str | os.PathLike[str],
-    *,
-    note: str = "",
-    crashes: dict[str, str] | None = None,
-) -> Path:
-    """Write what `host` observed: to a file atomically (a partial file never replaces a
-    good one); to anything else that is there already (a pipe, a terminal, a device such
-    as /dev/stdout), as a stream, so it is written to, never replaced by a file.
-    `crashes` (check id -> traceback) goes along, for the bug report a crash asks for."""
-    import yaml
-
+def snapshot_data(
+    host: Host, *, note: str = "", crashes: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """What `host` observed, as a snapshot file holds it; `crashes` (check id -> traceback)
+    goes along, for the bug report a crash asks for."""
     from checks import REGISTRY
     from wizard import __version__
 
-    data = {
+    data: dict[str, Any] = {
         "wizard_snapshot": FORMAT,
         "recorded_by": f"wizard {__version__}",
         "recorded_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
@@ -231,6 +223,22 @@ def write_snapshot(
     }
     if crashes:
         data["crashes"] = dict(sorted(crashes.items()))
+    return data
+
+
+def write_snapshot(
+    host: Host,
+    path: str | os.PathLike[str],
+    *,
+    note: str = "",
+    crashes: dict[str, str] | None = None,
+) -> Path:
+    """Write what `host` observed: to a file atomically (a partial file never replaces a
+    good one); to anything else that is there already (a pipe, a terminal, a device such
+    as /dev/stdout), as a stream, so it is written to, never replaced by a file."""
+    import yaml
+
+    data = snapshot_data(host, note=note, crashes=crashes)
     target = Path(path)
 
     def dump(f: Any) -> None:
