@@ -240,6 +240,40 @@ def test_the_doctor_never_takes_the_wizards_own_venv_for_the_users_python(
     assert str(own) not in ran.stdout
 
 
+def test_a_training_venv_the_wizard_is_installed_in_stays_the_users_python(
+    tmp_path: Path,
+) -> None:
+    """Installed into the venv that holds PyTorch (as on the lent GPU machines, whose
+    python3 is /opt/torch/.venv's): that venv's python3 is the one the user trains with."""
+    import os
+    import sysconfig
+
+    venv = tmp_path / "train-venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        check=True,
+    )
+    own = venv / "bin" / "python3"
+    site = subprocess.run(
+        [str(own), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert site != sysconfig.get_paths()["purelib"]
+    (Path(site) / "torch").mkdir(parents=True)  # where pip puts PyTorch (the rule looks only there)
+    env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
+    done = subprocess.run(
+        [str(own), "-m", "wizard", "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    python = next(f for f in json.loads(done.stdout)["findings"] if f["id"] == "python.env")
+    assert python["facts"]["python.executable"] == str(own), python
+
+
 def test_the_readmes_install_line_puts_wizard_on_path(tmp_path: Path) -> None:
     """The "Two commands" install line, as written, in a fresh HOME: it installs, links
     `wizard` where a login PATH finds it, and runs it (no terminal: the plain flow)."""

@@ -12,6 +12,7 @@ import socket
 import stat
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,25 @@ NVML_TIMEOUT = 20.0
 
 def users_path(path: str | None = None) -> str:
     """PATH (this process's by default) less the bin folder of the virtual environment the
-    wizard itself runs in: with that folder on PATH (activated, or added to reach `wizard`),
-    its python3 and pip would pass for the user's, and fixes would install into it."""
+    wizard itself runs in, when that venv is the wizard's own: with that folder on PATH
+    (activated, or added to reach `wizard`), its python3 and pip would pass for the user's,
+    and fixes would install into it."""
     path = os.environ.get("PATH", os.defpath) if path is None else path
-    if sys.prefix == sys.base_prefix:  # not a venv: the wizard shares the user's Python
+    own = _own_venv_bin()
+    if own is None:
         return path
-    own = os.path.realpath(os.path.join(sys.prefix, "bin"))
     return os.pathsep.join(p for p in path.split(os.pathsep) if os.path.realpath(p) != own)
+
+
+def _own_venv_bin() -> str | None:
+    """The bin folder of the wizard's own venv; None where the wizard shares the user's
+    Python: no venv, or a venv that holds PyTorch (a training environment, which people
+    install the wizard into too: its python3 is the one they train with)."""
+    if sys.prefix == sys.base_prefix:
+        return None
+    if os.path.isdir(os.path.join(sysconfig.get_paths()["purelib"], "torch")):
+        return None
+    return os.path.realpath(os.path.join(sys.prefix, "bin"))
 
 
 class LocalHost(Host):
