@@ -1023,7 +1023,7 @@ def test_deepspeed_across_hosts_starts_one_launcher_a_host_from_one_hostfile(
     assert done.returncode == 0, out + done.stderr
     for rank, name in enumerate(("node0", "node1")):
         assert (
-            f"[{name}] {name} runner --hostfile /tmp/wizard-deepspeed-hostfile-deepspeed-"
+            f"[{name}] {name} runner --hostfile /tmp/wizard-deepspeed-hostfile."  # mktemp's
         ) in out
         assert f"--no_ssh --node_rank {rank} --master_addr {first} --master_port " in out
         assert f"[{name}] {name} hostfile ['node0', 'slots=2', 'node1', 'slots=2']" in out
