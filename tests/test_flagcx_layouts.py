@@ -363,3 +363,29 @@ def test_another_vendors_sdk_home_reaches_the_flagcx_build(tmp_path: Path) -> No
         "/opt/xre",
         "",
     )
+
+
+@pytest.mark.integration
+def test_split_hosts_gives_each_group_of_ranks_its_host_id_and_gpus(
+    env: dict, tmp_path: Path
+) -> None:
+    """--set split_hosts=2, as FlagCX's CI runs two logical hosts on one machine."""
+    src = checkout(tmp_path, json_headers=True)
+    done = run_wizard(
+        {**env, "CUDA_VISIBLE_DEVICES": "4,5,6,7"},
+        "run", "flagcx", "--force", "--yes", "--set", f"src={src}", "--set", "gpus=4",
+        "--set", "split_hosts=2", "--set", "gtest_lib=", "--set", "perf_args=-b 128K -e 128K",
+        "--set", "mpi_flags=--allow-run-as-root --oversubscribe", timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "rank 0 host node0 devices 4,5" in done.stdout
+    assert "rank 1 host node0 devices 4,5" in done.stdout
+    assert "rank 2 host node1 devices 6,7" in done.stdout
+    assert "rank 3 host node1 devices 6,7" in done.stdout
+    uneven = run_wizard(
+        env, "run", "flagcx", "--force", "--yes", "--set", f"src={src}", "--set", "gpus=3",
+        "--set", "split_hosts=2", "--set", "gtest_lib=",
+        "--set", "mpi_flags=--allow-run-as-root --oversubscribe", timeout=300,
+    )  # fmt: skip
+    assert uneven.returncode == 1
+    assert "split_hosts=2 does not divide the 3 ranks into equal hosts" in uneven.stdout
