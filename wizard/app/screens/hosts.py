@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from wizard.app.screens.base import WizardScreen
 from wizard.engine.fleet import HostResult, differences, doctor_hosts, ok
+from wizard.engine.targets import TARGETS
 from wizard.hosts_report import unreachable_advice
 
 
@@ -35,7 +36,11 @@ class HostsScreen(WizardScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#hosts", DataTable)
-        table.add_columns("host", "state", "target", "what blocks")
+        table.add_columns("host", "state")
+        # As wide as the longest target from the start: a width grown by each row's update
+        # came out differently from run to run.
+        table.add_column("target", width=max(len(t) for t in TARGETS))
+        table.add_column("what blocks")
         self.action_check()
 
     def action_check(self) -> None:
