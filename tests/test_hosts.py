@@ -321,7 +321,8 @@ def test_flagcx_across_two_hosts_sharing_its_folder(
     assert f"# here, for node0, node1 (they share {src})" in out
     allreduce = steps["allreduce"]
     assert f"--host node0:1,node1:1 --mca plm_rsh_args '-F {lab.config}'" in allreduce["command"]
-    assert "-np 2 ./test_allreduce" in allreduce["command"]
+    assert "-np 2 ${SPLIT:+" in allreduce["command"]  # split_hosts (unset) goes before the test
+    assert "} ./test_allreduce -b" in allreduce["command"]
     log = Path(allreduce["log"]).read_text()
     assert "rank 0 runs on node0" in log and "rank 1 runs on node1" in log
     assert [r["size_bytes"] for r in allreduce["results"]["table"]] == [
@@ -359,7 +360,7 @@ def test_flagcx_across_two_hosts_with_mpich(
     assert code == 0, out
     allreduce = run["steps"]["allreduce"]
     assert "mpirun -hosts node0:1,node1:1 -iface " in allreduce["command"]
-    assert "-genvlist " in allreduce["command"] and "-np 2 ./test_allreduce" in allreduce["command"]
+    assert "-genvlist " in allreduce["command"] and "-np 2 ${SPLIT:+" in allreduce["command"]
     log = Path(allreduce["log"]).read_text()
     assert "rank 0 runs on node0" in log and "rank 1 runs on node1" in log
     assert len(allreduce["results"]["table"]) == 4

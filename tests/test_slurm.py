@@ -248,7 +248,8 @@ def test_flagcx_across_two_nodes_started_by_srun_mpi_pmix(
     assert "Launch: srun --mpi=pmix starts the ranks" in out
     command = run["steps"]["allreduce"]["command"]
     assert "srun_as_mpirun.py --mpi=pmix --nodes=2 --ntasks-per-node=1 " in command
-    assert "-np 2 ./test_allreduce" in command and " -x " not in command
+    assert "-np 2 ${SPLIT:+" in command and "} ./test_allreduce" in command
+    assert " -x " not in command
     log = Path(run["steps"]["allreduce"]["log"]).read_text()
     assert "+ srun --mpi=pmix --nodes=2 --ntasks-per-node=1 " in log
 

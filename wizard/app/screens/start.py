@@ -103,7 +103,7 @@ class StartScreen(WizardScreen):
             yield Label("Target")
             yield Select(
                 [(t.title, t.id) for t in TARGETS.values()],
-                value="flagcx-nvidia",
+                value=session.target or "flagcx-nvidia",
                 allow_blank=False,
                 id="target",
             )
@@ -153,6 +153,14 @@ class StartScreen(WizardScreen):
         vendor = default_vendor(self.wizard.session.host_factory())
         self.wizard.from_thread(self._detected, f"flagcx-{vendor}")
 
+    def _target(self) -> str | None:
+        """The target the user picked, or the one given on the command line; None leaves it
+        to the doctor, which finds the same vendor as the pre-selection (which may not have
+        come yet when Go is pressed at once)."""
+        if self.picked:
+            return str(self.query_one("#target", Select).value)
+        return self.wizard.session.target  # `wizard --target T`, else None
+
     def _detected(self, target: str) -> None:
         if not self.picked and self.wizard.session.target is None:
             self.query_one("#target", Select).value = target
@@ -190,7 +198,7 @@ class StartScreen(WizardScreen):
         except HostListError as exc:
             self.notify(str(exc), severity="error", title="Hosts")
             return
-        self.wizard.session.target = str(self.query_one("#target", Select).value)
+        self.wizard.session.target = self._target()
         self.wizard.open("hosts")
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -221,7 +229,7 @@ class StartScreen(WizardScreen):
             return
         session = self.wizard.session
         session.answers = answers
-        session.target = str(self.query_one("#target", Select).value)
+        session.target = self._target()
         session.run = None
 
         self.wizard.open("checks")
@@ -247,6 +255,6 @@ class StartScreen(WizardScreen):
         session.answers = dict(self.saved.answers)
         session.recipe_name = self.saved.recipe_path
         self.wizard.show_recipe()
-        session.target = str(self.query_one("#target", Select).value)
+        session.target = self._target()
 
         self.wizard.open("checks")
