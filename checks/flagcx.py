@@ -40,17 +40,16 @@ def flagcx(ctx: Context) -> Finding:
         )
     path = found[0]
     real = host.realpath(path)
-    head = host.run(["git", "-C", real, "rev-parse", "--short=12", "HEAD"], timeout=10)
-    commit = head.stdout.strip() if head.ok else ""
+    layout = read_checkout(host, real)  # its commit too
+    commit = layout.get("checkout.commit", "")
     built = host.is_file(f"{real}/build/lib/libflagcx.so")
     facts = {
         "flagcx.path": path,
         "flagcx.real_path": real,
         "flagcx.commit": commit,
         "flagcx.built": built,
+        "flagcx.layout": layout["checkout.layout"],
     }
-    layout = read_checkout(host, real)
-    facts["flagcx.layout"] = layout["checkout.layout"]
     where = path if real == path else f"{path} (-> {real})"
     details = [f"also at {p}" for p in found[1:]]
     details.append(f"layout {layout['checkout.layout']}: {layout['checkout.has']}")
