@@ -183,21 +183,14 @@ def refresh_checkout(
     step may have cloned it, or moved it to another commit, since they were filled."""
     if not recipe.checkout:
         return values
-    facts = checkout_facts(recipe, values)
-    fresh = dict(values)
-    for name, param in recipe.params.items():
-        if name in answers or not (param.fact or "").startswith("checkout."):
-            continue
-        value = facts.get(param.fact)  # type: ignore[arg-type]
-        if value in (None, ""):
-            value = param.default
-        if value is not None:
-            fresh[name] = _convert(name, param.kind, value)
-    for name, param in recipe.params.items():  # `all` again, over the lists read now
-        if param.all is not None:
-            raw = answers.get(name, param.default)
-            fresh[name] = _convert(name, param.kind, raw) if raw is not None else []
-    return _expand_all(recipe, fresh)
+    # The checkout's parameters, and the lists whose `all` may stand for one of them.
+    again = {
+        name
+        for name, param in recipe.params.items()
+        if (param.fact or "").startswith("checkout.") or param.all is not None
+    }
+    fresh = _params(recipe, checkout_facts(recipe, values), answers, None, only=again)
+    return _expand_all(recipe, {**values, **fresh})
 
 
 def _expand_all(recipe: Recipe, values: dict[str, Any]) -> dict[str, Any]:
@@ -224,11 +217,19 @@ def _expand_all(recipe: Recipe, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _params(
-    recipe: Recipe, facts: dict[str, Any], answers: dict[str, str], missing: list[str] | None
+    recipe: Recipe,
+    facts: dict[str, Any],
+    answers: dict[str, str],
+    missing: list[str] | None,
+    only: set[str] | None = None,
 ) -> dict[str, Any]:
+    """Each parameter's value (or those named in `only`): --set, a finished run's, the
+    fact's, the default."""
     values: dict[str, Any] = {}
     prior = prior_runs(recipe) if recipe.after else {}
     for name, param in recipe.params.items():
+        if only is not None and name not in only:
+            continue
         from_run = _from_run(param.run, prior) if param.run else None
         if name in answers:
             value: Any = answers[name]
