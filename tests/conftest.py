@@ -23,6 +23,12 @@ ID_LIKE=debian
 
 
 @pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a wizard run as a real process: its state in the test's folder."""
+    return {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
+
+
+@pytest.fixture
 def tree(tmp_path: Path) -> TreeHost:
     """An empty Ubuntu 24.04 tree (os-release only), run as root, with no GPU driver."""
     host = TreeHost(tmp_path)

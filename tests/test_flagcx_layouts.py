@@ -4,7 +4,6 @@ and v0.7+ (tests/fixtures/flagcx-current), run end to end by real make, mpirun a
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,11 +23,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 CURRENT = FIXTURES / "flagcx-current"
 V06 = FIXTURES / "flagcx-like"
 SYSTEM_JSON = Path("/usr/include/nlohmann/json.hpp")  # nlohmann-json3-dev (.ci/run)
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
 
 
 @pytest.fixture

@@ -45,11 +45,6 @@ steps:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
-
-
-@pytest.fixture
 def counting(tmp_path: Path) -> Path:
     path = tmp_path / "counting.yaml"
     path.write_text(COUNTING)

@@ -30,11 +30,6 @@ from wizard.engine.runner import Outcome, StepRunner
 from wizard.host import LocalHost
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
-
-
 def state(env: dict[str, str]) -> dict:
     done = wizard(env, "status", "--json")
     assert done.returncode == 0, done.stderr
