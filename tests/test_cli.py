@@ -195,6 +195,29 @@ def test_a_dry_run_of_the_fixes_replays_a_snapshot_but_a_real_fix_does_not(
     assert not (tmp_path / "wizard").exists()
 
 
+def make_venv(venv: Path) -> Path:
+    """A venv that sees this Python's packages (the wizard's needs); its python3."""
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        check=True,
+    )
+    return venv / "bin" / "python3"
+
+
+def python_found_by(python: Path, env: dict[str, str]) -> dict:
+    """The python.env finding of `wizard doctor --json` run by that Python."""
+    done = subprocess.run(
+        [str(python), "-m", "wizard", "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    return next(f for f in json.loads(done.stdout)["findings"] if f["id"] == "python.env")
+
+
 def test_the_doctor_never_takes_the_wizards_own_venv_for_the_users_python(
     tmp_path: Path,
 ) -> None:
@@ -203,24 +226,10 @@ def test_the_doctor_never_takes_the_wizards_own_venv_for_the_users_python(
     import os
 
     venv = tmp_path / "wizard-venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-        check=True,
-    )
-    own = venv / "bin" / "python3"
+    own = make_venv(venv)
     path = f"{venv / 'bin'}:{os.environ['PATH']}"
     env = {**os.environ, "PATH": path, "VIRTUAL_ENV": str(venv)}
-    done = subprocess.run(
-        [str(own), "-m", "wizard", "doctor", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=Path(__file__).resolve().parent.parent,
-        check=False,
-    )
-    found = json.loads(done.stdout)
-    python = next(f for f in found["findings"] if f["id"] == "python.env")
+    python = python_found_by(own, env)
     assert python["facts"]["python.executable"] != str(own), python
     assert str(venv) not in python["summary"]
 
@@ -249,11 +258,7 @@ def test_a_training_venv_the_wizard_is_installed_in_stays_the_users_python(
     import sysconfig
 
     venv = tmp_path / "train-venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-        check=True,
-    )
-    own = venv / "bin" / "python3"
+    own = make_venv(venv)
     site = subprocess.run(
         [str(own), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True, text=True, check=True,
@@ -261,16 +266,7 @@ def test_a_training_venv_the_wizard_is_installed_in_stays_the_users_python(
     assert site != sysconfig.get_paths()["purelib"]
     (Path(site) / "torch").mkdir(parents=True)  # where pip puts PyTorch (the rule looks only there)
     env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
-    done = subprocess.run(
-        [str(own), "-m", "wizard", "doctor", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=Path(__file__).resolve().parent.parent,
-        check=False,
-    )
-    python = next(f for f in json.loads(done.stdout)["findings"] if f["id"] == "python.env")
+    python = python_found_by(own, env)
     assert python["facts"]["python.executable"] == str(own), python
 
 
