@@ -543,12 +543,10 @@ def _with_item(entry: _Lines, item: str) -> _Lines:
             return ITEM.sub(item, value)
         if isinstance(value, list):
             return [fill(v) for v in value]
-        if isinstance(value, _Lines):
+        if isinstance(value, _Lines):  # every YAML mapping loads as one
             copy = _Lines({fill(k): fill(v) for k, v in value.items()})
             copy.line, copy.lines = value.line, {fill(k): n for k, n in value.lines.items()}
             return copy
-        if isinstance(value, dict):
-            return {fill(k): fill(v) for k, v in value.items()}
         return value
 
     step = fill(entry)
