@@ -15,5 +15,7 @@ from wizard.host import Host, LocalHost
 READERS: dict[str, Callable[[Host, str], dict[str, Any]]] = {"flagcx": flagcx}
 
 
-def read(reader: str, path: str, host: Host | None = None) -> dict[str, Any]:
-    return READERS[reader](host or LocalHost(), path)
+def read(reader: str, path: str) -> dict[str, Any]:
+    """The reader's facts of the checkout at `path` on this machine (where the plan and the
+    launch steps run; builders on other hosts build the same shared folder)."""
+    return READERS[reader](LocalHost(), path)

@@ -110,7 +110,7 @@ _GTEST_FAILED = re.compile(r"^\[\s+FAILED\s+\]\s+(\d+) tests?, listed below", re
 
 # A recipe that runs several gtest programs in one step names each before it starts.
 GTEST_PROGRAM = "==> gtest program: "
-_GTEST_PROGRAM = re.compile(r"^==> gtest program: (\S+)", re.M)
+_GTEST_PROGRAM = re.compile("^" + re.escape(GTEST_PROGRAM) + r"(\S+)", re.M)
 
 
 class Gtest:
