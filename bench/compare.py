@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from wizard.engine.compare import LARGE, NoResults, gather
+from wizard.engine.recipes.compare import LARGE, NoResults, gather
 
 SIZE = 256 << 20
 GOAL = 0.97

@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from wizard.console import Console
-from wizard.engine.parsers import FlagcxPerf
-from wizard.engine.runner import StepRunner
+from wizard.cli.console import Console
+from wizard.engine.recipes.parsers import FlagcxPerf
+from wizard.engine.recipes.runner import StepRunner
 from wizard.host import LocalHost
 
 BUILD = "Compiling /root/FlagCX/build/obj/flagcx/core/file_{i}.o"

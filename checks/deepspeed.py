@@ -11,7 +11,7 @@ import shlex
 from checks import python, versions
 from checks.base import Context, Finding, Fix, check
 from checks.distro import Distro
-from wizard.engine.parsers import DsReport, ds_report_summary
+from wizard.engine.recipes.parsers import DsReport, ds_report_summary
 
 REPORT_KEY = "python3 -m deepspeed.env_report"
 _BUILT_WITH = re.compile(r"torch ([\d.]+)(?:, cuda ([\d.]+))?")

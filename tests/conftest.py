@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.treehost import TreeHost, recorded_output
-from wizard.engine.doctor import STRICT_FACTS
+from wizard.engine.doctor.diagnosis import STRICT_FACTS
 
 # Every doctor in the tests (and in the wizards they start) fails on a check that reads a
 # fact from a check it does not declare.

@@ -22,9 +22,9 @@ from wizard.app.screens.start import StartScreen
 from wizard.app.screens.steps import StepsScreen
 from wizard.app.widgets.bandwidth_chart import BandwidthChart
 from wizard.app.widgets.log_pane import LogPane
-from wizard.engine import recipe as recipes
-from wizard.engine import state as st
-from wizard.engine.run import not_wanted
+from wizard.engine.recipes import recipe as recipes
+from wizard.engine.recipes import state as st
+from wizard.engine.recipes.run import not_wanted
 from wizard.host import load_snapshot
 
 ROOT = Path(__file__).resolve().parent
@@ -580,7 +580,7 @@ async def test_the_header_names_the_recipe_and_the_replay() -> None:
 
 
 async def test_80x24_hosts_show_sshs_words_whole() -> None:
-    from wizard.engine.hostlist import HostSpec
+    from wizard.engine.hosts.hostlist import HostSpec
     from wizard.host import Host
     from wizard.host.ssh import Unreachable
 
@@ -743,7 +743,7 @@ async def test_results_chart_a_training_runs_loss(tmp_path: Path, monkeypatch) -
     """The DeepSpeed training step as it ran on the 2x H200 (its log, parsed): the results
     screen shows its figures and charts the loss and the throughput over the steps."""
     from wizard.app.widgets.bandwidth_chart import TrainingChart
-    from wizard.engine.parsers import Training
+    from wizard.engine.recipes.parsers import Training
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     parser = Training()

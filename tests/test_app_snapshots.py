@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from wizard.app.app import Session, WizardApp
-from wizard.engine import state as st
-from wizard.engine.hostlist import HostSpec
+from wizard.engine.hosts.hostlist import HostSpec
+from wizard.engine.recipes import state as st
 from wizard.host import Host, load_snapshot
 from wizard.host.ssh import Unreachable
 
@@ -171,7 +171,7 @@ def test_hosts(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-
 
 def saved_perf_run(recipe_id: str, logs: dict[str, str], **params: str) -> st.RunState:
     """A finished run of the recipe whose perf steps' results are the real logs, parsed."""
-    from wizard.engine.parsers import FlagcxPerf, NcclTestsPerf
+    from wizard.engine.recipes.parsers import FlagcxPerf, NcclTestsPerf
 
     run = st.new_run(recipe_id, recipe_id, list(logs), {})
     run.params = dict(params)

@@ -16,9 +16,9 @@ from checks.distro import Distro
 from checks.limits import parse_limits
 from checks.mpi import flavor
 from tests.treehost import TreeHost, recorded_nvml, recorded_output
-from wizard.engine.doctor import Report, UndeclaredFact, run_doctor
+from wizard.cli.doctor_table import TextRenderer, to_dict
+from wizard.engine.doctor.diagnosis import Report, UndeclaredFact, run_doctor
 from wizard.host import load_snapshot, write_snapshot
-from wizard.report import TextRenderer, to_dict
 
 NVCC_13_0 = recorded_output("/usr/local/cuda/bin/nvcc --version")
 
@@ -318,8 +318,8 @@ def test_an_mpi_with_mpicc_beats_an_incomplete_one_first_on_path(tree: TreeHost)
 def test_the_flagcx_recipe_builds_against_debian_mpich_with_make_variables(
     tree: TreeHost, tmp_path: Path
 ) -> None:
-    from wizard.engine import recipe as recipes
-    from wizard.engine.run import recipe_facts, resolve
+    from wizard.engine.recipes import recipe as recipes
+    from wizard.engine.recipes.run import recipe_facts, resolve
 
     debian_mpich(tree)
     report, _ = doctor(tree)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli import run_wizard
-from wizard.engine.parsers import DsReport, Training, ds_report_summary, training_summary
+from wizard.engine.recipes.parsers import DsReport, Training, ds_report_summary, training_summary
 
 DATA = Path(__file__).resolve().parent / "data"
 REPORT = DATA / "ds_report-2xh200.txt"

@@ -20,9 +20,9 @@ import pytest
 from checks.base import Finding, Fix, Status
 from tests.cli import run_wizard
 from tests.treehost import SYSTEM_GTEST, SYSTEM_MPI, HidingHost, run_ok
-from wizard.engine import fixes
-from wizard.engine.doctor import run_doctor
-from wizard.engine.runner import StepRunner
+from wizard.engine.doctor import fixes
+from wizard.engine.doctor.diagnosis import run_doctor
+from wizard.engine.recipes.runner import StepRunner
 from wizard.host import LocalHost
 
 

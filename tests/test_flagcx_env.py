@@ -13,7 +13,7 @@ from checks.flagcx_env import chosen, conf_entries
 from tests import netns
 from tests.cli import run_wizard
 from tests.treehost import TreeHost
-from wizard.engine.doctor import run_doctor
+from wizard.engine.doctor.diagnosis import run_doctor
 
 
 def settings(tree: TreeHost) -> Finding:

@@ -15,8 +15,8 @@ from checks.base import Status
 from checks.flagcx import read_checkout
 from tests.cli import run_wizard
 from tests.treehost import TreeHost
-from wizard.engine.doctor import run_doctor
-from wizard.engine.parsers import FlagcxPerf, Gtest
+from wizard.engine.doctor.diagnosis import run_doctor
+from wizard.engine.recipes.parsers import FlagcxPerf, Gtest
 from wizard.host import LocalHost
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -339,8 +339,8 @@ def test_real_v013_unit_tests_counted_per_program() -> None:
 
 
 def test_another_vendors_sdk_home_reaches_the_flagcx_build(tmp_path: Path) -> None:
-    from wizard.engine import recipe
-    from wizard.engine.run import recipe_facts, resolve
+    from wizard.engine.recipes import recipe
+    from wizard.engine.recipes.run import recipe_facts, resolve
 
     class Target:
         vendor = __import__("checks.vendors", fromlist=["VENDORS"]).VENDORS["kunlunxin"]

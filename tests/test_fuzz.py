@@ -15,9 +15,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as s
 
-from wizard.engine.hostlist import HostListError, read_hostfile
-from wizard.engine.recipe import RecipeError
-from wizard.engine.recipe import load as load_recipe
+from wizard.engine.hosts.hostlist import HostListError, read_hostfile
+from wizard.engine.recipes.recipe import RecipeError
+from wizard.engine.recipes.recipe import load as load_recipe
 from wizard.host.base import KINDS
 from wizard.host.snapshot import SnapshotError, load_snapshot
 

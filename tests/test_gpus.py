@@ -21,7 +21,7 @@ from tests.cli import run_wizard
 from tests.fakes import machines
 from tests.fakes.nvml_trace import trace as trace_of
 from tests.treehost import TreeHost
-from wizard.engine.doctor import run_doctor
+from wizard.engine.doctor.diagnosis import run_doctor
 from wizard.host import load_snapshot
 from wizard.host.nvml import query
 

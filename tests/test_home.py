@@ -12,9 +12,9 @@ import pytest
 from checks.base import Status
 from tests.cli import run_wizard
 from tests.treehost import TreeHost, recorded_nvml
-from wizard import cli
-from wizard.engine import fixes
-from wizard.engine.doctor import run_doctor
+from wizard.cli import main as cli
+from wizard.engine.doctor import fixes
+from wizard.engine.doctor.diagnosis import run_doctor
 
 RECIPE = "id: one\ntitle: One\nsteps:\n  - id: echo\n    run: echo ran\n"
 

@@ -16,17 +16,17 @@ import pytest
 from checks.base import Status
 from tests import netns
 from tests.cli import run_wizard
-from wizard.engine.cluster import Cluster, ClusterError, RunHost
-from wizard.engine.doctor import run_doctor
-from wizard.engine.fleet import doctor_hosts
-from wizard.engine.hostlist import (
+from wizard.engine.doctor.diagnosis import run_doctor
+from wizard.engine.hosts.across import Cluster, ClusterError, RunHost
+from wizard.engine.hosts.doctor_all import doctor_hosts
+from wizard.engine.hosts.hostlist import (
     HostListError,
     HostSpec,
     parse_host,
     parse_hosts,
     read_hostfile,
 )
-from wizard.engine.run import build_jobs, nproc
+from wizard.engine.recipes.run import build_jobs, nproc
 from wizard.host.ssh import SshHost
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -784,10 +784,10 @@ def test_many_hosts_that_say_the_same_are_one_line() -> None:
     each difference as values with the hosts that have them."""
     import io
 
-    from wizard.engine.doctor import run_doctor
-    from wizard.engine.fleet import HostResult, differences
+    from wizard.cli.hosts_doctor import render
+    from wizard.engine.doctor.diagnosis import run_doctor
+    from wizard.engine.hosts.doctor_all import HostResult, differences
     from wizard.host import load_snapshot
-    from wizard.hosts_report import render
 
     quad = run_doctor(load_snapshot(ROOT / "snapshots" / "4xh100-nvlink.yaml"))
     fresh = run_doctor(load_snapshot(ROOT / "snapshots" / "h100-fresh.yaml"))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.treehost import run_ok
-from wizard.engine.doctor import run_doctor
+from wizard.engine.doctor.diagnosis import run_doctor
 from wizard.host import LocalHost
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import pytest
 
 from checks.base import Finding, Status
 from tests.treehost import TreeHost
-from wizard.engine.doctor import run_doctor
+from wizard.engine.doctor.diagnosis import run_doctor
 
 # A ConnectX-7 RoCE port as NVIDIA/nccl#1866's ibstatus shows one (state, phys state, rate,
 # link layer, default GID) and mlx5's usual GID table: link-local then IPv4-mapped, each as
@@ -104,8 +104,8 @@ def test_the_ofed_release_is_named(tree: TreeHost) -> None:
 
 def test_hosts_with_other_mtus_or_gid_indexes_are_in_the_differences(tmp_path: Path) -> None:
     from tests.conftest import UBUNTU_2404
-    from wizard.engine.fleet import HostResult, differences
-    from wizard.engine.hostlist import parse_host
+    from wizard.engine.hosts.doctor_all import HostResult, differences
+    from wizard.engine.hosts.hostlist import parse_host
 
     results = []
     for name, ipv4, mtu in (("a", True, "9000"), ("b", False, "1500")):

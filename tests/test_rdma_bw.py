@@ -12,7 +12,7 @@ import pytest
 
 from tests import netns
 from tests.cli import run_wizard
-from wizard.engine.parsers import Perftest, perftest_summary
+from wizard.engine.recipes.parsers import Perftest, perftest_summary
 
 DATA = Path(__file__).parent / "data"
 WRITE = DATA / "ib_write_bw-roce-100g.txt"

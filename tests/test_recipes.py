@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from wizard.engine import recipe
-from wizard.engine.parsers import FlagcxPerf, Gtest, NcclTestsPerf, gtest_summary
-from wizard.engine.run import ParamError, mpi_forward_flags, plan, resolve
+from wizard.engine.recipes import recipe
+from wizard.engine.recipes.parsers import FlagcxPerf, Gtest, NcclTestsPerf, gtest_summary
+from wizard.engine.recipes.run import ParamError, mpi_forward_flags, plan, resolve
 from wizard.paths import recipe_ids
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -189,8 +189,8 @@ def test_nccl_tests_parser_ignores_headers() -> None:
 
 
 def test_flagcx_requires_what_the_doctors_target_requires() -> None:
-    from wizard.engine.doctor import run_doctor
-    from wizard.engine.run import failing_requirements
+    from wizard.engine.doctor.diagnosis import run_doctor
+    from wizard.engine.recipes.run import failing_requirements
     from wizard.host import load_snapshot
 
     snapshots = Path(__file__).resolve().parent.parent / "snapshots"

@@ -13,11 +13,11 @@ import pytest
 
 from tests.cli import run_wizard
 from tests.perf_runs import FOUR, TORCH, record_four_gpu_runs
-from wizard import perf_report
-from wizard.engine import state as st
-from wizard.engine.compare import compare, gather
-from wizard.engine.parsers import FlagcxPerf, NcclTestsPerf
-from wizard.engine.plausible import memory_gbs, suspect
+from wizard.engine.recipes import perf_report
+from wizard.engine.recipes import state as st
+from wizard.engine.recipes.compare import compare, gather
+from wizard.engine.recipes.parsers import FlagcxPerf, NcclTestsPerf
+from wizard.engine.recipes.plausible import memory_gbs, suspect
 
 DATA = Path(__file__).parent / "data"
 FLAGCX_LOG = DATA / "flagcx-h100-allreduce.log"
@@ -322,7 +322,7 @@ def test_a_training_run_is_charted_in_the_html_and_tabled_in_the_markdown(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The DeepSpeed training step as it ran on the 2x H200: loss and samples/s by step."""
-    from wizard.engine.parsers import Training
+    from wizard.engine.recipes.parsers import Training
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     parser = Training()

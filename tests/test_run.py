@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.cli import run_wizard
-from wizard.engine.run import leftover_processes
+from wizard.engine.recipes.run import leftover_processes
 
 FIXTURE = Path(__file__).parent / "fixtures" / "flagcx-like"
 

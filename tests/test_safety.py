@@ -23,10 +23,10 @@ import pytest
 
 from tests import netns
 from tests.treehost import TreeHost, recorded_nvml
-from wizard.engine.cluster import Cluster, RunHost
-from wizard.engine.doctor import run_doctor
-from wizard.engine.hostlist import HostListError, HostSpec, parse_hosts, read_hostfile
-from wizard.engine.mesh import Mesh
+from wizard.engine.doctor.diagnosis import run_doctor
+from wizard.engine.hosts.across import Cluster, RunHost
+from wizard.engine.hosts.hostlist import HostListError, HostSpec, parse_hosts, read_hostfile
+from wizard.engine.hosts.mesh import Mesh
 from wizard.host.snapshot import MAX_BYTES, SnapshotError, load_snapshot, write_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,8 +133,8 @@ def test_an_empty_hosts_option_is_a_usage_error(tmp_path: Path, command: list[st
 
 
 def test_advice_for_an_unreachable_host_is_a_command_ssh_can_parse() -> None:
-    from wizard.engine.fleet import HostResult
-    from wizard.hosts_report import unreachable_advice
+    from wizard.cli.hosts_doctor import unreachable_advice
+    from wizard.engine.hosts.doctor_all import HostResult
 
     spec = HostSpec("node1", "bob", 2222)
     refused = HostResult(spec, None, "ssh: connect to host node1 port 2222: Connection refused")
@@ -354,7 +354,7 @@ def test_a_value_make_would_run_is_refused(tmp_path: Path, value: str) -> None:
 
 
 def test_the_shipped_builds_name_the_values_that_reach_make() -> None:
-    from wizard.engine import recipe
+    from wizard.engine.recipes import recipe
 
     flagcx = {s.id: s.make_params for s in recipe.load("flagcx").steps}
     assert {"ccl_home", "device_home", "mpi_home"} <= flagcx["build"]
@@ -546,7 +546,7 @@ def test_a_slow_login_honours_its_limit_and_leaves_nothing(
 
 
 def test_one_50_mb_output_line_costs_linear_time(tmp_path: Path) -> None:
-    from wizard.engine.runner import StepRunner
+    from wizard.engine.recipes.runner import StepRunner
     from wizard.host import LocalHost
 
     seen: list[int] = []

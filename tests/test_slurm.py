@@ -399,9 +399,9 @@ def test_a_job_ended_by_its_time_limit_names_the_step_and_time(
 ) -> None:
     """scontrol's real answer for a job past its limit (tests/data), from a stand-in that
     prints it: the message names the job, its limit, the step it stopped and --time."""
-    from wizard.engine import state as st
-    from wizard.engine.sbatch import Ended, ended
-    from wizard.slurm_run import time_limit_note
+    from wizard.cli.slurm_run import time_limit_note
+    from wizard.engine.hosts.sbatch import Ended, ended
+    from wizard.engine.recipes import state as st
 
     recorded = DATA / "slurm-22.05-scontrol-show-job-timeout.txt"
     tools = tmp_path / "bin"

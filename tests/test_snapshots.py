@@ -8,9 +8,9 @@ import pytest
 
 from checks.base import Status
 from checks.vendors import VENDORS
-from wizard.engine.doctor import Report, run_doctor
+from wizard.cli.doctor_table import make_vars
+from wizard.engine.doctor.diagnosis import Report, run_doctor
 from wizard.host import load_snapshot
-from wizard.report import make_vars
 
 SNAPSHOTS = Path(__file__).resolve().parent.parent / "snapshots"
 

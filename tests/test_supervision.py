@@ -21,12 +21,12 @@ import pytest
 
 from tests.cli import run_wizard as wizard
 from tests.test_run import lines, wait_for
-from wizard.engine import recipe as recipes
-from wizard.engine import run as run_module
-from wizard.engine import state as st
-from wizard.engine.recipe import DoneIf, Step
-from wizard.engine.run import Cancelled, execute, leftover_processes, resolve
-from wizard.engine.runner import Outcome, StepRunner
+from wizard.engine.recipes import recipe as recipes
+from wizard.engine.recipes import run as run_module
+from wizard.engine.recipes import state as st
+from wizard.engine.recipes.recipe import DoneIf, Step
+from wizard.engine.recipes.run import Cancelled, execute, leftover_processes, resolve
+from wizard.engine.recipes.runner import Outcome, StepRunner
 from wizard.host import LocalHost
 
 

@@ -14,8 +14,8 @@ from checks.vendors import VENDORS
 from tests.cli import run_wizard
 from tests.test_rdma import roce
 from tests.treehost import TreeHost
-from wizard.engine.doctor import run_doctor
-from wizard.engine.targets import TARGETS
+from wizard.engine.doctor.diagnosis import run_doctor
+from wizard.engine.doctor.targets import TARGETS
 from wizard.host.snapshot import write_snapshot
 
 # flagos-ai/FlagCX at 0c721293 (v0.13): Makefile's USE_* flags and DEVICE_HOME / CCL_HOME

@@ -16,11 +16,11 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from wizard.engine import state as st
-from wizard.engine.doctor import Report
-from wizard.engine.hostlist import HostSpec
-from wizard.engine.recipe import Recipe
-from wizard.engine.saved import Unfinished, unfinished_runs
+from wizard.engine.doctor.diagnosis import Report
+from wizard.engine.hosts.hostlist import HostSpec
+from wizard.engine.recipes import state as st
+from wizard.engine.recipes.recipe import Recipe
+from wizard.engine.recipes.saved import Unfinished, unfinished_runs
 from wizard.host import Host, LocalHost
 
 # The screens by name. A screen opens the next one through the app, by name, and never

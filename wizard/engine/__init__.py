@@ -1,1 +1,1 @@
-"""The engine: runs checks (and later steps) on a Host, for the TUI, the CLI and the tests."""
+"""What both front ends call: doctor/ (one host), recipes/, hosts/ (many hosts)."""

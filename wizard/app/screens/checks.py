@@ -17,8 +17,8 @@ from textual.widgets.tree import TreeNode
 from checks.base import Finding, Status
 from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.commands import command_block
-from wizard.engine import recipe as recipes
-from wizard.engine.doctor import Report, ordered_checks, run_doctor
+from wizard.engine.doctor.diagnosis import Report, ordered_checks, run_doctor
+from wizard.engine.recipes import recipe as recipes
 
 GROUPS = {
     "System": ("os", "build.tools", "python.env", "limits"),

@@ -19,8 +19,8 @@ from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.commands import command_block
 from wizard.app.widgets.log_pane import LogPane
 from wizard.app.widgets.tick_list import TickList
-from wizard.engine.fixes import apply, choices, preferred, sudo_path
-from wizard.engine.runner import StepRunner
+from wizard.engine.doctor.fixes import apply, choices, preferred, sudo_path
+from wizard.engine.recipes.runner import StepRunner
 
 
 def to_do(fixes: int, by_hand: int) -> str:

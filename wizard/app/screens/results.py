@@ -14,13 +14,12 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from wizard import perf_report
 from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.bandwidth_chart import BandwidthChart, TrainingChart
-from wizard.console import size_text
-from wizard.engine import compare
-from wizard.engine import state as st
-from wizard.engine.parsers import gtest_summary
+from wizard.cli.console import size_text
+from wizard.engine.recipes import compare, perf_report
+from wizard.engine.recipes import state as st
+from wizard.engine.recipes.parsers import gtest_summary
 
 
 class ResultsScreen(WizardScreen):

@@ -17,10 +17,10 @@ from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 from checks.vendors import default_vendor
 from wizard.app.app import latest_unfinished
 from wizard.app.screens.base import WizardScreen
-from wizard.engine import recipe as recipes
-from wizard.engine.hostlist import HostListError, parse_hosts
-from wizard.engine.run import ParamError, check_answers, parse_sets
-from wizard.engine.targets import TARGETS
+from wizard.engine.doctor.targets import TARGETS
+from wizard.engine.hosts.hostlist import HostListError, parse_hosts
+from wizard.engine.recipes import recipe as recipes
+from wizard.engine.recipes.run import ParamError, check_answers, parse_sets
 from wizard.paths import recipe_ids
 
 INTRO = (

@@ -20,12 +20,12 @@ from wizard.app.app import describe
 from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.commands import command_block
 from wizard.app.widgets.log_pane import LogPane
-from wizard.engine import recipe as recipes
-from wizard.engine import state as st
-from wizard.engine.doctor import Report
-from wizard.engine.hints import likely_cause
-from wizard.engine.recipe import Step
-from wizard.engine.run import (
+from wizard.engine.doctor.diagnosis import Report
+from wizard.engine.recipes import recipe as recipes
+from wizard.engine.recipes import state as st
+from wizard.engine.recipes.hints import likely_cause
+from wizard.engine.recipes.recipe import Step
+from wizard.engine.recipes.run import (
     UNSAVED_RUN,
     Cancelled,
     ParamError,
@@ -36,7 +36,7 @@ from wizard.engine.run import (
     resolve,
     start_run,
 )
-from wizard.engine.runner import Outcome, StepRunner
+from wizard.engine.recipes.runner import Outcome, StepRunner
 from wizard.paths import UnusableFolder
 
 MARKS = {

@@ -11,7 +11,7 @@ from collections import deque
 from textual import events
 from textual.widgets import Log
 
-from wizard.engine.parsers import plain
+from wizard.engine.recipes.parsers import plain
 
 MAX_LINES = 5000
 ERROR = re.compile(r"error|failed|fatal|undefined reference|not found|Traceback", re.I)

@@ -17,8 +17,8 @@ from typing import Any
 
 import pygal
 
-from wizard.console import size_text
-from wizard.engine.compare import CAUSES, CollectiveResults, Report, TrainingSeries
+from wizard.cli.console import size_text
+from wizard.engine.recipes.compare import CAUSES, CollectiveResults, Report, TrainingSeries
 
 _MACHINE = (
     ("gpus", "{}"),

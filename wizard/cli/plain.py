@@ -6,13 +6,13 @@ import shlex
 import sys
 from typing import TYPE_CHECKING
 
-from wizard.engine.doctor import run_doctor
+from wizard.cli.doctor_table import TextRenderer
+from wizard.engine.doctor.diagnosis import run_doctor
 from wizard.errors import EXIT_OK
 from wizard.host import Host
-from wizard.report import TextRenderer
 
 if TYPE_CHECKING:
-    from wizard.cli import GuidedRequest
+    from wizard.cli.main import GuidedRequest
 
 
 def plain(host: Host, args: GuidedRequest, replay: bool) -> int:
@@ -30,7 +30,7 @@ def plain(host: Host, args: GuidedRequest, replay: bool) -> int:
         return report.exit_code
     import questionary
 
-    from wizard.fixing import fix_findings
+    from wizard.cli.fixing import fix_findings
     from wizard.host import LocalHost
 
     if report.blocking and questionary.confirm("Look at the fixes now?", default=True).ask():
@@ -41,7 +41,7 @@ def plain(host: Host, args: GuidedRequest, replay: bool) -> int:
     ).ask():
         print(f"Later: wizard run {args.recipe} {sets}".rstrip())
         return EXIT_OK
-    from wizard.commands import RunRequest, run
+    from wizard.cli.run import RunRequest, run
 
     return run(
         RunRequest(

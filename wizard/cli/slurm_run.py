@@ -14,14 +14,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wizard.console import Console
-from wizard.engine import recipe as recipes
-from wizard.engine import state as st
+from wizard.cli.console import Console
+from wizard.cli.slurm_doctor import check_slurm_args, request_of
+from wizard.engine.recipes import recipe as recipes
+from wizard.engine.recipes import state as st
 from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from wizard.slurm_report import check_slurm_args, request_of
 
 if TYPE_CHECKING:
-    from wizard.engine.slurm import Request
+    from wizard.engine.hosts.slurm import Request
 
 
 def run_on_slurm(
@@ -34,8 +34,8 @@ def run_on_slurm(
     *,
     saved_request: dict[str, Any] | None = None,
 ) -> int:
-    from wizard.commands import _go, _values, judged
-    from wizard.engine.slurm import DEFAULT_WAIT_S, Request, SlurmError, allocation, discover
+    from wizard.cli.run import _go, _values, judged
+    from wizard.engine.hosts.slurm import DEFAULT_WAIT_S, Request, SlurmError, allocation, discover
 
     if saved_request is None:
         check_slurm_args(args)
@@ -97,8 +97,8 @@ def run_batch(
 ) -> int:
     """Write the run's sbatch script, submit it, follow the job and its output to the end,
     then show the run's results as the job left them."""
-    from wizard.engine.sbatch import follow, script_text, submit, write_script
-    from wizard.engine.slurm import require_tools
+    from wizard.engine.hosts.sbatch import follow, script_text, submit, write_script
+    from wizard.engine.hosts.slurm import require_tools
 
     require_tools()
     state.answers = answers
@@ -177,7 +177,7 @@ def refusal_note(state: st.RunState) -> str | None:
 
 def time_limit_note(job_id: str, state: st.RunState) -> str | None:
     """Why a run in an allocation failed, when it was the job's time limit."""
-    from wizard.engine.sbatch import ended
+    from wizard.engine.hosts.sbatch import ended
 
     end = ended(job_id)
     return _time_limit_words(job_id, end.time_limit, state) if end.state == "TIMEOUT" else None

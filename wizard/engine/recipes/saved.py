@@ -6,9 +6,9 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from wizard.engine import recipe as recipes
-from wizard.engine import state as st
-from wizard.engine.run import misfit
+from wizard.engine.recipes import recipe as recipes
+from wizard.engine.recipes import state as st
+from wizard.engine.recipes.run import misfit
 
 
 @dataclass

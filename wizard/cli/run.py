@@ -13,13 +13,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wizard.console import Console, OutputClosed
-from wizard.engine import recipe as recipes
-from wizard.engine import state as st
-from wizard.engine.cluster import Builder, Cluster, ClusterError
-from wizard.engine.doctor import run_doctor
-from wizard.engine.hostlist import HostSpec
-from wizard.engine.run import (
+from wizard.cli.console import Console, OutputClosed
+from wizard.cli.hosts_doctor import hosts_of
+from wizard.engine.doctor.diagnosis import run_doctor
+from wizard.engine.hosts.across import Builder, Cluster, ClusterError
+from wizard.engine.hosts.hostlist import HostSpec
+from wizard.engine.recipes import recipe as recipes
+from wizard.engine.recipes import state as st
+from wizard.engine.recipes.run import (
     UNSAVED_RUN,
     Cancelled,
     ParamError,
@@ -35,15 +36,14 @@ from wizard.engine.run import (
     start_run,
     stop_leftovers,
 )
-from wizard.engine.runner import StepRunner
-from wizard.engine.saved import judge, unfinished_runs
+from wizard.engine.recipes.runner import StepRunner
+from wizard.engine.recipes.saved import judge, unfinished_runs
 from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from wizard.host import LocalHost
-from wizard.hosts_report import hosts_of
 from wizard.paths import writable_state_dir
 
 if TYPE_CHECKING:
-    from wizard.engine.fleet import HostResult
+    from wizard.engine.hosts.doctor_all import HostResult
 
 
 @dataclass
@@ -193,7 +193,7 @@ def _across(
     out: Console,
 ) -> Across | None:
     """The doctor on every host over SSH, then the cluster, as judged() finds it."""
-    from wizard.engine.cluster import discover
+    from wizard.engine.hosts.across import discover
     from wizard.host.ssh import SshHost
 
     if args.ssh_config and not Path(args.ssh_config).is_file():
@@ -227,7 +227,7 @@ def judged(
 ) -> Across | None:
     """The run across the hosts the doctor reached; None (after saying why) when a host
     cannot be reached, or (without --force) blocks the recipe or differs where it must not."""
-    from wizard.engine.fleet import differences
+    from wizard.engine.hosts.doctor_all import differences
 
     stop = False
     for result, host in zip(results, cluster.hosts, strict=True):
@@ -385,7 +385,7 @@ def _after(recipe: recipes.Recipe, out: Console, *, blocking: bool) -> bool:
 
 
 def run(args: RunRequest) -> int:
-    from wizard.slurm_report import check_slurm_args, wants_slurm
+    from wizard.cli.slurm_doctor import check_slurm_args, wants_slurm
 
     out = Console()
     recipe = _load(args.recipe)
@@ -412,7 +412,7 @@ def run(args: RunRequest) -> int:
             out.write(f"warning: {exc}")
             state = None
     if wants_slurm(args):
-        from wizard.slurm_run import run_on_slurm
+        from wizard.cli.slurm_run import run_on_slurm
 
         return run_on_slurm(recipe, args, state, answers, facts, out)
     specs = hosts_of(args)
@@ -478,7 +478,7 @@ def resume(args: argparse.Namespace) -> int:
     state.answers = answers
     across = None
     if state.cluster and "slurm" in state.cluster:  # a new allocation, as the run asked
-        from wizard.slurm_run import run_on_slurm
+        from wizard.cli.slurm_run import run_on_slurm
 
         saved = state.cluster["slurm"]["request"]
         return run_on_slurm(recipe, args, state, answers, facts, out, saved_request=saved)
@@ -560,8 +560,8 @@ def _check_step(recipe: recipes.Recipe, step_id: str) -> None:
 
 def report(args: argparse.Namespace) -> int:
     """The chosen runs' results in the asked format; exit 1 only for a FlagCX/NCCL gap."""
-    from wizard.engine.compare import NoResults, Report, UnknownRun, gather
-    from wizard.perf_report import render
+    from wizard.engine.recipes.compare import NoResults, Report, UnknownRun, gather
+    from wizard.engine.recipes.perf_report import render
 
     form = "json" if args.json else args.format
     try:

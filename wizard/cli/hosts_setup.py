@@ -1,6 +1,6 @@
 """`wizard hosts setup`: check the SSH mesh a launcher needs and fix it with consent.
 
-It looks (wizard.engine.mesh), shows every problem with its exact commands, applies the
+It looks (wizard.engine.hosts.mesh), shows every problem with its exact commands, applies the
 fixes the user accepts (each logged), then looks again, since one fix reveals the next
 (a host reached for the first time shows its ~/.ssh), up to a few rounds. It ends with
 every direction tried for real: `ssh -o BatchMode=yes OTHER true` from each host.
@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 from checks.base import Finding, Fix, Status
-from wizard.console import Console
-from wizard.engine.mesh import Mesh, Survey, YourFix
+from wizard.cli.console import Console
+from wizard.cli.hosts_doctor import hosts_of
+from wizard.engine.hosts.mesh import Mesh, Survey, YourFix
 from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from wizard.hosts_report import hosts_of
 
 ROUNDS = 4  # a key made here, then hosts reached, then their keys, then the mesh
 
@@ -97,9 +97,9 @@ def _confirm(finding: Finding, fix: Fix) -> bool:
 def _apply(fix: Fix, out: Console, *, terminal: bool) -> int:
     """Run a fix's commands. One that asks a password runs on the terminal itself; the
     others stream into a log under the state folder."""
-    from wizard.engine.fixes import fixes_dir
-    from wizard.engine.run import step_environment
-    from wizard.engine.runner import StepRunner
+    from wizard.engine.doctor.fixes import fixes_dir
+    from wizard.engine.recipes.run import step_environment
+    from wizard.engine.recipes.runner import StepRunner
     from wizard.host import LocalHost
 
     script = "\n".join(fix.commands)

@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from wizard.engine.doctor import Report, run_doctor
-from wizard.engine.hostlist import HostSpec
+from wizard.engine.doctor.diagnosis import Report, run_doctor
+from wizard.engine.hosts.hostlist import HostSpec
 from wizard.host import Host
 from wizard.host.ssh import Unreachable
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import checks
 from checks.base import Check, Context, Finding, Status
 from checks.vendors import default_vendor
-from wizard.engine.targets import TARGETS, Target, for_vendor
+from wizard.engine.doctor.targets import TARGETS, Target, for_vendor
 from wizard.host import Host
 
 ORDER = (

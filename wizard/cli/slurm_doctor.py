@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, TextIO
 from wizard.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
-    from wizard.engine.fleet import HostResult
-    from wizard.engine.slurm import Request
+    from wizard.engine.hosts.doctor_all import HostResult
+    from wizard.engine.hosts.slurm import Request
 
 SLURM_OPTIONS = ("nodes", "partition", "gpus_per_node", "time", "account")
 
@@ -83,7 +83,7 @@ def wants_slurm(args: argparse.Namespace) -> bool:
 
 
 def request_of(args: argparse.Namespace) -> Request:
-    from wizard.engine.slurm import Request
+    from wizard.engine.hosts.slurm import Request
 
     return Request(args.nodes, args.partition, args.gpus_per_node, args.time, args.account)
 
@@ -95,9 +95,9 @@ def node_advice(result: HostResult) -> list[str]:
 
 def doctor_slurm(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
     """The doctor on every node of the allocation, then what differs across them."""
-    from wizard.engine.fleet import differences, ok
-    from wizard.engine.slurm import DEFAULT_WAIT_S, SlurmError, allocation, doctor_nodes
-    from wizard.hosts_report import _some, as_json, render
+    from wizard.cli.hosts_doctor import _some, as_json, render
+    from wizard.engine.hosts.doctor_all import differences, ok
+    from wizard.engine.hosts.slurm import DEFAULT_WAIT_S, SlurmError, allocation, doctor_nodes
 
     check_slurm_args(args)
     if args.fix or args.snapshot or args.ssh_mesh or args.ssh_config:

@@ -25,8 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from checks.base import Finding, Fix, Status
-from wizard.engine.fleet import read_ssh_round, ssh_round, ssh_round_timeout
-from wizard.engine.hostlist import HostSpec
+from wizard.engine.hosts.doctor_all import read_ssh_round, ssh_round, ssh_round_timeout
+from wizard.engine.hosts.hostlist import HostSpec
 from wizard.host.local import capture
 
 KEY_TYPES = ("ed25519", "ecdsa", "rsa")

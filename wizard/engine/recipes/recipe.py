@@ -313,7 +313,7 @@ class _Validator:
         if not isinstance(spec, _Lines):
             raise self.fail(data, "'checkout' must be a mapping of reader and path", "checkout")
         self.keys(spec, CHECKOUT_KEYS, "'checkout'")
-        from wizard.engine.checkout import READERS
+        from wizard.engine.recipes.checkout import READERS
 
         reader = self.text(spec, "reader", "'checkout'")
         path = self.text(spec, "path", "'checkout'")
@@ -437,7 +437,7 @@ class _Validator:
             )
         parse = entry.get("parse")
         if parse is not None:
-            from wizard.engine.parsers import PARSERS
+            from wizard.engine.recipes.parsers import PARSERS
 
             if parse not in PARSERS:
                 raise self.fail(

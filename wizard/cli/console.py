@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from wizard.engine import state as st
-from wizard.engine.hints import likely_cause
-from wizard.engine.parsers import (
+from wizard.cli.doctor_table import use_color
+from wizard.engine.recipes import state as st
+from wizard.engine.recipes.hints import likely_cause
+from wizard.engine.recipes.parsers import (
     ds_report_summary,
     flexflow_summary,
     gtest_summary,
@@ -15,9 +16,8 @@ from wizard.engine.parsers import (
     perftest_summary,
     training_summary,
 )
-from wizard.engine.recipe import Recipe, Step
-from wizard.engine.runner import Outcome
-from wizard.report import use_color
+from wizard.engine.recipes.recipe import Recipe, Step
+from wizard.engine.recipes.runner import Outcome
 
 MARKS = {
     st.DONE: "✓",

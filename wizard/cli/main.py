@@ -37,7 +37,7 @@ class WizardParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         wrong = re.match(r"argument (?:COMMAND|SUBCOMMAND): invalid choice: '([^']*)'", message)
         if wrong:
-            from wizard.engine.recipe import did_you_mean
+            from wizard.engine.recipes.recipe import did_you_mean
 
             (commands,) = (a for a in self._actions if isinstance(a, argparse._SubParsersAction))
             names = list(commands.choices)
@@ -47,8 +47,8 @@ class WizardParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from wizard.cli.slurm_doctor import launch_option, slurm_options
     from wizard.paths import recipe_ids
-    from wizard.slurm_report import launch_option, slurm_options
 
     parser = WizardParser(
         prog="wizard",
@@ -332,9 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "hosts":
         if args.hosts_command is None:
             parser.parse_args(["hosts", "--help"])  # prints the subcommands, exits 0
-        from wizard.hosts_setup import setup as handler
+        from wizard.cli.hosts_setup import setup as handler
     else:  # the recipe commands, imported only when used
-        from wizard import commands
+        from wizard.cli import run as commands
 
         handler = getattr(commands, args.command)
         if args.command == "run":
@@ -447,11 +447,11 @@ def guided(args: GuidedRequest) -> int:
         host_factory = LocalHost
         writable_state_dir()  # before any screen: runs and fix logs are kept there
     if args.plain or not (sys.stdin.isatty() and sys.stdout.isatty()):
-        from wizard.plain import plain
+        from wizard.cli.plain import plain
 
         return plain(host_factory(), args, replay=bool(args.snapshot))
     from wizard.app.app import Session, WizardApp
-    from wizard.hosts_report import hosts_of
+    from wizard.cli.hosts_doctor import hosts_of
 
     session = Session(
         host_factory,
@@ -468,8 +468,8 @@ def guided(args: GuidedRequest) -> int:
 def _check_recipe(name: str, sets: list[str]) -> dict[str, str]:
     """The recipe exists and takes every --set key: said before any screen or prompt, as
     `wizard run` says it. Returns the answers."""
-    from wizard.engine import recipe as recipes
-    from wizard.engine.run import ParamError, check_answers, parse_sets
+    from wizard.engine.recipes import recipe as recipes
+    from wizard.engine.recipes.run import ParamError, check_answers, parse_sets
 
     try:
         answers = parse_sets(sets)
@@ -480,7 +480,7 @@ def _check_recipe(name: str, sets: list[str]) -> dict[str, str]:
 
 
 def _check_target(target: str | None) -> None:
-    from wizard.engine.targets import TARGETS
+    from wizard.engine.doctor.targets import TARGETS
 
     if target is not None and target not in TARGETS:
         raise UsageError(f"unknown target {target!r}; choose one of: {', '.join(TARGETS)}")
@@ -498,7 +498,7 @@ def doctor(args: argparse.Namespace) -> int:
             "--fix asks before changing anything: run it in a terminal, or pass "
             "--yes to apply the preferred fixes, or --dry-run to only show them"
         )
-    from wizard.slurm_report import doctor_slurm, wants_slurm
+    from wizard.cli.slurm_doctor import doctor_slurm, wants_slurm
 
     if wants_slurm(args):
         return doctor_slurm(args)
@@ -508,7 +508,7 @@ def doctor(args: argparse.Namespace) -> int:
     if many:
         if args.fix or args.snapshot:
             raise UsageError("--hosts and --hostfile go with neither --fix nor --snapshot")
-        from wizard.hosts_report import doctor_many
+        from wizard.cli.hosts_doctor import doctor_many
 
         return doctor_many(args)
     if args.fix and args.json:
@@ -525,8 +525,8 @@ def doctor(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
     else:
         host = LocalHost(start_nvml=True)  # before the checks' imports, which take ~0.1 s
-    from wizard.engine.doctor import run_doctor
-    from wizard.report import TextRenderer, to_json
+    from wizard.cli.doctor_table import TextRenderer, to_json
+    from wizard.engine.doctor.diagnosis import run_doctor
 
     report = run_doctor(host, args.target, deep=args.deep)
     misses = getattr(host, "misses", [])
@@ -537,7 +537,7 @@ def doctor(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.fix:
-        from wizard.fixing import fix_findings
+        from wizard.cli.fixing import fix_findings
 
         if not args.dry_run:
             writable_state_dir()  # where each fix's log goes: say so before asking anything
@@ -562,7 +562,7 @@ def doctor(args: argparse.Namespace) -> int:
 
 
 def snapshot(args: argparse.Namespace) -> int:
-    from wizard.engine.doctor import run_doctor
+    from wizard.engine.doctor.diagnosis import run_doctor
     from wizard.host import LocalHost, load_snapshot, write_snapshot
 
     _check_target(args.target)

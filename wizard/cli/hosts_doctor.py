@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from checks.base import Status
-from wizard.engine.cluster import route_probe
-from wizard.engine.fleet import (
+from wizard.cli.doctor_table import SCHEMA, TextRenderer, to_dict
+from wizard.engine.hosts.across import route_probe
+from wizard.engine.hosts.doctor_all import (
     Difference,
     HostResult,
     differences,
@@ -20,9 +21,8 @@ from wizard.engine.fleet import (
     mesh_failures,
     ok,
 )
-from wizard.engine.hostlist import HostListError, HostSpec, parse_hosts, read_hostfile
+from wizard.engine.hosts.hostlist import HostListError, HostSpec, parse_hosts, read_hostfile
 from wizard.errors import EXIT_FAILED, EXIT_OK, UsageError
-from wizard.report import SCHEMA, TextRenderer, to_dict
 
 Advice = Callable[[HostResult], list[str]]
 

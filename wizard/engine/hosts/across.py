@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wizard.engine.hostlist import HostSpec, parse_host
+from wizard.engine.hosts.hostlist import HostSpec, parse_host
 from wizard.host.local import capture
 
 if TYPE_CHECKING:
-    from wizard.engine.fleet import HostResult
+    from wizard.engine.hosts.doctor_all import HostResult
 
 HERE = "here"  # the label of this machine as a builder
 _ROUTE = re.compile(r"\bdev (\S+)")
@@ -197,7 +197,7 @@ class Cluster:
         """A step's script as the local command that runs it on a host, as steps run here
         (bash -e -o pipefail): its variables are exported there, where a `$NAME` in them
         expands in the host's own environment."""
-        from wizard.engine.run import SAFE_ENV
+        from wizard.engine.recipes.run import SAFE_ENV
 
         lines = [f"export {k}={_remote_value(v)}" for k, v in env.items()]
         lines += [f"export {k}=${{{k}:-{v}}}" for k, v in SAFE_ENV.items()]
@@ -380,8 +380,8 @@ def discover(
     """Every host's doctor (in parallel, one connection each), with the interface each uses
     toward the next host; and the cluster those answers make. Slots: the hostfile's, else
     `ranks_per_host`, else the host's GPU count, else 1."""
-    from wizard.engine.fleet import doctor_hosts
-    from wizard.engine.run import recipe_facts
+    from wizard.engine.hosts.doctor_all import doctor_hosts
+    from wizard.engine.recipes.run import recipe_facts
 
     addresses, toward = route_probe(specs, ssh_config)
 
@@ -405,7 +405,7 @@ def discover(
 def capacity(host: Any) -> dict[str, int]:
     """A host's usable CPUs (`nproc` there) and MemAvailable, as facts for its own builds'
     `nproc` and `build_jobs`; what it does not answer is left out (this machine's is used)."""
-    from wizard.engine.run import HOST_MEM_AVAILABLE, HOST_NPROC, mem_available_kib
+    from wizard.engine.recipes.run import HOST_MEM_AVAILABLE, HOST_NPROC, mem_available_kib
 
     found: dict[str, int] = {}
     cpus = host.run(["nproc"], timeout=10)

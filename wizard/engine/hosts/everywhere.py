@@ -12,11 +12,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
-from wizard.engine import state as st
-from wizard.engine.cluster import HERE, Builder, Cluster
-from wizard.engine.recipe import DoneIf, Recipe, Step, render
-from wizard.engine.run import Listener, done_reason, expand_vars, step_cwd
-from wizard.engine.runner import Outcome, StepRunner, signal_words
+from wizard.engine.hosts.across import HERE, Builder, Cluster
+from wizard.engine.recipes import state as st
+from wizard.engine.recipes.recipe import DoneIf, Recipe, Step, render
+from wizard.engine.recipes.run import Listener, done_reason, expand_vars, step_cwd
+from wizard.engine.recipes.runner import Outcome, StepRunner, signal_words
 
 
 class Everywhere:

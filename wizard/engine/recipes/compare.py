@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from wizard.engine import state as st
-from wizard.engine.parsers import megatron_summary, training_summary
-from wizard.engine.plausible import memory_gbs, suspect
+from wizard.engine.recipes import state as st
+from wizard.engine.recipes.parsers import megatron_summary, training_summary
+from wizard.engine.recipes.plausible import memory_gbs, suspect
 
 GAP = 0.9  # below this ratio, at sizes where bandwidth matters, the gap is a finding
 LARGE = 16 << 20

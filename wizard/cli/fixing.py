@@ -7,9 +7,9 @@ import sys
 from typing import TextIO
 
 from checks.base import Finding, Fix
-from wizard.console import Console
-from wizard.engine.doctor import Report
-from wizard.engine.fixes import Applied, Choice, apply, choices, preferred, sudo_path, to_fix
+from wizard.cli.console import Console
+from wizard.engine.doctor.diagnosis import Report
+from wizard.engine.doctor.fixes import Applied, Choice, apply, choices, preferred, sudo_path, to_fix
 from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 
 SKIP = "Skip this one"

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from checks.base import Finding, Status
-from wizard.engine import checkout
-from wizard.engine import state as st
-from wizard.engine.cluster import Builder, Cluster
-from wizard.engine.doctor import Report
-from wizard.engine.parsers import PARSERS
-from wizard.engine.recipe import MAKE_UNSAFE, NoCommand, Recipe, Step, did_you_mean, render
-from wizard.engine.runner import Outcome, StepRunner, signal_words
+from wizard.engine.doctor.diagnosis import Report
+from wizard.engine.hosts.across import Builder, Cluster
+from wizard.engine.recipes import checkout
+from wizard.engine.recipes import state as st
+from wizard.engine.recipes.parsers import PARSERS
+from wizard.engine.recipes.recipe import MAKE_UNSAFE, NoCommand, Recipe, Step, did_you_mean, render
+from wizard.engine.recipes.runner import Outcome, StepRunner, signal_words
 from wizard.host import LocalHost
 from wizard.host.local import users_path
 from wizard.paths import data_dir, private_file
@@ -605,7 +605,7 @@ def execute(
             listener.step_skipped(item.index, total, step, saved.reason)
             continue
         if cluster and step.where in ("every-host", "all-hosts"):
-            from wizard.engine.everywhere import Everywhere
+            from wizard.engine.hosts.everywhere import Everywhere
 
             # Without values_for every builder takes this step's values, read just now.
             for_builder = values_for or (lambda b, values=values: values)

@@ -4,7 +4,7 @@ lines (srun cuts long lines of several tasks into pieces). The wizard replays th
 it runs (a SnapshotHost per node), so each node's findings are judged and compared
 exactly as a host's over SSH are, with one srun instead of a connection per node.
 
-    python3 -m wizard.engine.slurm_node [--target TARGET] [--deep]
+    python3 -m wizard.engine.hosts.slurm_node [--target TARGET] [--deep]
 """
 
 from __future__ import annotations
@@ -51,14 +51,14 @@ def decode(lines: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m wizard.engine.slurm_node")
+    parser = argparse.ArgumentParser(prog="python3 -m wizard.engine.hosts.slurm_node")
     parser.add_argument("--target")
     parser.add_argument("--deep", action="store_true")
     args = parser.parse_args(argv)
 
     import psutil
 
-    from wizard.engine.doctor import run_doctor
+    from wizard.engine.doctor.diagnosis import run_doctor
     from wizard.host import LocalHost
     from wizard.host.snapshot import snapshot_data
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from checks.base import Finding, Fix, Status
-from wizard.engine.doctor import Report, run_doctor
-from wizard.engine.run import step_environment
-from wizard.engine.runner import Outcome, StepRunner
+from wizard.engine.doctor.diagnosis import Report, run_doctor
+from wizard.engine.recipes.run import step_environment
+from wizard.engine.recipes.runner import Outcome, StepRunner
 from wizard.host import Host, LocalHost
 from wizard.paths import private_folder, writable_state_dir
 

@@ -8,7 +8,7 @@ import sys
 from typing import Any, TextIO
 
 from checks.base import Finding, Status
-from wizard.engine.doctor import Report
+from wizard.engine.doctor.diagnosis import Report
 
 SCHEMA = 1
 _MARKS = {Status.OK: "✓", Status.WARN: "!", Status.FAIL: "✗", Status.SKIP: "-", Status.CRASH: "☠"}

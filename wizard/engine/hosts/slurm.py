@@ -22,12 +22,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from wizard.engine.cluster import Cluster, RunHost
-from wizard.engine.hostlist import HostSpec
+from wizard.engine.hosts.across import Cluster, RunHost
+from wizard.engine.hosts.hostlist import HostSpec
 from wizard.host.local import capture
 
 if TYPE_CHECKING:
-    from wizard.engine.fleet import HostResult
+    from wizard.engine.hosts.doctor_all import HostResult
 
 CLIENTS = ("srun", "salloc", "sbatch", "scontrol", "squeue", "scancel", "sinfo")
 DEFAULT_WAIT_S = 300  # how long an salloc may pend before the wizard gives up
@@ -249,15 +249,15 @@ def doctor_nodes(
     """The doctor on every node at once, as one job step (one task a node); each node's
     observations are replayed here into the same results `doctor --hosts` gives. A node
     whose task gave none is a result with srun's words for it."""
-    from wizard.engine.fleet import doctor_hosts
-    from wizard.engine.slurm_node import decode
+    from wizard.engine.hosts.doctor_all import doctor_hosts
+    from wizard.engine.hosts.slurm_node import decode
     from wizard.host.snapshot import SnapshotHost
     from wizard.host.ssh import Unreachable
 
     flags = [f"--target={target}"] if target else []
     flags += ["--deep"] if deep else []
     argv = allocation.on_every_node(
-        "--label", "--kill-on-bad-exit=0", sys.executable, "-m", "wizard.engine.slurm_node",
+        "--label", "--kill-on-bad-exit=0", sys.executable, "-m", "wizard.engine.hosts.slurm_node",
         *flags,
     )  # fmt: skip
     out, err = _step(argv, timeout)
@@ -417,7 +417,7 @@ def discover(
 ) -> tuple[list[HostResult], SlurmCluster]:
     """Every node's doctor (one step), and the cluster of the nodes. Slots: `ranks_per_host`,
     else the allocation's GPUs a node, else the node's GPU count, else its tasks, else 1."""
-    from wizard.engine.run import recipe_facts
+    from wizard.engine.recipes.run import recipe_facts
 
     results = doctor_nodes(allocation, target=target)
     hosts = []

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from wizard.engine.slurm import Request, SlurmError
+from wizard.engine.hosts.slurm import Request, SlurmError
 from wizard.host.local import capture
 
 POLL_S = 1.0

@@ -1,0 +1,1 @@
+"""The command line: argument parsing, one module per command group, plain prompts, renderers."""

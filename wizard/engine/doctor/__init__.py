@@ -1,0 +1,1 @@
+"""One host: the doctor's run over the checks, the fixes for what it found, the targets."""
