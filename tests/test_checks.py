@@ -17,13 +17,13 @@ from checks.limits import parse_limits
 from checks.mpi import flavor
 from tests.treehost import TreeHost, recorded_nvml, recorded_output
 from wizard.cli.doctor_table import TextRenderer, to_dict
-from wizard.engine.doctor.diagnosis import Report, UndeclaredFact, run_doctor
+from wizard.engine.doctor.diagnosis import Diagnosis, UndeclaredFact, run_doctor
 from wizard.host import load_snapshot, write_snapshot
 
 NVCC_13_0 = recorded_output("/usr/local/cuda/bin/nvcc --version")
 
 
-def doctor(host: TreeHost, target: str | None = None) -> tuple[Report, dict]:
+def doctor(host: TreeHost, target: str | None = None) -> tuple[Diagnosis, dict]:
     report = run_doctor(host, target)
     return report, {f.id: f for f in report.findings}
 

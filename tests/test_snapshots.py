@@ -9,7 +9,7 @@ import pytest
 from checks.base import Status
 from checks.vendors import VENDORS
 from wizard.cli.doctor_table import make_vars
-from wizard.engine.doctor.diagnosis import Report, run_doctor
+from wizard.engine.doctor.diagnosis import Diagnosis, run_doctor
 from wizard.host import load_snapshot
 
 SNAPSHOTS = Path(__file__).resolve().parent.parent / "snapshots"
@@ -30,7 +30,7 @@ NEWER_PROBES = {
 }
 
 
-def replay(name: str, target: str | None = None) -> Report:
+def replay(name: str, target: str | None = None) -> Diagnosis:
     host = load_snapshot(SNAPSHOTS / name)
     report = run_doctor(host, target)
     misses = [m for m in host.misses if m not in NEWER_PROBES]
@@ -38,7 +38,7 @@ def replay(name: str, target: str | None = None) -> Report:
     return report
 
 
-def by_id(report: Report) -> dict:
+def by_id(report: Diagnosis) -> dict:
     return {f.id: f for f in report.findings}
 
 

@@ -16,7 +16,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from wizard.engine.doctor.diagnosis import Report
+from wizard.engine.doctor.diagnosis import Diagnosis
 from wizard.engine.hosts.hostlist import HostSpec
 from wizard.engine.recipes import state as st
 from wizard.engine.recipes.recipe import Recipe
@@ -51,7 +51,7 @@ class Session:
     recipe_name: str = "flagcx"
     answers: dict[str, str] = field(default_factory=dict)
     target: str | None = None
-    report: Report | None = None
+    report: Diagnosis | None = None
     recipe: Recipe | None = None
     run: st.RunState | None = None
     stale: bool = False  # checks must run again (a fix was applied)

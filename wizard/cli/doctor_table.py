@@ -8,7 +8,7 @@ import sys
 from typing import Any, TextIO
 
 from checks.base import Finding, Status
-from wizard.engine.doctor.diagnosis import Report
+from wizard.engine.doctor.diagnosis import Diagnosis
 
 SCHEMA = 1
 _MARKS = {Status.OK: "✓", Status.WARN: "!", Status.FAIL: "✗", Status.SKIP: "-", Status.CRASH: "☠"}
@@ -29,7 +29,7 @@ def use_color(stream: TextIO) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-def make_vars(report: Report) -> dict[str, str]:
+def make_vars(report: Diagnosis) -> dict[str, str]:
     """The make variables FlagCX's build needs, from what the doctor learned."""
     facts = report.facts()
     variables = {report.target.vendor.make_flag: "1"}
@@ -43,11 +43,11 @@ def make_vars(report: Report) -> dict[str, str]:
     return variables
 
 
-def to_json(report: Report, host_timing: dict[str, Any] | None = None) -> str:
+def to_json(report: Diagnosis, host_timing: dict[str, Any] | None = None) -> str:
     return json.dumps(to_dict(report, host_timing), indent=2)
 
 
-def to_dict(report: Report, host_timing: dict[str, Any] | None = None) -> dict[str, Any]:
+def to_dict(report: Diagnosis, host_timing: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "host": report.host,
@@ -93,7 +93,7 @@ class TextRenderer:
     def write(self, line: str = "") -> None:
         self.stream.write(line + "\n")
 
-    def render(self, report: Report) -> None:
+    def render(self, report: Diagnosis) -> None:
         target = report.target
         self.write(f"wizard doctor on {report.host}, target {target.id} ({target.title})")
         self.write()
@@ -123,7 +123,7 @@ class TextRenderer:
                 if fix.changes and self.verbose:
                     self.write(f"{indent}    {self.paint('changes: ' + fix.changes, '2')}")
 
-    def summary(self, report: Report) -> None:
+    def summary(self, report: Diagnosis) -> None:
         counts = {s: sum(f.status is s for f in report.findings) for s in Status}
         tally = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
         variables = " ".join(f"{k}={v}" for k, v in make_vars(report).items())

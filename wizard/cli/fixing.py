@@ -8,7 +8,7 @@ from typing import TextIO
 
 from checks.base import Finding, Fix
 from wizard.cli.console import Console
-from wizard.engine.doctor.diagnosis import Report
+from wizard.engine.doctor.diagnosis import Diagnosis
 from wizard.engine.doctor.fixes import Applied, Choice, apply, choices, preferred, sudo_path, to_fix
 from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 
@@ -50,7 +50,12 @@ def ask(finding: Finding, options: list[Choice], default: Choice | None) -> Fix 
 
 
 def fix_findings(
-    report: Report, *, only: list[str] | None, yes: bool, dry_run: bool, stream: TextIO = sys.stdout
+    report: Diagnosis,
+    *,
+    only: list[str] | None,
+    yes: bool,
+    dry_run: bool,
+    stream: TextIO = sys.stdout,
 ) -> int:
     out = Console(stream)
     try:

@@ -560,7 +560,7 @@ def _check_step(recipe: recipes.Recipe, step_id: str) -> None:
 
 def report(args: argparse.Namespace) -> int:
     """The chosen runs' results in the asked format; exit 1 only for a FlagCX/NCCL gap."""
-    from wizard.engine.recipes.compare import NoResults, Report, UnknownRun, gather
+    from wizard.engine.recipes.compare import NoResults, PerfReport, UnknownRun, gather
     from wizard.engine.recipes.perf_report import render
 
     form = "json" if args.json else args.format
@@ -572,7 +572,7 @@ def report(args: argparse.Namespace) -> int:
         if form == "text":
             print(f"Nothing to report yet: {exc}.")
             return EXIT_OK
-        result = Report([], [], "", None, {}, [str(exc)])  # says so in its own format
+        result = PerfReport([], [], "", None, {}, [str(exc)])  # says so in its own format
     body = render(result, form)
     if args.output:
         try:

@@ -17,7 +17,7 @@ from textual.widgets.tree import TreeNode
 from checks.base import Finding, Status
 from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.commands import command_block
-from wizard.engine.doctor.diagnosis import Report, ordered_checks, run_doctor
+from wizard.engine.doctor.diagnosis import Diagnosis, ordered_checks, run_doctor
 from wizard.engine.recipes import recipe as recipes
 
 GROUPS = {
@@ -163,7 +163,7 @@ class ChecksScreen(WizardScreen):
             node.set_label(label(finding.title, finding))
         self._show_selected()
 
-    def finished(self, report: Report) -> None:
+    def finished(self, report: Diagnosis) -> None:
         self.wizard.session.report = report
         if self.torn_down:
             return

@@ -34,7 +34,7 @@ class ResultsScreen(WizardScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.report: compare.Report | None = None
+        self.report: compare.PerfReport | None = None
 
     def compose(self) -> ComposeResult:
         run = self.wizard.session.run
@@ -81,7 +81,7 @@ class ResultsScreen(WizardScreen):
         yield Static(Text("\n".join(self.next_commands(run))))
         yield Static(Text("s writes this report as markdown and html, to share."), id="shared")
 
-    def charts(self, report: compare.Report) -> ComposeResult:
+    def charts(self, report: compare.PerfReport) -> ComposeResult:
         """A tab per collective and per training curve; the first is shown."""
         if not report.collectives and not report.training:
             return
@@ -116,7 +116,7 @@ class ResultsScreen(WizardScreen):
             table.add_row(*cells)
         return table
 
-    def against_nccl(self, report: compare.Report) -> ComposeResult:
+    def against_nccl(self, report: compare.PerfReport) -> ComposeResult:
         """FlagCX and NCCL, collective by collective (`wizard report`), suspect figures and
         what a comparison still needs."""
         link = f"; links {report.link}, peak {report.peak_gbs:g} GB/s" if report.peak_gbs else ""
@@ -169,7 +169,7 @@ class ResultsScreen(WizardScreen):
         self.notify(where, title="Share")
 
 
-def _report_for(run: st.RunState) -> compare.Report | None:
+def _report_for(run: st.RunState) -> compare.PerfReport | None:
     """This run's results beside the latest runs of the other kinds."""
     runs = [run]
     for run_id in compare.latest_ids():

@@ -20,7 +20,7 @@ from wizard.app.app import describe
 from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.commands import command_block
 from wizard.app.widgets.log_pane import LogPane
-from wizard.engine.doctor.diagnosis import Report
+from wizard.engine.doctor.diagnosis import Diagnosis
 from wizard.engine.recipes import recipe as recipes
 from wizard.engine.recipes import state as st
 from wizard.engine.recipes.hints import likely_cause
@@ -173,7 +173,7 @@ class StepsScreen(WizardScreen):
         table.add_column("step", key="step")
         return table
 
-    def show_plan(self, report: Report) -> None:
+    def show_plan(self, report: Diagnosis) -> None:
         """A replay: the recorded machine is elsewhere, so its plan is shown and nothing runs
         (not even a step's done_if probe, which would look at this machine). In place of the
         table and the log: each step, why it would be skipped, and its commands, wrapped."""

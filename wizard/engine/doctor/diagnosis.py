@@ -49,7 +49,7 @@ class UndeclaredFact(Exception):
 
 
 @dataclass
-class Report:
+class Diagnosis:
     host: str
     target: Target
     findings: list[Finding]
@@ -104,7 +104,7 @@ def run_doctor(
     *,
     deep: bool = False,
     on_finding: Callable[[Finding], None] | None = None,
-) -> Report:
+) -> Diagnosis:
     """Run all checks. `target_id` None means: the target of the vendor found on the host."""
     started = time.perf_counter()
     resolved: list[Target] = []
@@ -155,7 +155,7 @@ def run_doctor(
     findings = [futures[c.id].result() for c in all_checks]
     if os.environ.get(STRICT_FACTS):
         _check_declared(findings, contexts)
-    return Report(host.name, target(), findings, durations, time.perf_counter() - started)
+    return Diagnosis(host.name, target(), findings, durations, time.perf_counter() - started)
 
 
 def _check_declared(findings: list[Finding], contexts: dict[str, Context]) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from checks.base import Finding, Fix, Status
-from wizard.engine.doctor.diagnosis import Report, run_doctor
+from wizard.engine.doctor.diagnosis import Diagnosis, run_doctor
 from wizard.engine.recipes.run import step_environment
 from wizard.engine.recipes.runner import Outcome, StepRunner
 from wizard.host import Host, LocalHost
@@ -25,7 +25,7 @@ def fixes_dir() -> Path:
     return private_folder(writable_state_dir() / "fixes")
 
 
-def to_fix(report: Report, only: list[str] | None = None) -> list[Finding]:
+def to_fix(report: Diagnosis, only: list[str] | None = None) -> list[Finding]:
     """The findings to walk: the blocking ones, or those named with --only that have fixes."""
     if only:
         known = {f.id for f in report.findings}

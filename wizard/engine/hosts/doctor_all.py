@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from wizard.engine.doctor.diagnosis import Report, run_doctor
+from wizard.engine.doctor.diagnosis import Diagnosis, run_doctor
 from wizard.engine.hosts.hostlist import HostSpec
 from wizard.host import Host
 from wizard.host.ssh import Unreachable
@@ -30,7 +30,7 @@ MESH_LIMIT = 64  # past this many hosts, only the head's directions are tried (N
 @dataclass
 class HostResult:
     spec: HostSpec
-    report: Report | None
+    report: Diagnosis | None
     error: str | None = None  # why it could not be reached
     wall_s: float = 0.0
     ssh_to: dict[str, str | None] | None = None  # other host -> None (works) or ssh's words
@@ -216,7 +216,7 @@ def _link_one_path(paths: dict[str, Any]) -> tuple[str, ...]:
     )
 
 
-def _value(report: Report, fact: str) -> Any:
+def _value(report: Diagnosis, fact: str) -> Any:
     if fact == "target":
         return report.target.id
     return report.facts().get(fact)

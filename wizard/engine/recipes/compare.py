@@ -178,7 +178,7 @@ class RunInfo:
 
 
 @dataclass
-class Report:
+class PerfReport:
     """What the chosen runs measured. `missing` says what a comparison still needs."""
 
     runs: list[RunInfo]
@@ -293,13 +293,13 @@ def latest_ids() -> list[str]:
     return [r for r in map(st.latest_for, (*SOURCES, *TRAINING)) if r is not None]
 
 
-def gather(run_ids: Sequence[str] = ()) -> Report:
+def gather(run_ids: Sequence[str] = ()) -> PerfReport:
     """The report on the runs named (the latest of each kind by default): every perf table,
     each row checked for plausibility, FlagCX beside NCCL where both measured a collective."""
     return report_on(chosen_runs(run_ids))
 
 
-def report_on(runs: list[st.RunState]) -> Report:
+def report_on(runs: list[st.RunState]) -> PerfReport:
     """The report on these runs (see gather)."""
     perf = [r for r in runs if any(s.results.get("table") for s in r.steps.values())]
     training = [t for r in runs for t in training_series(r)]
@@ -327,7 +327,7 @@ def report_on(runs: list[st.RunState]) -> Report:
         metric = "busbw" if all(r["busbw_gbs"] > 0 for s in series for r in s.rows) else "algbw"
         collectives.append(CollectiveResults(name, metric, series, _comparison(name, series, peak)))
     torch = next((r.run_id for r in perf if r.recipe == "torch-nccl"), None)
-    return Report(
+    return PerfReport(
         runs=[RunInfo(r.run_id, r.recipe, r.created, _hosts(r)) for r in runs],
         collectives=collectives,
         link=machine.get("link", ""),

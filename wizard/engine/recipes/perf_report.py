@@ -18,7 +18,7 @@ from typing import Any
 import pygal
 
 from wizard.cli.console import size_text
-from wizard.engine.recipes.compare import CAUSES, CollectiveResults, Report, TrainingSeries
+from wizard.engine.recipes.compare import CAUSES, CollectiveResults, PerfReport, TrainingSeries
 
 _MACHINE = (
     ("gpus", "{}"),
@@ -32,7 +32,7 @@ _MACHINE = (
 )
 
 
-def machine_line(report: Report) -> str:
+def machine_line(report: PerfReport) -> str:
     """GPUs, link, driver, CUDA, NCCL, FlagCX commit, MPI (and the hosts), as far as known."""
     machine = dict(report.machine)
     if report.peak_gbs and "link" in machine:
@@ -41,13 +41,13 @@ def machine_line(report: Report) -> str:
     return "; ".join(parts) or "not recorded in these runs"
 
 
-def runs_line(report: Report) -> str:
+def runs_line(report: PerfReport) -> str:
     """Each run's id, and the hosts of a run across hosts."""
     named = [r.run_id + (f" (on {', '.join(r.hosts)})" if r.hosts else "") for r in report.runs]
     return ", ".join(named) or "none yet"
 
 
-def verdict(report: Report) -> str:
+def verdict(report: PerfReport) -> str:
     """One sentence: the gap, no gap, or that nothing was compared yet."""
     gaps = report.gaps()
     if gaps:
@@ -83,7 +83,7 @@ def grid(c: CollectiveResults) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
-def suspect_lines(report: Report) -> list[str]:
+def suspect_lines(report: PerfReport) -> list[str]:
     return [
         f"{name} {size_text(int(row['size_bytes']))}, {series.source} (run {series.run_id}): "
         f"{row['suspect']}; not used"
@@ -100,7 +100,7 @@ def metric_title(c: CollectiveResults) -> str:
 # -- text ---------------------------------------------------------------------------------------
 
 
-def text(report: Report) -> list[str]:
+def text(report: PerfReport) -> list[str]:
     lines = [f"Machine: {machine_line(report)}", f"Runs: {runs_line(report)}"]
     for c in report.comparisons:
         lines.append(
@@ -161,14 +161,14 @@ def training_text(t: TrainingSeries) -> str:
 # -- json ---------------------------------------------------------------------------------------
 
 
-def to_json(report: Report) -> str:
+def to_json(report: PerfReport) -> str:
     return json.dumps(report.to_dict(), indent=2)
 
 
 # -- markdown -----------------------------------------------------------------------------------
 
 
-def markdown(report: Report) -> str:
+def markdown(report: PerfReport) -> str:
     out = [
         "## FlagCX and NCCL bandwidth",
         "",
@@ -209,7 +209,7 @@ th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
 """
 
 
-def bandwidth_svg(report: Report, c: CollectiveResults) -> str:
+def bandwidth_svg(report: PerfReport, c: CollectiveResults) -> str:
     """A line chart of the collective's bandwidth against message size: log2 x axis labelled
     128K ... 4G, a line per source (suspect figures left out), the link's peak as a line."""
     chart = _chart(f"{c.name}: {c.metric} (GB/s) by message size")
@@ -260,7 +260,7 @@ def _chart(title: str) -> pygal.XY:
     )
 
 
-def to_html(report: Report) -> str:
+def to_html(report: PerfReport) -> str:
     e = html.escape
     out = [
         "<!DOCTYPE html>",
@@ -299,7 +299,7 @@ def to_html(report: Report) -> str:
     return "\n".join(out) + "\n"
 
 
-def render(report: Report, form: str) -> str:
+def render(report: PerfReport, form: str) -> str:
     """The report as text, json, markdown or html."""
     if form == "json":
         return to_json(report) + "\n"

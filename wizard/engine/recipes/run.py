@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from checks.base import Finding, Status
-from wizard.engine.doctor.diagnosis import Report
+from wizard.engine.doctor.diagnosis import Diagnosis
 from wizard.engine.hosts.across import Builder, Cluster
 from wizard.engine.recipes import checkout
 from wizard.engine.recipes import state as st
@@ -57,7 +57,7 @@ class Listener(Protocol):
     def step_finished(self, step: Step, result: st.StepState, outcome: Outcome) -> None: ...
 
 
-def recipe_facts(report: Report) -> dict[str, Any]:
+def recipe_facts(report: Diagnosis) -> dict[str, Any]:
     """The doctor's facts, plus the target's, for filling a recipe's parameters."""
     vendor = report.target.vendor
     facts = report.facts()
@@ -74,7 +74,7 @@ def recipe_facts(report: Report) -> dict[str, Any]:
     }
 
 
-def failing_requirements(recipe: Recipe, report: Report) -> list[Finding]:
+def failing_requirements(recipe: Recipe, report: Diagnosis) -> list[Finding]:
     """Failed (or crashed) findings the recipe requires. `target` in `requires` stands for
     every check the doctor's target requires (so one recipe serves every vendor)."""
     wanted = set(recipe.requires)
