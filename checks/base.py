@@ -131,10 +131,20 @@ class Context:
 CheckFunc = Callable[[Context], Finding]
 
 
+class Group(str, Enum):
+    """Where a check is shown, in this order, by the app's tree and the doctor's table."""
+
+    SYSTEM = "System"
+    ACCELERATOR = "Accelerator"
+    COMMUNICATION = "Communication"
+    TESTS = "Tests"
+
+
 @dataclass(frozen=True)
 class Check:
     id: str
     title: str
+    group: Group
     func: CheckFunc
     after: tuple[str, ...] = ()
 
@@ -142,11 +152,13 @@ class Check:
 REGISTRY: dict[str, Check] = {}
 
 
-def check(id: str, title: str, after: tuple[str, ...] = ()) -> Callable[[CheckFunc], Check]:
-    """Register a check. `after` names the checks whose findings it reads."""
+def check(
+    id: str, title: str, group: Group, after: tuple[str, ...] = ()
+) -> Callable[[CheckFunc], Check]:
+    """Register a check, shown in `group`. `after` names the checks whose findings it reads."""
 
     def register(func: CheckFunc) -> Check:
-        entry = Check(id, title, func, after)
+        entry = Check(id, title, group, func, after)
         REGISTRY[id] = entry
         return entry
 

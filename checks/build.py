@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from checks import versions
-from checks.base import Context, Finding, check, parallel
+from checks.base import Context, Finding, Group, check, parallel
 from checks.distro import Distro
 
 CMAKE_MIN = (3, 18)
@@ -31,7 +31,7 @@ def tool_version(ctx: Context, program: str, pattern: str) -> tuple[str | None, 
     return path, match.group(1) if match else None
 
 
-@check("build.tools", "Build tools", after=("os",))
+@check("build.tools", "Build tools", Group.SYSTEM, after=("os",))
 def build_tools(ctx: Context) -> Finding:
     found: dict[str, str | None] = {}
     missing_required, missing_optional = [], []

@@ -9,7 +9,7 @@ import shlex
 from dataclasses import dataclass
 
 from checks import gpu, versions
-from checks.base import Context, Finding, Fix, check
+from checks.base import Context, Finding, Fix, Group, check
 from checks.distro import Distro
 from wizard.host import Host
 
@@ -74,7 +74,7 @@ def find_toolkits(host: Host) -> tuple[list[Toolkit], str | None]:
     return toolkits, nvcc
 
 
-@check("cuda.toolkit", "CUDA toolkit", after=("os", "gpu.nvidia"))
+@check("cuda.toolkit", "CUDA toolkit", Group.ACCELERATOR, after=("os", "gpu.nvidia"))
 def cuda_toolkit(ctx: Context) -> Finding:
     host = ctx.host
     toolkits, nvcc = find_toolkits(host)  # first: it need not wait for the GPU probe

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from checks import python, versions
-from checks.base import Context, Finding, Fix, check
+from checks.base import Context, Finding, Fix, Group, check
 from checks.distro import Distro
 from checks.nccl import MULTIARCH
 
@@ -81,7 +81,9 @@ def _look(ctx: Context, prefix: str, source: str) -> Install | None:
     return Install(prefix, source, version, include, lib)
 
 
-@check("cudnn", "cuDNN", after=("os", "gpu.nvidia", "cuda.toolkit", "python.env"))
+@check(
+    "cudnn", "cuDNN", Group.ACCELERATOR, after=("os", "gpu.nvidia", "cuda.toolkit", "python.env")
+)
 def cudnn(ctx: Context) -> Finding:
     installs = [i for p, s in _prefixes(ctx) if (i := _look(ctx, p, s))]
     complete = [i for i in installs if i.include and i.lib]

@@ -9,7 +9,7 @@ import re
 import shlex
 
 from checks import python, versions
-from checks.base import Context, Finding, Fix, check
+from checks.base import Context, Finding, Fix, Group, check
 from checks.distro import Distro
 from wizard.engine.recipes.parsers import DsReport, ds_report_summary
 
@@ -17,7 +17,7 @@ REPORT_KEY = "python3 -m deepspeed.env_report"
 _BUILT_WITH = re.compile(r"torch ([\d.]+)(?:, cuda ([\d.]+))?")
 
 
-@check("deepspeed", "DeepSpeed", after=("os", "python.env", "torch"))
+@check("deepspeed", "DeepSpeed", Group.ACCELERATOR, after=("os", "python.env", "torch"))
 def deepspeed(ctx: Context) -> Finding:
     info = python.probe(ctx.host)
     if info is None:

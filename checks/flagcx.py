@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from checks.base import Context, Finding, Fix, check
+from checks.base import Context, Finding, Fix, Group, check
 from checks.distro import Distro
 from wizard.host import Host
 
@@ -27,7 +27,7 @@ def candidates(ctx: Context) -> list[str]:
     return list(dict.fromkeys(p.rstrip("/") for p in found))
 
 
-@check("flagcx", "FlagCX checkout", after=("os",))
+@check("flagcx", "FlagCX checkout", Group.TESTS, after=("os",))
 def flagcx(ctx: Context) -> Finding:
     host = ctx.host
     found = [

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-from checks.base import Context, Finding, check
+from checks.base import Context, Finding, Group, check
 from wizard.host.base import is_secret_name
 
 # Interface and device lists FlagCX and NCCL match the same way (FlagCX copies NCCL's code).
@@ -153,7 +153,7 @@ def problems(ctx: Context, setting: Setting) -> list[str]:
     return []
 
 
-@check("flagcx.env", "FlagCX settings", after=("flagcx",))
+@check("flagcx.env", "FlagCX settings", Group.TESTS, after=("flagcx",))
 def flagcx_env(ctx: Context) -> Finding:
     found = settings(ctx)
     files = conf_files(ctx)

@@ -6,12 +6,12 @@ from collections import Counter
 from typing import Any
 
 from checks import topology
-from checks.base import Context, Finding, Fix, Scalar, check
+from checks.base import Context, Finding, Fix, Group, Scalar, check
 from checks.distro import Distro
 from checks.vendors import VENDORS
 
 
-@check("gpu.nvidia", "NVIDIA GPUs", after=("os",))
+@check("gpu.nvidia", "NVIDIA GPUs", Group.ACCELERATOR, after=("os",))
 def nvidia(ctx: Context) -> Finding:
     answer = ctx.host.nvml()
     if "error" in answer:

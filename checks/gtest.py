@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from checks.base import Context, Finding, Fix, check
+from checks.base import Context, Finding, Fix, Group, check
 from checks.distro import Distro
 from checks.nccl import MULTIARCH
 
@@ -70,7 +70,7 @@ def build_fixes(ctx: Context, source: str) -> list[Fix]:
     return fixes
 
 
-@check("gtest", "googletest", after=("os",))
+@check("gtest", "googletest", Group.TESTS, after=("os",))
 def gtest(ctx: Context) -> Finding:
     host = ctx.host
     distro = Distro.of(ctx)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from checks.base import Context, Finding, Fix, check
+from checks.base import Context, Finding, Fix, Group, check
 from checks.distro import Distro
 
 GIB = 1024**3
@@ -30,7 +30,7 @@ def human(size: int) -> str:
     return f"{size} B"
 
 
-@check("limits", "Limits (shm, memlock)", after=("os",))
+@check("limits", "Limits (shm, memlock)", Group.SYSTEM, after=("os",))
 def limits(ctx: Context) -> Finding:
     host = ctx.host
     shm = host.statvfs("/dev/shm")

@@ -7,7 +7,7 @@ import re
 import shlex
 
 from checks import versions
-from checks.base import Context, Finding, Fix, check
+from checks.base import Context, Finding, Fix, Group, check
 from checks.distro import Distro
 
 
@@ -106,7 +106,7 @@ def wheel_fixes(ctx: Context) -> list[Fix]:
     ]
 
 
-@check("mpi", "MPI", after=("os",))
+@check("mpi", "MPI", Group.COMMUNICATION, after=("os",))
 def mpi(ctx: Context) -> Finding:
     host = ctx.host
     distro = Distro.of(ctx)

@@ -8,7 +8,7 @@ import shlex
 from dataclasses import dataclass
 
 from checks import cuda, python, versions
-from checks.base import Context, Finding, Fix, check
+from checks.base import Context, Finding, Fix, Group, check
 from checks.distro import Distro
 from wizard.host import Host
 
@@ -57,7 +57,7 @@ def find_headers(ctx: Context) -> list[Header]:
     return headers
 
 
-@check("nccl.header", "NCCL header", after=("os", "gpu.nvidia"))
+@check("nccl.header", "NCCL header", Group.COMMUNICATION, after=("os", "gpu.nvidia"))
 def nccl_header(ctx: Context) -> Finding:
     headers = find_headers(ctx)
     if ctx.vendor != "nvidia":
@@ -157,7 +157,9 @@ def library_dirs(ctx: Context, prefix: str) -> list[str]:
     return dirs
 
 
-@check("nccl.library", "NCCL library", after=("os", "gpu.nvidia", "nccl.header"))
+@check(
+    "nccl.library", "NCCL library", Group.COMMUNICATION, after=("os", "gpu.nvidia", "nccl.header")
+)
 def nccl_library(ctx: Context) -> Finding:
     if ctx.vendor != "nvidia":
         return ctx.skip("not needed for this target")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from checks.base import Context, Finding, Scalar, check
+from checks.base import Context, Finding, Group, Scalar, check
 from checks.vendor_tools import Device, Listing, visible
 from checks.vendors import VENDORS, Sighting, Vendor, on_the_bus, other_vendors, pci_accelerators
 
@@ -87,7 +87,7 @@ def ccl(ctx: Context, found: Survey) -> tuple[str, str, bool]:
     return device_home, library, ctx.host.exists(library)
 
 
-@check("gpu.others", "Other accelerators")
+@check("gpu.others", "Other accelerators", Group.ACCELERATOR)
 def others(ctx: Context) -> Finding:
     sightings = other_vendors(ctx.host)
     pci = pci_accelerators(ctx.host) if sightings else None

@@ -11,7 +11,7 @@ import json
 import shlex
 from typing import Any
 
-from checks.base import Context, Finding, Fix, check
+from checks.base import Context, Finding, Fix, Group, check
 from checks.distro import Distro
 from wizard.host import Host
 
@@ -179,7 +179,7 @@ def pip_fix(ctx: Context, info: dict[str, Any], title: str, packages: str, what:
     )
 
 
-@check("python.env", "Python", after=("os",))
+@check("python.env", "Python", Group.SYSTEM, after=("os",))
 def python_env(ctx: Context) -> Finding:
     info = probe(ctx.host)
     if info is None:

@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from checks.base import Context, Finding, Fix, check
+from checks.base import Context, Finding, Fix, Group, check
 from checks.distro import Distro
 
 SYSFS = "/sys/class/infiniband"
@@ -206,7 +206,7 @@ def container_nodes(ctx: Context) -> Fix | None:
     )
 
 
-@check("rdma", "RDMA network", after=("os", "limits"))
+@check("rdma", "RDMA network", Group.COMMUNICATION, after=("os", "limits"))
 def rdma(ctx: Context) -> Finding:
     host = ctx.host
     devices = [os.path.basename(p) for p in host.glob(f"{SYSFS}/*")]

@@ -13,7 +13,7 @@ import os
 import re
 
 from checks import versions
-from checks.base import Context, Finding, Fix, check
+from checks.base import Context, Finding, Fix, Group, check
 
 _VERSION = re.compile(r"slurm(?:-wlm)?\s+(\d+\.\d+\.\d+\S*)")
 _PMIX_COMPONENT = re.compile(r"^mca:pmix:(\w+):version:", re.M)
@@ -71,7 +71,7 @@ def mpich_launch(ctx: Context, mpirun: str) -> tuple[set[str], str]:
     return can, "MPICH" + (" built --with-pmix" if "pmix" in can else "'s own PMI client")
 
 
-@check("slurm", "Slurm", after=("mpi",))
+@check("slurm", "Slurm", Group.SYSTEM, after=("mpi",))
 def slurm(ctx: Context) -> Finding:
     host = ctx.host
     srun = host.which("srun")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from checks.base import Context, Finding, check
+from checks.base import Context, Finding, Group, check
 
 
 def parse_os_release(text: str) -> dict[str, str]:
@@ -35,7 +35,7 @@ def detect_container(ctx: Context) -> str | None:
     return None
 
 
-@check("os", "Operating system")
+@check("os", "Operating system", Group.SYSTEM)
 def os_check(ctx: Context) -> Finding:
     host = ctx.host
     release = parse_os_release(host.read_text("/etc/os-release") or "")

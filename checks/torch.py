@@ -13,7 +13,7 @@ import shlex
 from typing import Any
 
 from checks import python, versions
-from checks.base import Context, Finding, Fix, check
+from checks.base import Context, Finding, Fix, Group, check
 
 # The CUDA builds PyTorch publishes wheels for, newest first.
 TORCH_CUDA_BUILDS = ("13.0", "12.9", "12.8", "12.6", "12.4", "12.1", "11.8")
@@ -60,7 +60,7 @@ def install_fix(ctx: Context, info: dict[str, Any], driver_cuda: str | None) -> 
     ]
 
 
-@check("torch", "PyTorch", after=("os", "gpu.nvidia", "python.env"))
+@check("torch", "PyTorch", Group.ACCELERATOR, after=("os", "gpu.nvidia", "python.env"))
 def torch(ctx: Context) -> Finding:
     info = python.probe(ctx.host)
     driver_cuda = ctx.fact("driver.cuda")

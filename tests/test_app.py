@@ -771,12 +771,14 @@ async def test_a_crashed_check_is_marked_and_the_summary_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import checks
-    from checks.base import Check
+    from checks.base import Check, Group
 
     def broken(ctx):  # type: ignore[no-untyped-def]
         raise KeyError("driver_version")
 
-    monkeypatch.setitem(checks.REGISTRY, "rdma", Check("rdma", "RDMA network", broken))
+    monkeypatch.setitem(
+        checks.REGISTRY, "rdma", Check("rdma", "RDMA network", Group.COMMUNICATION, broken)
+    )
     app = WizardApp(session(tmp_path / "work"))
     async with app.run_test(size=(120, 40)) as pilot:
         await check_machine(pilot, app)

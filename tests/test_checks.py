@@ -11,13 +11,13 @@ import pytest
 import yaml
 
 import checks
-from checks.base import Check, Finding, Status
+from checks.base import Check, Finding, Group, Status
 from checks.distro import Distro
 from checks.limits import parse_limits
 from checks.mpi import flavor
 from tests.treehost import TreeHost, recorded_nvml, recorded_output
 from wizard.cli.doctor_table import TextRenderer, to_dict
-from wizard.engine.doctor.diagnosis import Diagnosis, UndeclaredFact, run_doctor
+from wizard.engine.doctor.diagnosis import Diagnosis, UndeclaredFact, ordered_checks, run_doctor
 from wizard.host import load_snapshot, write_snapshot
 
 NVCC_13_0 = recorded_output("/usr/local/cuda/bin/nvcc --version")
@@ -223,7 +223,11 @@ def test_a_check_reading_a_fact_it_does_not_declare_is_an_error_in_tests(
 ) -> None:
     registry = dict(checks.REGISTRY)
     sloppy = Check(
-        "sloppy", "Sloppy", lambda ctx: ctx.ok(str(ctx.fact("os.arch"))), ("gpu.nvidia",)
+        "sloppy",
+        "Sloppy",
+        Group.SYSTEM,
+        lambda ctx: ctx.ok(str(ctx.fact("os.arch"))),
+        ("gpu.nvidia",),
     )
     monkeypatch.setattr(checks, "REGISTRY", {**registry, "sloppy": sloppy})
     with pytest.raises(UndeclaredFact, match=r"sloppy reads os.arch \(learned by os"):
@@ -435,7 +439,9 @@ def test_a_crashing_check_becomes_a_finding(
     def broken(ctx):  # type: ignore[no-untyped-def]
         raise KeyError("driver_version")
 
-    monkeypatch.setitem(checks.REGISTRY, "gpu.nvidia", Check("gpu.nvidia", "NVIDIA GPUs", broken))
+    monkeypatch.setitem(
+        checks.REGISTRY, "gpu.nvidia", Check("gpu.nvidia", "NVIDIA GPUs", Group.ACCELERATOR, broken)
+    )
     report, f = doctor(tree)
     crashed = f["gpu.nvidia"]
     assert crashed.status is Status.CRASH and report.crashed == [crashed]
@@ -459,3 +465,21 @@ def test_a_crashing_check_becomes_a_finding(
     saved = write_snapshot(tree, tree.root / "bug.yaml", crashes={"gpu.nvidia": crashed.traceback})
     assert load_snapshot(saved).name  # still a snapshot the wizard replays
     assert "KeyError" in yaml.safe_load(saved.read_text())["crashes"]["gpu.nvidia"]
+
+
+def test_every_check_has_its_group_and_its_module_a_place_in_the_order() -> None:
+    """A check is shown where its module's place in checks.MODULES puts it: a module left
+    out of MODULES would sort last, below checks of its group that read it."""
+    listed = {m.__name__ for m in checks.MODULES}
+    for entry in checks.REGISTRY.values():
+        assert isinstance(entry.group, Group), entry.id
+        assert entry.func.__module__ in listed, f"{entry.func.__module__} not in MODULES"
+    shown = [c.id for c in ordered_checks()]
+    assert sorted(shown) == sorted(checks.REGISTRY)
+    groups = [checks.REGISTRY[i].group for i in shown]
+    assert groups == sorted(groups, key=list(Group).index), "one block per group"
+    # a check comes after the checks of its own group that it reads
+    for entry in checks.REGISTRY.values():
+        for read in entry.after:
+            if checks.REGISTRY[read].group is entry.group:
+                assert shown.index(read) < shown.index(entry.id), (read, entry.id)

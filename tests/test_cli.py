@@ -56,7 +56,7 @@ def test_doctor_json_schema() -> None:
         for fix in finding["fixes"]:
             assert isinstance(fix["commands"], list) and isinstance(fix["needs_root"], bool)
     ids = [f["id"] for f in data["findings"]]
-    assert ids[:3] == ["os", "gpu.nvidia", "gpu.others"]
+    assert ids[:3] == ["os", "build.tools", "python.env"]  # by group: System first
 
 
 def test_doctor_blocking_text_and_fix_commands() -> None:

@@ -570,7 +570,8 @@ def snapshot(args: argparse.Namespace) -> int:
     report = run_doctor(host, args.target, deep=args.deep)
     try:
         crashes = {f.id: f.traceback or "" for f in report.crashed}
-        path = write_snapshot(host, args.output, note=args.note, crashes=crashes)
+        ran = [f.id for f in report.findings]
+        path = write_snapshot(host, args.output, note=args.note, checks=ran, crashes=crashes)
     except OSError as exc:
         raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     counts = ", ".join(f"{len(v)} {k}" for k, v in host.observations.items() if v)

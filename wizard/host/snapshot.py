@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -203,11 +204,16 @@ def _wrong_field(data: dict[str, Any]) -> str | None:
 
 
 def snapshot_data(
-    host: Host, *, note: str = "", crashes: dict[str, str] | None = None
+    host: Host,
+    *,
+    note: str = "",
+    checks: Iterable[str] | None = None,
+    crashes: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """What `host` observed, as a snapshot file holds it; `crashes` (check id -> traceback)
-    goes along, for the bug report a crash asks for."""
-    from checks import REGISTRY
+    """What `host` observed, as a snapshot file holds it. `checks` are the ids of the checks
+    that ran: a check added later is then reported as not recorded, not replayed against
+    observations it never made (None leaves the list out: a replay runs every check).
+    `crashes` (check id -> traceback) goes along, for the bug report a crash asks for."""
     from wizard import __version__
 
     data: dict[str, Any] = {
@@ -216,11 +222,10 @@ def snapshot_data(
         "recorded_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "host": host.name,
         "note": note,
-        # The checks that ran: a check added later is reported as not recorded, not replayed
-        # against observations it never made.
-        "checks": sorted(REGISTRY),
-        "observations": {kind: dict(sorted(host.observations[kind].items())) for kind in KINDS},
     }
+    if checks is not None:
+        data["checks"] = sorted(checks)
+    data["observations"] = {k: dict(sorted(host.observations[k].items())) for k in KINDS}
     if crashes:
         data["crashes"] = dict(sorted(crashes.items()))
     return data
@@ -231,6 +236,7 @@ def write_snapshot(
     path: str | os.PathLike[str],
     *,
     note: str = "",
+    checks: Iterable[str] | None = None,
     crashes: dict[str, str] | None = None,
 ) -> Path:
     """Write what `host` observed: to a file atomically (a partial file never replaces a
@@ -238,7 +244,7 @@ def write_snapshot(
     as /dev/stdout), as a stream, so it is written to, never replaced by a file."""
     import yaml
 
-    data = snapshot_data(host, note=note, crashes=crashes)
+    data = snapshot_data(host, note=note, checks=checks, crashes=crashes)
     target = Path(path)
 
     def dump(f: Any) -> None:

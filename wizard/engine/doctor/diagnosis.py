@@ -16,29 +16,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import checks
-from checks.base import Check, Context, Finding, Status
+from checks.base import Check, Context, Finding, Group, Status
 from checks.vendors import default_vendor
 from wizard.engine.doctor.targets import TARGETS, Target, for_vendor
 from wizard.host import Host
 
-ORDER = (
-    "os",
-    "gpu.nvidia",
-    "gpu.others",
-    "cuda.toolkit",
-    "cudnn",
-    "nccl.header",
-    "nccl.library",
-    "mpi",
-    "gtest",
-    "build.tools",
-    "python.env",
-    "torch",
-    "deepspeed",
-    "limits",
-    "rdma",
-    "flagcx",
-)
 # Set (the tests set it): a check that reads a fact another check learned, without running
 # after that check, is an error; it would read None whenever it won the race.
 STRICT_FACTS = "WIZARD_STRICT_FACTS"
@@ -91,11 +73,27 @@ class Diagnosis:
         return {k: v for f in self.findings for k, v in f.facts.items()}
 
 
+def _place(entry: Check) -> tuple[int, int, int]:
+    """Its group, then its module's place in checks.MODULES, then its line there."""
+    modules = [m.__name__ for m in checks.MODULES]
+    module = entry.func.__module__
+    where = modules.index(module) if module in modules else len(modules)
+    return list(Group).index(entry.group), where, entry.func.__code__.co_firstlineno
+
+
 def ordered_checks(only: Iterable[str] | None = None) -> list[Check]:
-    registry = checks.REGISTRY
-    ids = [i for i in ORDER if i in registry] + [i for i in registry if i not in ORDER]
+    """The checks in the order both front ends show them."""
     wanted = set(only) if only is not None else None
-    return [registry[i] for i in ids if wanted is None or i in wanted]
+    every = sorted(checks.REGISTRY.values(), key=_place)
+    return [c for c in every if wanted is None or c.id in wanted]
+
+
+def checks_by_group() -> dict[Group, list[Check]]:
+    """The checks under their groups, for a front end that shows the groups."""
+    grouped: dict[Group, list[Check]] = {g: [] for g in Group}
+    for entry in ordered_checks():
+        grouped[entry.group].append(entry)
+    return grouped
 
 
 def run_doctor(

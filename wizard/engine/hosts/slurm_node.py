@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     host = LocalHost()
     node = os.environ.get("SLURMD_NODENAME") or host.name
     report = run_doctor(host, args.target, deep=args.deep)
-    data = snapshot_data(host, note=f"Slurm node {node}")
+    ran = [f.id for f in report.findings]
+    data = snapshot_data(host, note=f"Slurm node {node}", checks=ran)
     # The task's whole time on the node, the interpreter's start included: what the node
     # costs the run (the checks alone are report.wall_s).
     task_s = time.time() - psutil.Process().create_time()
