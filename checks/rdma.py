@@ -12,6 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from checks import rdma_stack
 from checks.base import Context, Finding, Fix, Group, check
 from checks.distro import Distro
 
@@ -123,9 +124,19 @@ def driver(ctx: Context, device: str) -> str:
     return os.path.basename(target) if target != link else ""
 
 
-def describe(ctx: Context, port: Port) -> list[str]:
+def describe(ctx: Context, port: Port, mtu: dict[str, int] | None = None) -> list[str]:
     lines = [f"{port.device} port {port.number}: {port.state} ({port.layer})"]
     extra = [port.files.get("phys_state", ""), port.files.get("rate", "")]
+    if mtu and "active_mtu" in mtu:  # ibv_devinfo's, for InfiniBand ports
+        most = mtu.get("max_mtu")
+        extra.append(
+            f"active MTU {mtu['active_mtu']}"
+            + (
+                f" (max {most}: the subnet manager's partition MTU)"
+                if most != mtu["active_mtu"]
+                else ""
+            )
+        )
     gid = port.gid_index()
     if gid is not None:
         extra.append(f"GID {gid.index} {gid.address}" + (f" {gid.kind}" if gid.kind else ""))
@@ -217,31 +228,62 @@ def rdma(ctx: Context) -> Finding:
         )
     ports = read_ports(ctx, devices)
     details: list[str] = []
+    drivers = {device: driver(ctx, device) for device in devices}
     for device in devices:
-        kind = driver(ctx, device)
+        kind = drivers[device]
         if kind:
             details.append(
                 f"{device}: driver {kind}" + (" (Alibaba eRDMA)" if kind == "erdma" else "")
             )
         if not any(p.device == device for p in ports):
             details.append(f"{device}: no ports (its driver is not bound, or it is resetting)")
-    for port in ports:
-        details += describe(ctx, port)
     active = [p for p in ports if p.active]
+    # sysfs has no MTU for an InfiniBand port (no netdev behind it): ibv_devinfo reads it
+    ib_mtus: dict = {}
+    if any(p.layer == "InfiniBand" for p in active):
+        ib_mtus, trouble = rdma_stack.devinfo_mtus(ctx, host.which("ibv_devinfo"))
+        if trouble:
+            details.append(trouble)
+    for port in ports:
+        mtu = ib_mtus.get((port.device, port.number)) if port.layer == "InfiniBand" else None
+        details += describe(ctx, port, mtu)
     gids = [g for p in active if p.layer == "Ethernet" and (g := p.gid_index())]
-    mtus = sorted(
-        {
-            int(m)
-            for g in gids
-            if g.netdev
-            and (m := (host.read_text(f"/sys/class/net/{g.netdev}/mtu") or "").strip()).isdigit()
-        }
-    )
+    mtus = {
+        int(m)
+        for g in gids
+        if g.netdev
+        and (m := (host.read_text(f"/sys/class/net/{g.netdev}/mtu") or "").strip()).isdigit()
+    }
+    mtus |= {
+        m["active_mtu"]
+        for p in active
+        if p.layer == "InfiniBand" and "active_mtu" in (m := ib_mtus.get((p.device, p.number), {}))
+    }
     space, fixes, space_facts = user_space(ctx)
     details += space
-    for line in (gpudirect(ctx), *(f"NCCL net plugin: {p}" for p in net_plugins(ctx))):
+    versions = rdma_stack.stack_versions(
+        ctx, str(space_facts.get("rdma.ofed") or ""), set(drivers.values())
+    )
+    details += versions.lines
+    plugins = net_plugins(ctx)
+    for line in (gpudirect(ctx), *(f"NCCL net plugin: {p}" for p in plugins)):
         if line:
             details.append(line)
+    transport = rdma_stack.nccl_transport(
+        rdma_stack.nccl_settings(ctx), plugins, [(p.device, p.layer) for p in active]
+    )
+    details.append(
+        f"NCCL's network between hosts: {transport.network}: {transport.why}"
+        + (f"; it will fail: {transport.problem}" if transport.problem else "")
+    )
+    erdma = [d for d, kind in drivers.items() if kind == "erdma"]
+    no_provider = bool(erdma) and rdma_stack.erdma_provider(ctx) is None
+    if no_provider:
+        fix = rdma_stack.erdma_fix(ctx, perftest=bool(space_facts.get("rdma.perftest")))
+        if fix:
+            fixes = [fix]  # Alibaba's packages carry the erdma provider the distro's may lack
+        else:
+            details.append(f"Alibaba's guide installs eRDMA's user space: {rdma_stack.ERDMA_GUIDE}")
     container_fix = container_nodes(ctx)
     if container_fix:
         details.append("in a container without /dev/infiniband/uverbs* and rdma_cm")
@@ -253,8 +295,10 @@ def rdma(ctx: Context) -> Finding:
         "rdma.hca": ",".join(dict.fromkeys(p.device for p in active)),
         "rdma.link_layers": ",".join(sorted({p.layer for p in active})),
         "rdma.gid_index": ",".join(sorted({str(g.index) for g in gids})),
-        "rdma.mtu": ",".join(map(str, mtus)),
+        "rdma.mtu": ",".join(map(str, sorted(mtus))),
         "rdma.rate_gbps": max(rates) if rates else None,
+        "rdma.nccl_net": transport.network,
+        "rdma.core_version": versions.core,
         **space_facts,
     }
     summary = f"{len(devices)} device(s): {', '.join(devices)}; {len(active)} port(s) ACTIVE"
@@ -271,5 +315,17 @@ def rdma(ctx: Context) -> Finding:
     if container_fix:
         return ctx.warn(
             summary + ": the container cannot open them", details=details, facts=facts, fixes=fixes
+        )
+    problems = [
+        text
+        for text, on in (
+            (f"eRDMA device(s) {', '.join(erdma)} without the erdma verbs provider", no_provider),
+            (f"NCCL will fail to start its network: {transport.problem}", transport.problem),
+        )
+        if on
+    ]
+    if problems:
+        return ctx.warn(
+            summary + ": " + "; ".join(problems), details=details, facts=facts, fixes=fixes
         )
     return ctx.ok(summary + hints, details=details, facts=facts, fixes=fixes)
