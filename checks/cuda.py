@@ -96,16 +96,7 @@ def cuda_toolkit(ctx: Context) -> Finding:
         "cuda.nvcc": f"{chosen.home}/bin/nvcc",
         "cuda.installs": listing,
     }
-    details = [
-        f"{t.home}: CUDA {t.version or 'unknown version (nvcc fails)'} (found through {t.source})"
-        for t in toolkits
-    ]
-    if nvcc and not any(
-        host.realpath(t.home) == host.realpath(nvcc_home(host, nvcc)) for t in toolkits
-    ):
-        details.append(
-            f"nvcc on PATH ({nvcc}) has no CUDA headers beside it: not a full toolkit, skipped"
-        )
+    details = _listing(host, toolkits, nvcc)
     summary = f"CUDA {chosen.version} at {chosen.home}"
     if len(toolkits) > 1:
         summary += f" ({len(toolkits)} installs)"
@@ -124,25 +115,7 @@ def cuda_toolkit(ctx: Context) -> Finding:
             facts=facts,
         )
     if versions.newer(chosen.version, driver_cuda):
-        va, vd = versions.major_minor(chosen.version), versions.major_minor(driver_cuda)
-        assert va and vd
-        if va[0] > vd[0]:
-            return ctx.fail(
-                f"CUDA {chosen.version} is newer than the driver supports (CUDA ≤ {driver_cuda})",
-                details=details,
-                facts=facts,
-                fixes=_install_fixes(ctx, driver_cuda) + _driver_upgrade(ctx, chosen.version),
-            )
-        details.append(
-            f"CUDA {chosen.version} is newer than the driver's {driver_cuda}: it runs through "
-            "minor-version compatibility, but PTX JIT and some newer APIs will fail"
-        )
-        return ctx.warn(
-            f"{summary}; the driver supports CUDA ≤ {driver_cuda}",
-            details=details,
-            facts=facts,
-            fixes=_install_fixes(ctx, driver_cuda) + _driver_upgrade(ctx, chosen.version),
-        )
+        return _newer_than_driver(ctx, chosen, driver_cuda, summary, details, facts)
 
     mismatch = _path_mismatch(ctx, chosen, nvcc)
     if mismatch:
@@ -158,6 +131,52 @@ def cuda_toolkit(ctx: Context) -> Finding:
         )
         return ctx.warn(f"{summary}; {mismatch}", details=details, facts=facts, fixes=[fix])
     return ctx.ok(summary, details=details, facts=facts)
+
+
+def _listing(host: Host, toolkits: list[Toolkit], nvcc: str | None) -> list[str]:
+    """A line per install, and a word on an nvcc on PATH that is not one of them."""
+    lines = [
+        f"{t.home}: CUDA {t.version or 'unknown version (nvcc fails)'} (found through {t.source})"
+        for t in toolkits
+    ]
+    if nvcc and not any(
+        host.realpath(t.home) == host.realpath(nvcc_home(host, nvcc)) for t in toolkits
+    ):
+        lines.append(
+            f"nvcc on PATH ({nvcc}) has no CUDA headers beside it: not a full toolkit, skipped"
+        )
+    return lines
+
+
+def _newer_than_driver(
+    ctx: Context,
+    chosen: Toolkit,
+    driver_cuda: str,
+    summary: str,
+    details: list[str],
+    facts: dict[str, str],
+) -> Finding:
+    """A toolkit newer than the driver: across a major version it cannot run at all; within
+    one it runs through minor-version compatibility, with gaps."""
+    fixes = _install_fixes(ctx, driver_cuda) + _driver_upgrade(ctx, chosen.version or "")
+    va, vd = versions.major_minor(chosen.version), versions.major_minor(driver_cuda)
+    if va and vd and va[0] > vd[0]:
+        return ctx.fail(
+            f"CUDA {chosen.version} is newer than the driver supports (CUDA ≤ {driver_cuda})",
+            details=details,
+            facts=facts,
+            fixes=fixes,
+        )
+    details.append(
+        f"CUDA {chosen.version} is newer than the driver's {driver_cuda}: it runs through "
+        "minor-version compatibility, but PTX JIT and some newer APIs will fail"
+    )
+    return ctx.warn(
+        f"{summary}; the driver supports CUDA ≤ {driver_cuda}",
+        details=details,
+        facts=facts,
+        fixes=fixes,
+    )
 
 
 def _driver_upgrade(ctx: Context, toolkit: str) -> list[Fix]:

@@ -15,19 +15,7 @@ from checks.vendors import VENDORS
 def nvidia(ctx: Context) -> Finding:
     answer = ctx.host.nvml()
     if "error" in answer:
-        if ctx.vendor != "nvidia":
-            return ctx.skip(f"no NVIDIA driver; not needed for {VENDORS[ctx.vendor].name}")
-        if answer.get("started"):  # the driver is there: no driver or container fix applies
-            return ctx.fail(answer["error"], details=[answer["error"]])
-        smi = ctx.host.which("nvidia-smi")
-        details = [answer["error"]]
-        if smi:
-            details.append(f"{smi} is present, so a driver was installed but does not answer")
-        return ctx.fail(
-            "no NVIDIA driver answers (NVML): " + answer["error"],
-            details=details,
-            fixes=_driver_fixes(ctx),
-        )
+        return _no_driver(ctx, answer)
     every_gpu = answer.get("gpus", [])
     gpus, visibility = _visible(every_gpu, ctx.host.getenv("CUDA_VISIBLE_DEVICES"))
     facts: dict[str, Scalar] = {
@@ -52,29 +40,7 @@ def nvidia(ctx: Context) -> Finding:
         pairs, note = _fill_from_nvidia_smi(ctx, pairs)
         details.append(note)
     peak = topology.link_peak(gpus, pairs)
-    models = Counter(gpu["name"] for gpu in gpus)
-    model = ", ".join(f"{n} × {name}" for name, n in models.items())
-    memory = min(gpu["memory_mib"] for gpu in gpus)
-    nvlinks = min(gpu.get("nvlinks", 0) for gpu in gpus)
-    generation = gpus[0].get("nvlink_generation", "") if nvlinks else ""
-    access = [p.peer_access for p in pairs]
-    facts.update(
-        {
-            "gpu.model": next(iter(models)) if len(models) == 1 else ", ".join(models),
-            "gpu.memory_mib": memory,
-            "gpu.nvlinks": nvlinks,
-            "gpu.nvlink.generation": generation,
-            "gpu.nvlink.pairs": sum(1 for p in pairs if p.nvlinks),
-            "gpu.nvlink.all_pairs": bool(pairs) and all(p.nvlinks for p in pairs),
-            "gpu.p2p_all": None if None in access else all(access),
-            "gpu.link": peak.label if peak else "",
-            "gpu.link.peak_gbs": peak.gbs if peak else None,
-            # Older snapshots lack it; nvcc then builds for every architecture.
-            "gpu.sm": min(
-                (g["compute_capability"] for g in gpus if g.get("compute_capability")), default=""
-            ).replace(".", ""),
-        }
-    )
+    facts.update(_machine_facts(gpus, pairs, peak))
     details += [_describe_gpu(gpu) for gpu in gpus]
     details += [pair.describe() for pair in pairs]
     if peak:
@@ -85,13 +51,58 @@ def nvidia(ctx: Context) -> Finding:
         f"could not read {u['what']} ({', '.join(u['where'])}): {u['why']}"
         for u in answer.get("unread", [])
     ]
-    summary = f"{model} ({memory // 1024} GiB)"
+    models = Counter(gpu["name"] for gpu in gpus)
+    model = ", ".join(f"{n} × {name}" for name, n in models.items())
+    summary = f"{model} ({facts['gpu.memory_mib'] // 1024} GiB)"
     if peak:
         summary += f", {peak.label}"
     summary += (
         f", driver {answer['driver_version']}, supports CUDA ≤ {answer['cuda_driver_version']}"
     )
     return ctx.ok(summary, details=details, facts=facts)
+
+
+def _no_driver(ctx: Context, answer: dict[str, Any]) -> Finding:
+    """NVML did not answer: not needed for another vendor; a driver that started and failed
+    has no install fix; otherwise the driver (or the container's GPUs) is missing."""
+    if ctx.vendor != "nvidia":
+        return ctx.skip(f"no NVIDIA driver; not needed for {VENDORS[ctx.vendor].name}")
+    if answer.get("started"):
+        return ctx.fail(answer["error"], details=[answer["error"]])
+    smi = ctx.host.which("nvidia-smi")
+    details = [answer["error"]]
+    if smi:
+        details.append(f"{smi} is present, so a driver was installed but does not answer")
+    return ctx.fail(
+        "no NVIDIA driver answers (NVML): " + answer["error"],
+        details=details,
+        fixes=_driver_fixes(ctx),
+    )
+
+
+def _machine_facts(
+    gpus: list[dict[str, Any]], pairs: list[topology.Pair], peak: topology.Peak | None
+) -> dict[str, Scalar]:
+    """What the visible GPUs are together: model, the smallest memory, NVLink, the link's
+    peak, the lowest compute capability (what nvcc builds for)."""
+    models = Counter(gpu["name"] for gpu in gpus)
+    nvlinks = min(gpu.get("nvlinks", 0) for gpu in gpus)
+    access = [p.peer_access for p in pairs]
+    return {
+        "gpu.model": next(iter(models)) if len(models) == 1 else ", ".join(models),
+        "gpu.memory_mib": min(gpu["memory_mib"] for gpu in gpus),
+        "gpu.nvlinks": nvlinks,
+        "gpu.nvlink.generation": gpus[0].get("nvlink_generation", "") if nvlinks else "",
+        "gpu.nvlink.pairs": sum(1 for p in pairs if p.nvlinks),
+        "gpu.nvlink.all_pairs": bool(pairs) and all(p.nvlinks for p in pairs),
+        "gpu.p2p_all": None if None in access else all(access),
+        "gpu.link": peak.label if peak else "",
+        "gpu.link.peak_gbs": peak.gbs if peak else None,
+        # Older snapshots lack it; nvcc then builds for every architecture.
+        "gpu.sm": min(
+            (g["compute_capability"] for g in gpus if g.get("compute_capability")), default=""
+        ).replace(".", ""),
+    }
 
 
 def _visible(gpus: list[dict[str, Any]], variable: str | None) -> tuple[list[dict[str, Any]], str]:

@@ -106,11 +106,8 @@ def wheel_fixes(ctx: Context) -> list[Fix]:
     ]
 
 
-@check("mpi", "MPI", Group.COMMUNICATION, after=("os",))
-def mpi(ctx: Context) -> Finding:
-    host = ctx.host
-    distro = Distro.of(ctx)
-    install = distro.install_fix(
+def _install_fixes(ctx: Context) -> list[Fix]:
+    return Distro.of(ctx).install_fix(
         "Install Open MPI from the distro",
         {
             "debian": ["openmpi-bin", "libopenmpi-dev"],
@@ -120,6 +117,38 @@ def mpi(ctx: Context) -> Finding:
         },
         "installs mpirun, mpicc and mpi.h",
     ) + wheel_fixes(ctx)
+
+
+def _run_flags(ctx: Context, kind: str, version: str | None, home: str | None) -> list[str]:
+    """What mpirun needs here: root's permission, and Open MPI < 5 without its openib BTL
+    (it warns on every run where the module is built)."""
+    flags = []
+    if kind == "Open MPI" and ctx.fact("os.root"):
+        flags.append("--allow-run-as-root")
+    old = kind == "Open MPI" and (versions.major_minor(version) or (5, 0)) < (5, 0)
+    if old and home and ctx.host.glob(f"{home}/lib/openmpi*/mca_btl_openib.so"):
+        flags += ["--mca", "btl", "^openib"]
+    return flags
+
+
+def _notes(ctx: Context, mpirun: str, flags: list[str]) -> list[str]:
+    """Details about where this MPI sits against the user's PATH and MPI_HOME."""
+    host, notes = ctx.host, []
+    prefix = os.path.dirname(os.path.dirname(mpirun))
+    if prefix != "/usr" and host.which("mpirun") not in (None, mpirun):
+        notes.append(f"put {prefix}/bin first on PATH to use it in your shell too")
+    if flags:
+        notes.append(f"mpirun needs: {' '.join(flags)}")
+    env_home = host.getenv("MPI_HOME")
+    if env_home and not host.is_file(f"{env_home}/include/mpi.h"):
+        notes.append(f"MPI_HOME={env_home} has no include/mpi.h: it is ignored")
+    return notes
+
+
+@check("mpi", "MPI", Group.COMMUNICATION, after=("os",))
+def mpi(ctx: Context) -> Finding:
+    host = ctx.host
+    install = _install_fixes(ctx)
     mpirun, mpicc, passed = find_mpirun(ctx)
     if not mpirun:
         return ctx.fail("mpirun not found: FlagCX's perf tests run under MPI", fixes=install)
@@ -132,11 +161,8 @@ def mpi(ctx: Context) -> Finding:
         "mpi.version": version or "",
         "mpi.mpirun": mpirun,
     }
-    flags = []
-    if kind == "Open MPI" and ctx.fact("os.root"):
-        flags.append("--allow-run-as-root")
     if not mpicc:
-        facts["mpi.run_flags"] = " ".join(flags)
+        facts["mpi.run_flags"] = " ".join(_run_flags(ctx, kind, version, None))
         return ctx.fail(
             f"{kind} {version} has mpirun but no mpicc/mpi.h (headers missing)",
             facts=facts,
@@ -145,30 +171,17 @@ def mpi(ctx: Context) -> Finding:
     incdirs = include_dirs(ctx, mpicc, kind)
     home = derive_home(ctx, incdirs)
     split = None if home or kind == "Open MPI" else split_layout(ctx, mpicc, incdirs)
-    if (
-        kind == "Open MPI"
-        and versions.major_minor(version)
-        and versions.major_minor(version) < (5, 0)
-    ):
-        libdir = f"{home}/lib" if home else ""
-        if libdir and host.glob(f"{libdir}/openmpi*/mca_btl_openib.so"):
-            flags += ["--mca", "btl", "^openib"]
+    flags = _run_flags(ctx, kind, version, home)
     facts["mpi.run_flags"] = " ".join(flags)
     details = [
         f"mpirun: {mpirun}",
         f"mpicc include dirs: {' '.join(incdirs) or 'none'}",
         *passed,
+        *_notes(ctx, mpirun, flags),
     ]
-    prefix = os.path.dirname(os.path.dirname(mpirun))
-    if prefix != "/usr" and host.which("mpirun") not in (None, mpirun):
-        details.append(f"put {prefix}/bin first on PATH to use it in your shell too")
-    if flags:
-        details.append(f"mpirun needs: {' '.join(flags)}")
-    env_home = host.getenv("MPI_HOME")
-    if env_home and not host.is_file(f"{env_home}/include/mpi.h"):
-        details.append(f"MPI_HOME={env_home} has no include/mpi.h: it is ignored")
     if home is None and split:
         include, libdir, link = split
+        prefix = os.path.dirname(os.path.dirname(mpirun))
         facts.update(
             {"mpi.home": prefix, "mpi.include": include, "mpi.lib": libdir, "mpi.link": link}
         )
