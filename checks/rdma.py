@@ -217,6 +217,49 @@ def container_nodes(ctx: Context) -> Fix | None:
     )
 
 
+def _ports_and_mtus(ctx: Context, ports: list[Port]) -> tuple[list[str], set[int]]:
+    """A description of every port, and the MTUs of the active ones: RoCE's from the netdev
+    behind its GID, InfiniBand's from ibv_devinfo (sysfs has none for them)."""
+    host, lines = ctx.host, []
+    active = [p for p in ports if p.active]
+    ib_mtus: dict = {}
+    if any(p.layer == "InfiniBand" for p in active):
+        ib_mtus, trouble = rdma_stack.devinfo_mtus(ctx, host.which("ibv_devinfo"))
+        if trouble:
+            lines.append(trouble)
+    for port in ports:
+        mtu = ib_mtus.get((port.device, port.number)) if port.layer == "InfiniBand" else None
+        lines += describe(ctx, port, mtu)
+    mtus = {
+        int(m)
+        for p in active
+        if p.layer == "Ethernet"
+        and (g := p.gid_index())
+        and g.netdev
+        and (m := (host.read_text(f"/sys/class/net/{g.netdev}/mtu") or "").strip()).isdigit()
+    }
+    mtus |= {
+        m["active_mtu"]
+        for p in active
+        if p.layer == "InfiniBand" and "active_mtu" in (m := ib_mtus.get((p.device, p.number), {}))
+    }
+    return lines, mtus
+
+
+def _stack(ctx: Context, active: list[Port]) -> tuple[rdma_stack.Transport, list[str]]:
+    """GPUDirect, NCCL's net plugins and the network NCCL will pick between hosts."""
+    plugins = net_plugins(ctx)
+    lines = [line for line in (gpudirect(ctx), *(f"NCCL net plugin: {p}" for p in plugins)) if line]
+    transport = rdma_stack.nccl_transport(
+        rdma_stack.nccl_settings(ctx), plugins, [(p.device, p.layer) for p in active]
+    )
+    lines.append(
+        f"NCCL's network between hosts: {transport.network}: {transport.why}"
+        + (f"; it will fail: {transport.problem}" if transport.problem else "")
+    )
+    return transport, lines
+
+
 @check("rdma", "RDMA network", Group.COMMUNICATION, after=("os", "limits"))
 def rdma(ctx: Context) -> Finding:
     host = ctx.host
@@ -227,55 +270,27 @@ def rdma(ctx: Context) -> Finding:
             facts={"rdma.devices": "", "rdma.active_ports": 0},
         )
     ports = read_ports(ctx, devices)
-    details: list[str] = []
     drivers = {device: driver(ctx, device) for device in devices}
-    for device in devices:
-        kind = drivers[device]
-        if kind:
-            details.append(
-                f"{device}: driver {kind}" + (" (Alibaba eRDMA)" if kind == "erdma" else "")
-            )
-        if not any(p.device == device for p in ports):
-            details.append(f"{device}: no ports (its driver is not bound, or it is resetting)")
+    details = [
+        f"{device}: driver {kind}" + (" (Alibaba eRDMA)" if kind == "erdma" else "")
+        for device, kind in drivers.items()
+        if kind
+    ] + [
+        f"{device}: no ports (its driver is not bound, or it is resetting)"
+        for device in devices
+        if not any(p.device == device for p in ports)
+    ]
     active = [p for p in ports if p.active]
-    # sysfs has no MTU for an InfiniBand port (no netdev behind it): ibv_devinfo reads it
-    ib_mtus: dict = {}
-    if any(p.layer == "InfiniBand" for p in active):
-        ib_mtus, trouble = rdma_stack.devinfo_mtus(ctx, host.which("ibv_devinfo"))
-        if trouble:
-            details.append(trouble)
-    for port in ports:
-        mtu = ib_mtus.get((port.device, port.number)) if port.layer == "InfiniBand" else None
-        details += describe(ctx, port, mtu)
+    port_lines, mtus = _ports_and_mtus(ctx, ports)
+    details += port_lines
     gids = [g for p in active if p.layer == "Ethernet" and (g := p.gid_index())]
-    mtus = {
-        int(m)
-        for g in gids
-        if g.netdev
-        and (m := (host.read_text(f"/sys/class/net/{g.netdev}/mtu") or "").strip()).isdigit()
-    }
-    mtus |= {
-        m["active_mtu"]
-        for p in active
-        if p.layer == "InfiniBand" and "active_mtu" in (m := ib_mtus.get((p.device, p.number), {}))
-    }
     space, fixes, space_facts = user_space(ctx)
     details += space
     versions = rdma_stack.stack_versions(
         ctx, str(space_facts.get("rdma.ofed") or ""), set(drivers.values())
     )
-    details += versions.lines
-    plugins = net_plugins(ctx)
-    for line in (gpudirect(ctx), *(f"NCCL net plugin: {p}" for p in plugins)):
-        if line:
-            details.append(line)
-    transport = rdma_stack.nccl_transport(
-        rdma_stack.nccl_settings(ctx), plugins, [(p.device, p.layer) for p in active]
-    )
-    details.append(
-        f"NCCL's network between hosts: {transport.network}: {transport.why}"
-        + (f"; it will fail: {transport.problem}" if transport.problem else "")
-    )
+    transport, stack_lines = _stack(ctx, active)
+    details += [*versions.lines, *stack_lines]
     erdma = [d for d, kind in drivers.items() if kind == "erdma"]
     no_provider = bool(erdma) and rdma_stack.erdma_provider(ctx) is None
     if no_provider:
