@@ -12,6 +12,7 @@ import pytest
 from checks.base import Status
 from tests.cli import run_wizard
 from tests.treehost import TreeHost, recorded_nvml
+from wizard.cli import doctor as doctor_command
 from wizard.cli import main as cli
 from wizard.engine.doctor import fixes
 from wizard.engine.doctor.diagnosis import run_doctor
@@ -82,7 +83,7 @@ def test_an_internal_error_names_its_log_and_exits_70(
     def broken(args: object) -> int:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(cli, "doctor", broken)
+    monkeypatch.setattr(doctor_command, "doctor", broken)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     assert cli.main(["doctor"]) == 70
     log = tmp_path / "state" / "wizard" / "crash.log"
