@@ -38,14 +38,22 @@ class Survey:
 def survey(ctx: Context, sighting: Sighting, pci: dict[str, list[str]] | None) -> Survey:
     vendor, host = sighting.vendor, ctx.host
     found = Survey(sighting, on_the_bus(sighting, pci), (pci or {}).get(vendor.pci, []))
-    tool = sighting.tools[0] if sighting.tools else ""
-    if not tool:
+    readable = [
+        (path, reader)
+        for reader in vendor.readers
+        for path in sighting.tools
+        if path.rsplit("/", 1)[-1] == reader.tool
+    ]
+    if not sighting.tools:
         found.trouble = f"no device tool ({' or '.join(vendor.tools)}) on PATH"
-    elif vendor.parse is None:
-        found.trouble = f"{tool} found; the wizard does not read its output yet (no sample)"
+    elif not readable:
+        found.trouble = (
+            f"{sighting.tools[0]} found; the wizard does not read its output yet (no sample)"
+        )
     else:
-        answer = host.run([tool, *vendor.query], timeout=TOOL_TIMEOUT)
-        listing = vendor.parse(answer.stdout) if answer.returncode == 0 else None
+        tool, reader = readable[0]
+        answer = host.run([tool, *reader.query], timeout=TOOL_TIMEOUT)
+        listing = reader.parse(answer.stdout) if answer.returncode == 0 else None
         if answer.error:
             found.trouble = answer.error
         elif answer.returncode != 0:
@@ -55,13 +63,15 @@ def survey(ctx: Context, sighting: Sighting, pci: dict[str, list[str]] | None) -
             found.trouble = f"{tool}'s output is not the {vendor.name} table the wizard reads"
         found.listing = listing
     if found.listing is not None:
-        variable = host.getenv(vendor.visible) if vendor.visible else None
-        found.shown = visible(found.listing.devices, variable)
-        if variable is not None:
-            found.notes.append(
-                f"{vendor.visible}={variable}: {len(found.shown)} of "
-                f"{len(found.listing.devices)} devices used"
-            )
+        found.shown = found.listing.devices
+        for name in vendor.visible:
+            variable = host.getenv(name)
+            if variable is not None:
+                narrowed = visible(found.shown, variable)
+                found.notes.append(
+                    f"{name}={variable}: {len(narrowed)} of {len(found.shown)} devices used"
+                )
+                found.shown = narrowed
     return found
 
 

@@ -12,7 +12,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-_BUS = r"([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])"
+# a PCI address with its domain in 2 (efsmi), 4 or 8 (nvidia-smi's spelling) hex digits
+_BUS = r"([0-9A-Fa-f]{2,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])"
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def _version(pattern: str, text: str) -> str:
 
 def _table(text: str, row: str, memory: str) -> list[Device]:
     """Devices of an nvidia-smi-like table: a row with index, name and bus id, and the
-    memory as `used / total` on the line below it."""
+    memory on the line below it (the total is the memory pattern's last group)."""
     lines = text.splitlines()
     devices = []
     for number, line in enumerate(lines):
@@ -57,7 +58,7 @@ def _table(text: str, row: str, memory: str) -> list[Device]:
             Device(
                 int(found.group(1)),
                 found.group(2).strip(),
-                int(total.group(2)) if total else None,
+                int(total.groups()[-1]) if total else None,
                 bus_id(found.group(3)),
             )
         )
@@ -123,18 +124,96 @@ def ixsmi(text: str) -> Listing | None:
     )
 
 
+def cnmon(text: str) -> Listing | None:
+    """Cambricon's `cnmon` (driver 5.x: the table with a Bus-Id column; 4.x printed the
+    driver in that place, which is not read)."""
+    if "CNMON" not in text or "Bus-Id" not in text:
+        return None
+    row = r"^\|\s*(\d+)\s+\S+\s+(.+?)\s+v\S+\s*\|\s*" + _BUS + r"\s*\|"
+    return Listing(
+        tuple(_table(text, row, r"(\d+) MiB/\s*(\d+) MiB")),
+        driver=_version(r"Driver v(\S+)", text),
+    )
+
+
+def mthreads_gmi(text: str) -> Listing | None:
+    """Moore Threads' `mthreads-gmi`: each GPU's row holds its bus id and `used(total)`."""
+    if "mthreads-gmi:" not in text:
+        return None
+    row = re.compile(r"^(\d+)\s+(.+?)\s*\|" + _BUS + r"\s*\|\S+\s+\d+MiB\((\d+)MiB\)")
+    devices = [
+        Device(int(found.group(1)), found.group(2), int(found.group(4)), bus_id(found.group(3)))
+        for line in text.splitlines()
+        if (found := row.match(line))
+    ]
+    return Listing(tuple(devices), driver=_version(r"Driver Version:\s*(\S+)", text))
+
+
+def efsmi(text: str) -> Listing | None:
+    """Enflame's `efsmi`: a row with the device, name, firmware and bus id, its memory on
+    the line below."""
+    if "EFSMI" not in text:
+        return None
+    row = r"^\|\s*(\d+)\s+(.+?)\s*\|\s*\S+\s*\|\s*" + _BUS + r"\s"
+    return Listing(
+        tuple(_table(text, row, r"\|\s*(\d+)MiB\s")),
+        driver=_version(r"Driver Ver:\s*(\S+)", text),
+    )
+
+
+def amd_smi_static(text: str) -> Listing | None:
+    """AMD's `amd-smi static`: a `GPU: N` block per GPU, its sections (ASIC, BUS, DRIVER,
+    VRAM, ...) indented under it, their fields under those. VRAM's SIZE is in MiB (amd-smi
+    divides the bytes by 1024 * 1024 and writes "MB"). An APU's `CPU: N` blocks are skipped."""
+    gpus: dict[int, dict[str, str]] = {}
+    fields: dict[str, str] | None = None
+    section = ""
+    for line in text.splitlines():
+        if found := re.match(r"^(GPU|CPU): (\d+)$", line):
+            fields = gpus.setdefault(int(found.group(2)), {}) if found.group(1) == "GPU" else None
+        elif fields is not None and (found := re.match(r"^    (\w+):", line)):
+            section = found.group(1)
+        elif fields is not None and (found := re.match(r"^        (\w+): (.*)$", line)):
+            fields[f"{section}.{found.group(1)}"] = found.group(2).strip()
+    if not gpus:
+        return None
+    devices = []
+    for index, info in sorted(gpus.items()):
+        size = re.match(r"(\d+) MB$", info.get("VRAM.SIZE", ""))
+        bdf = info.get("BUS.BDF", "")
+        devices.append(
+            Device(
+                index,
+                info.get("ASIC.MARKET_NAME", ""),
+                int(size.group(1)) if size else None,
+                bus_id(bdf) if re.fullmatch(_BUS, bdf) else "",
+            )
+        )
+    drivers = {info.get("DRIVER.VERSION", "") for info in gpus.values()} - {"", "N/A"}
+    return Listing(tuple(devices), driver="/".join(sorted(drivers)))
+
+
 Parser = Callable[[str], "Listing | None"]
 
 
-def visible(devices: tuple[Device, ...], variable: str | None) -> tuple[Device, ...]:
-    """The devices a runtime sees under its VISIBLE_DEVICES list: indexes in the order
+@dataclass(frozen=True)
+class Reader:
+    """A device tool the wizard reads: its name on PATH, the arguments that make it list
+    the devices, and the parser of what it prints."""
+
+    tool: str
+    query: tuple[str, ...]
+    parse: Parser
+
+
+def visible(devices: tuple[Device, ...], variable: str) -> tuple[Device, ...]:
+    """The devices a runtime sees under its VISIBLE_DEVICES list: each entry the ordinal of
+    one of `devices` (the tool's list, or what an earlier variable left), in the order
     given, up to the first entry that names no device (as CUDA, and the runtimes modelled
     on it, read the list)."""
-    if variable is None:
-        return devices
     chosen: list[Device] = []
     for entry in (e.strip() for e in variable.split(",")):
-        match = next((d for d in devices if entry.isdigit() and d.index == int(entry)), None)
+        match = devices[int(entry)] if entry.isdigit() and int(entry) < len(devices) else None
         if match is None or match in chosen:
             break
         chosen.append(match)

@@ -7,7 +7,8 @@ from makefiles/<key>.mk (`CCL_LIB`, `CCL_LINK`), and plugin/torch/_build_config.
 names and the device tools it detects each platform by. PCI vendor ids are pci.ids
 (pciutils/pciids); the VISIBLE_DEVICES variables are those FlagCX's test/perf/Makefile.old
 passes per vendor (MLU, MACA, MUSA, XPU, HIP, TOPS, else CUDA), except Ascend's, which the
-CANN runtime reads as ASCEND_RT_VISIBLE_DEVICES, and DU's (its DTK is HIP).
+CANN runtime reads as ASCEND_RT_VISIBLE_DEVICES, and DU's (its DTK is HIP); AMD's ROCr runtime
+narrows the devices by ROCR_VISIBLE_DEVICES before HIP reads HIP_VISIBLE_DEVICES.
 """
 
 from __future__ import annotations
@@ -15,7 +16,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from checks.vendor_tools import Parser, ixsmi, mx_smi, npu_smi, xpu_smi
+from checks.vendor_tools import (
+    Reader,
+    amd_smi_static,
+    cnmon,
+    efsmi,
+    ixsmi,
+    mthreads_gmi,
+    mx_smi,
+    npu_smi,
+    xpu_smi,
+)
 from wizard.host import Host
 
 _MAKE_VAR = re.compile(r"\$[({](\w+)[)}]")
@@ -33,9 +44,10 @@ class Vendor:
     ccl: str  # the vendor's collective library under CCL_HOME (CCL_LIB, CCL_LINK)
     also_at: tuple[str, ...] = ()  # where the SDK usually is when the default is a variable
     pci: str = ""  # its PCI vendor id (pci.ids), to tell its devices from a namesake tool's
-    visible: str = ""  # the runtime's <X>_VISIBLE_DEVICES
-    query: tuple[str, ...] = ()  # the device tool's arguments for its device list
-    parse: Parser | None = None  # reads that list; None where no real sample was found
+    visible: tuple[str, ...] = ()  # the runtime's <X>_VISIBLE_DEVICES, in the order it
+    # applies them (ROCr's ROCR_VISIBLE_DEVICES, then HIP's among the devices ROCr left)
+    readers: tuple[Reader, ...] = ()  # the tools read, the preferred first; none where no
+    # real sample of a tool's output was found
 
     def default(self, value: str, host: Host) -> str:
         """A Makefile default with its `$(VAR)` / `${VAR}` read from the host's environment."""
@@ -54,48 +66,55 @@ VENDORS: dict[str, Vendor] = {
         Vendor(
             "nvidia", "NVIDIA", "USE_NVIDIA", "nvidia", ("nvidia-smi",),
             "/usr/local/cuda", "/usr/local/nccl/build", "lib/libnccl.so",
-            pci="0x10de", visible="CUDA_VISIBLE_DEVICES",
+            pci="0x10de", visible=("CUDA_VISIBLE_DEVICES",),
         ),
         Vendor(
             "iluvatar_corex", "Iluvatar CoreX", "USE_ILUVATAR_COREX", "iluvatar_corex", ("ixsmi",),
             "/usr/local/corex", "/usr/local/corex", "lib/libnccl.so",
-            pci="0x1e3e", visible="CUDA_VISIBLE_DEVICES", parse=ixsmi,
+            pci="0x1e3e", visible=("CUDA_VISIBLE_DEVICES",),
+            readers=(Reader("ixsmi", (), ixsmi),),
         ),
         Vendor(
             "cambricon", "Cambricon", "USE_CAMBRICON", "cambricon", ("cnmon",),
             "$(NEUWARE_HOME)", "$(NEUWARE_HOME)", "lib64/libcncl.so",
-            also_at=("/usr/local/neuware",), pci="0xcabc", visible="MLU_VISIBLE_DEVICES",
+            also_at=("/usr/local/neuware",), pci="0xcabc", visible=("MLU_VISIBLE_DEVICES",),
+            readers=(Reader("cnmon", (), cnmon),),
         ),
         Vendor(
             "metax", "MetaX", "USE_METAX", "metax", ("mx-smi",),
             "/opt/maca", "/opt/maca", "lib64/libmccl.so",
-            pci="0x9999", visible="MACA_VISIBLE_DEVICES", parse=mx_smi,
+            pci="0x9999", visible=("MACA_VISIBLE_DEVICES",),
+            readers=(Reader("mx-smi", (), mx_smi),),
         ),
         Vendor(
             "musa", "Moore Threads", "USE_MUSA", "musa", ("mthreads-gmi",),
             "/usr/local/musa", "/usr/local/musa", "lib/libmccl.so",
-            pci="0x1ed5", visible="MUSA_VISIBLE_DEVICES",
+            pci="0x1ed5", visible=("MUSA_VISIBLE_DEVICES",),
+            readers=(Reader("mthreads-gmi", (), mthreads_gmi),),
         ),
         Vendor(
             "kunlunxin", "Kunlunxin", "USE_KUNLUNXIN", "klx", ("xpu-smi", "xpu_smi"),
             "/usr/local/xpu", "/usr/local/xccl", "so/libbkcl.so",
-            pci="0x1d22", visible="XPU_VISIBLE_DEVICES", parse=xpu_smi,
+            pci="0x1d22", visible=("XPU_VISIBLE_DEVICES",),
+            readers=(Reader("xpu-smi", (), xpu_smi), Reader("xpu_smi", (), xpu_smi)),
         ),
         Vendor(
             "du", "DU (Hygon DCU)", "USE_DU", "du", ("hy-smi",),
             "${CUDA_PATH}", "${CUDA_PATH}", "lib64/libnccl.so",
-            also_at=("/opt/dtk",), pci="0x1d94", visible="HIP_VISIBLE_DEVICES",
+            also_at=("/opt/dtk",), pci="0x1d94", visible=("HIP_VISIBLE_DEVICES",),
         ),
         Vendor(
-            "amd", "AMD", "USE_AMD", "amd", ("rocm-smi", "amd-smi"),
+            "amd", "AMD", "USE_AMD", "amd", ("amd-smi", "rocm-smi"),
             "/opt/rocm", "/opt/rocm", "lib/librccl.so",
-            pci="0x1002", visible="HIP_VISIBLE_DEVICES",
+            pci="0x1002", visible=("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES"),
+            readers=(Reader("amd-smi", ("static",), amd_smi_static),),
         ),
         Vendor(
             "ascend", "Ascend", "USE_ASCEND", "ascend", ("npu-smi",),
             "/usr/local/Ascend/ascend-toolkit/latest", "/usr/local/Ascend/ascend-toolkit/latest",
             "lib64/libhccl.so",
-            pci="0x19e5", visible="ASCEND_RT_VISIBLE_DEVICES", query=("info",), parse=npu_smi,
+            pci="0x19e5", visible=("ASCEND_RT_VISIBLE_DEVICES",),
+            readers=(Reader("npu-smi", ("info",), npu_smi),),
         ),
         Vendor(
             "tsm", "TsingMicro", "USE_TSM", "tsm", ("tsm_smi",),
@@ -104,7 +123,8 @@ VENDORS: dict[str, Vendor] = {
         Vendor(
             "enflame", "Enflame", "USE_ENFLAME", "enflame", ("efsmi",),
             "/opt/tops/", "/usr", "lib/libeccl.so",
-            pci="0x1e36", visible="TOPS_VISIBLE_DEVICES",
+            pci="0x1e36", visible=("TOPS_VISIBLE_DEVICES",),
+            readers=(Reader("efsmi", (), efsmi),),
         ),
         Vendor(
             "sunrise", "Sunrise", "USE_SUNRISE", "sunrise", ("pt-smi",),

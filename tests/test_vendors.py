@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from checks.base import Finding, Status
-from checks.vendors import VENDORS
+from checks.vendor_tools import Listing
+from checks.vendors import VENDORS, Vendor
 from tests.cli import run_wizard
 from tests.test_rdma import roce
 from tests.treehost import TreeHost
@@ -48,9 +49,10 @@ def test_vendor_table_is_flagcx_makefiles(
     ("tool", "home", "target"),
     [
         ("tsm_smi", "/usr/local/kuiper", "flagcx-tsm"),
-        ("efsmi", "/opt/tops", "flagcx-enflame"),
         ("pt-smi", "/usr/local/tangrt", "flagcx-sunrise"),
         ("ppu-smi", "/usr/local/cuda", "flagcx-ppu"),
+        ("hy-smi", "/opt/dtk", "flagcx-du"),
+        ("rocm-smi", "/opt/rocm", "flagcx-amd"),  # amd-smi is read; rocm-smi alone is not
     ],
 )
 def test_a_new_vendors_host_gets_its_target(
@@ -107,6 +109,14 @@ class Sample:
     memory_mib: int
     driver: str
     sdk: str
+    env: tuple[tuple[str, str], ...] = ()  # what the vendor's install sets in the environment
+
+    def read(self) -> Listing:
+        vendor = VENDORS[self.vendor]
+        reader = next(r for r in vendor.readers if r.tool == self.tool)
+        listing = reader.parse((DATA / self.data).read_text())
+        assert listing is not None
+        return listing
 
 
 SAMPLES = [
@@ -125,20 +135,47 @@ SAMPLES = [
         "4.3.0",
         "4.3.0",
     ),
+    Sample("amd", "amd-smi", "amd-smi-static-4xmi300a.txt", 4, "MI300A", 64289, "6.9.0-rc5+", ""),
+    Sample(
+        "cambricon",
+        "cnmon",
+        "cnmon-2xmlu370-x8.txt",
+        2,
+        "MLU370-X8",
+        23374,
+        "5.10.13",
+        "",
+        env=(("NEUWARE_HOME", "/usr/local/neuware"),),  # Cambricon's env.sh sets it
+    ),
+    Sample(
+        "musa",
+        "mthreads-gmi",
+        "mthreads-gmi-8xs5000.txt",
+        8,
+        "MTT S5000",
+        81920,
+        "5.1.0-server",
+        "",
+    ),
+    Sample("enflame", "efsmi", "efsmi-2xs60.txt", 2, "S60", 49120, "1.2.0.301", ""),
 ]
 
 
 def vendor_host(tree: TreeHost, sample: Sample, *, ccl: bool = True) -> TreeHost:
     """A host of the sample's vendor: its tool playing the sample back, its devices on the
     PCI bus at the addresses the tool printed, its CCL where FlagCX's Makefile looks."""
-    output = (DATA / sample.data).read_text()
-    tree.program(f"/usr/bin/{sample.tool}", output)
+    tree.program(f"/usr/bin/{sample.tool}", (DATA / sample.data).read_text())
+    tree.env.update(sample.env)
     vendor = VENDORS[sample.vendor]
-    listing = vendor.parse(output)
-    pci(tree, vendor.pci, [d.bus_id for d in listing.devices], "0x120000")
+    pci(tree, vendor.pci, [d.bus_id for d in sample.read().devices], "0x120000")
     if ccl:
-        tree.write(f"{vendor.ccl_home}/{vendor.ccl}")
+        tree.write(ccl_library(tree, vendor))
     return tree
+
+
+def ccl_library(tree: TreeHost, vendor: Vendor) -> str:
+    """The vendor's CCL where FlagCX's Makefile looks, its CCL_HOME read as make reads it."""
+    return f"{vendor.default(vendor.ccl_home, tree).rstrip('/')}/{vendor.ccl}"
 
 
 def others(tree: TreeHost, target: str | None = None) -> tuple[Finding, str]:
@@ -156,7 +193,7 @@ def test_a_vendors_devices_are_counted_from_its_tool(tree: TreeHost, sample: Sam
     assert (facts["accel.memory_mib"], facts["accel.driver"]) == (sample.memory_mib, sample.driver)
     assert facts["accel.sdk"] == sample.sdk
     vendor = VENDORS[sample.vendor]
-    assert facts["accel.ccl_lib"] == f"{vendor.ccl_home}/{vendor.ccl}"
+    assert facts["accel.ccl_lib"] == ccl_library(tree, vendor)
     assert f"{sample.count} × {sample.model} ({sample.memory_mib // 1024} GiB)" in found.summary
     assert (
         f"  PCI bus: {sample.count} {vendor.name} device(s) (vendor id {vendor.pci})"
@@ -169,6 +206,35 @@ def test_the_visible_devices_variable_narrows_them_as_the_runtime_does(tree: Tre
     found, _ = others(vendor_host(tree, SAMPLES[1]))
     assert (found.facts["accel.count"], found.facts["accel.count_all"]) == (2, 8)
     assert "  XPU_VISIBLE_DEVICES=0,3,9,5: 2 of 8 devices used" in found.details
+
+
+def test_amds_two_visible_devices_variables_narrow_in_turn(tree: TreeHost) -> None:
+    # ROCr keeps devices 1, 2, 3; HIP then counts among those: its 2 is device 3
+    tree.env.update({"ROCR_VISIBLE_DEVICES": "1,2,3", "HIP_VISIBLE_DEVICES": "2,0"})
+    found, _ = others(vendor_host(tree, SAMPLES[4]))
+    assert (found.facts["accel.count"], found.facts["accel.count_all"]) == (2, 4)
+    notes = [d for d in found.details if "VISIBLE_DEVICES" in d]
+    assert notes == [
+        "  ROCR_VISIBLE_DEVICES=1,2,3: 3 of 4 devices used",
+        "  HIP_VISIBLE_DEVICES=2,0: 2 of 3 devices used",
+    ]
+    shown = [d for d in found.details if ": MI300A, " in d]
+    assert shown == ["  3: MI300A, 0003:01:00.0", "  1: MI300A, 0001:01:00.0"]
+
+
+def test_amd_smi_is_read_where_rocm_smi_is_there_too(tree: TreeHost) -> None:
+    tree.program("/usr/bin/rocm-smi", "garbage, not read")
+    found, target = others(vendor_host(tree, SAMPLES[4]))
+    assert target == "flagcx-amd" and found.status is Status.OK, found.summary
+    assert "[/usr/bin/amd-smi, /usr/bin/rocm-smi" in found.details[0]
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.vendor)
+def test_no_reader_takes_another_tools_output_for_its_own(sample: Sample) -> None:
+    output = (DATA / sample.data).read_text()
+    own = next(r for r in VENDORS[sample.vendor].readers if r.tool == sample.tool).parse
+    readers = {r.parse for vendor in VENDORS.values() for r in vendor.readers}
+    assert [r.__name__ for r in readers - {own} if r(output) is not None] == []
 
 
 def test_a_visible_devices_list_that_hides_them_all_fails(tree: TreeHost) -> None:
