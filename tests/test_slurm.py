@@ -17,6 +17,8 @@ import pytest
 
 from tests.cli import run_wizard
 from tests.slurmlab import SlurmLab, available, slurm_fixture  # noqa: F401 (the `slurm` fixture)
+from tests.treehost import TreeHost
+from wizard.engine.doctor.diagnosis import run_doctor
 
 
 def test_the_lab_runs_a_step_on_every_node_with_its_gpus(slurm: SlurmLab) -> None:
@@ -428,7 +430,7 @@ def test_slurm_tools_without_a_cluster_skip_the_slurm_finding() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     finding = _slurm_finding(env)
     assert finding["status"] == "skip", finding
-    assert "client tools, but no cluster: no slurm.conf" in finding["summary"]
+    assert finding["summary"].startswith("Slurm's client tools (version unknown), but no cluster")
 
 
 def test_a_controller_that_does_not_answer_is_a_warning(tmp_path: Path) -> None:
@@ -440,3 +442,33 @@ def test_a_controller_that_does_not_answer_is_a_warning(tmp_path: Path) -> None:
     finding = _slurm_finding(env)
     assert finding["status"] == "warn", finding
     assert "sinfo cannot reach the controller" in finding["summary"]
+
+
+NO_CONFIG = """\
+srun: error: resolve_ctls_from_dns_srv: res_nsearch error: Unknown host
+srun: error: fetch_config: DNS SRV lookup failed
+srun: error: _establish_config_source: failed to fetch config
+srun: fatal: Could not establish a configuration source"""  # 22.05's words, even for --version
+
+
+@pytest.mark.parametrize(
+    ("sinfo_says", "version", "summary"),
+    [
+        (None, "", "Slurm's client tools (version unknown), but no cluster: no slurm.conf"),
+        ("slurm 22.05.8", "22.05.8", "Slurm 22.05.8's client tools, but no cluster: no slurm.conf"),
+    ],
+)
+def test_slurm_client_tools_without_a_cluster_name_their_version_or_say_it_is_unknown(
+    tree: TreeHost, sinfo_says: str | None, version: str, summary: str
+) -> None:
+    """srun and sinfo as Debian's 22.05 answer with no slurm.conf (even to --version), and
+    a sinfo whose --version does answer."""
+    for tool in ("srun", "sinfo"):
+        tree.program(f"/usr/bin/{tool}", NO_CONFIG.replace("srun:", f"{tool}:"), rc=1)
+    if sinfo_says:  # to --version only
+        sinfo = tree.root / "usr/bin/sinfo"
+        sinfo.write_text(f'#!/bin/sh\n[ "$1" = --version ] && echo "{sinfo_says}" && exit 0\n'
+                         + sinfo.read_text().removeprefix("#!/bin/sh\n"))  # fmt: skip
+    finding = next(f for f in run_doctor(tree).findings if f.id == "slurm")
+    assert finding.status.value == "skip" and finding.facts["slurm.version"] == version
+    assert finding.summary == f"{summary} (nor a configless controller) names one"
