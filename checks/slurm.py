@@ -107,9 +107,7 @@ def slurm(ctx: Context) -> Finding:
         words = info.error or (info.output.strip().splitlines() or ["no answer"])[-1]
         if "Could not establish a configuration source" in words:  # no slurm.conf, no DNS SRV
             tools = (
-                f"Slurm {version}'s client tools"
-                if version
-                else ("Slurm's client tools (version unknown)")
+                f"{named}'s client tools" if version else "Slurm's client tools (version unknown)"
             )
             return ctx.skip(
                 f"{tools}, but no cluster: no slurm.conf (nor a configless controller) names one",
