@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import netns
 from tests.cli import run_wizard
 from tests.slurmlab import SlurmLab, available, slurm_fixture  # noqa: F401 (the `slurm` fixture)
 from tests.treehost import TreeHost
@@ -199,7 +200,8 @@ def test_no_srun_skips_the_slurm_finding(tmp_path: Path) -> None:
 
 # -- runs across the nodes ---------------------------------------------------------------------
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "flagcx-like"
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "flagcx-like"
 DATA = Path(__file__).resolve().parent / "data"
 SMALL = "perf_args=-b 128K -e 1M -f 2 -p 1"
 
@@ -472,3 +474,35 @@ def test_slurm_client_tools_without_a_cluster_name_their_version_or_say_it_is_un
     finding = next(f for f in run_doctor(tree).findings if f.id == "slurm")
     assert finding.status.value == "skip" and finding.facts["slurm.version"] == version
     assert finding.summary == f"{summary} (nor a configless controller) names one"
+
+
+# -- nodes with networks of their own (each slurmd in a network namespace) --------------------
+
+
+def _netns_lab(tmp_path: Path, count: int, **options: object) -> SlurmLab:
+    if why := available() or netns.available():
+        pytest.skip(why)
+    (tmp_path / "lab").mkdir(parents=True)
+    return SlurmLab(tmp_path / "lab", count, netns=True, **options)  # type: ignore[arg-type]
+
+
+def test_each_nodes_interface_toward_the_first_is_read_and_a_mismatch_shown(
+    tmp_path: Path,
+) -> None:
+    """n1..n3 each behind their own veth: n1's route toward n2, the others' toward n1."""
+    with _netns_lab(tmp_path, 3) as lab:
+        _, data = _doctor_json(lab, "--slurm", "-N3")
+        network = lab.here.rpartition(".")[0] + ".0/24"
+        interfaces = {h["host"]: h["interface"] for h in data["hosts"]}
+        assert interfaces == {
+            node: {"name": f"eth{i}", "network": network, "address": lab.addresses[node]}
+            for i, node in enumerate(lab.nodes)
+        }
+        assert not any(d["fact"] == "net.interface" for d in data["differences"])
+        done = run_wizard(lab.env, "doctor", "--slurm", "-N3")
+        assert "via eth0)" in done.stdout and "via eth2)" in done.stdout
+    with _netns_lab(tmp_path / "2", 2, interfaces=("eth0", "ib0")) as lab:
+        _, data = _doctor_json(lab, "--slurm", "-N2")
+    (differs,) = [d for d in data["differences"] if d["fact"] == "net.interface"]
+    assert differs["values"] == {"n1": "eth0", "n2": "ib0"} and differs["blocking"] is False
+    assert "set them per host" in differs["why"]
