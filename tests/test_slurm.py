@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests import netns
 from tests.cli import run_wizard
@@ -506,3 +507,69 @@ def test_each_nodes_interface_toward_the_first_is_read_and_a_mismatch_shown(
     (differs,) = [d for d in data["differences"] if d["fact"] == "net.interface"]
     assert differs["values"] == {"n1": "eth0", "n2": "ib0"} and differs["blocking"] is False
     assert "set them per host" in differs["why"]
+
+
+def _stand_in_torch(site: Path) -> None:
+    """torchrun (`python -m torch.distributed.run`) that says what it was given and where,
+    then meets the other nodes as torchrun's rendezvous does (rendezvous.py: sockets)."""
+    meet = ROOT / "tests" / "fixtures" / "recipes" / "rendezvous.py"
+    (site / "torch" / "distributed").mkdir(parents=True)
+    (site / "torch" / "__init__.py").write_text("")
+    (site / "torch" / "distributed" / "__init__.py").write_text("")
+    (site / "torch" / "distributed" / "run.py").write_text(
+        "import argparse, os, subprocess, sys\n"
+        "p = argparse.ArgumentParser()\n"
+        "for o in ('--nnodes', '--node_rank', '--master_addr', '--master_port',"
+        " '--nproc_per_node'):\n"
+        "    p.add_argument(o)\n"
+        "a, rest = p.parse_known_args()\n"
+        "e = os.environ\n"
+        "print(f\"torchrun on {e['SLURMD_NODENAME']} (job {e['SLURM_JOB_ID']}):"
+        " --nnodes {a.nnodes} --node_rank {a.node_rank} --master_addr {a.master_addr}"
+        " FLAGCX_SOCKET_IFNAME={e.get('FLAGCX_SOCKET_IFNAME')}\", flush=True)\n"
+        "e['LAB_HOST'] = e['SLURMD_NODENAME']\n"
+        f"sys.exit(subprocess.call([sys.executable, {str(meet)!r},"
+        " a.node_rank, a.nnodes, a.master_addr, a.master_port]))\n"
+    )
+
+
+@pytest.mark.integration
+def test_torchruns_nodes_start_one_a_node_through_srun_and_meet_at_the_first(
+    tmp_path: Path,
+) -> None:
+    """The flagcx recipe's torchrun line as an all-hosts step on three nodes: each node's
+    own srun step, its node_rank, the first node's address on its interface toward the
+    others (and a port free there), and FLAGCX_SOCKET_IFNAME from the nodes' interfaces."""
+    flagcx = yaml.safe_load((ROOT / "steps" / "flagcx.yaml").read_text())
+    line = next(s["run"] for s in flagcx["steps"] if s["id"] == "torch-example")
+    recipe = tmp_path / "torchrun.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "id": "torchrun",
+                "title": "torchrun's nodes",
+                "params": {"python": {"default": sys.executable}, "gpus": {"default": 1},
+                           "torch_op": {"default": "allreduce"}},
+                "steps": [{"id": "meet", "where": "all-hosts", "run": line, "timeout": 120}],
+            }
+        )
+    )  # fmt: skip
+    site = tmp_path / "site"
+    _stand_in_torch(site)
+    with _netns_lab(tmp_path, 3) as lab:
+        env = {**lab.env, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
+        env["PYTHONPATH"] = f"{site}:{env['PYTHONPATH']}"
+        done = run_wizard(env, "run", str(recipe), "--yes", "--slurm", "-N3", timeout=300)
+        first = lab.addresses["n1"]
+        assert lab.idle(), lab.jobs()
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    job = re.search(r"Slurm job (\d+) \(asked for by the wizard\): 3 node\(s\)", out)
+    assert job, out
+    for rank, node in enumerate(("n1", "n2", "n3")):
+        assert (
+            f"[{node}] torchrun on {node} (job {job[1]}): --nnodes 3 --node_rank {rank} "
+            f"--master_addr {first} FLAGCX_SOCKET_IFNAME=eth\n"
+        ) in out
+    assert f"[n1] node 0 on n1 heard nodes [1, 2] at {first}:" in out
+    assert f"[n3] node 2 on n3 joined {first}:" in out
