@@ -573,3 +573,94 @@ def test_torchruns_nodes_start_one_a_node_through_srun_and_meet_at_the_first(
         ) in out
     assert f"[n1] node 0 on n1 heard nodes [1, 2] at {first}:" in out
     assert f"[n3] node 2 on n3 joined {first}:" in out
+
+
+DS_RUNNER = """\
+# DeepSpeed's runner, cut to its slurm path (deepspeed/launcher/runner.py main() and
+# multinode_runner.py SlurmRunner.get_cmd): the hostfile's slots are the ranks, and srun
+# -n RANKS LAUNCHER_ARGS --export=ALL python -u SCRIPT ARGS starts them, with the current
+# folder put first on PYTHONPATH.
+import argparse, os, shlex, subprocess, sys
+p = argparse.ArgumentParser()
+p.add_argument("--hostfile")
+p.add_argument("--launcher")
+p.add_argument("--no_ssh_check", action="store_true")
+p.add_argument("--master_addr")
+p.add_argument("--master_port")
+p.add_argument("--launcher_args", default="")
+p.add_argument("user_script")
+p.add_argument("user_args", nargs=argparse.REMAINDER)
+a = p.parse_args()
+assert a.launcher == "slurm" and a.no_ssh_check, a
+slots = [int(w.split("=")[1]) for w in open(a.hostfile).read().split() if w.startswith("slots=")]
+cmd = ["srun", "-n", str(sum(slots)), *shlex.split(a.launcher_args), "--export=ALL",
+       sys.executable, "-u", a.user_script, *a.user_args]
+print("cmd =", " ".join(cmd), flush=True)
+env = dict(os.environ, PYTHONPATH=os.path.abspath(".") + ":" + os.environ.get("PYTHONPATH", ""))
+sys.exit(subprocess.call(cmd, env=env))
+"""
+
+# ds_train.py runs for real up to deepspeed.init_distributed, which says what torch's env://
+# would be given on that rank, and ends it (CI has no torch to train with).
+DS_INIT = """\
+import os
+def init_distributed(dist_backend=None):
+    e = os.environ
+    print(f"rank {e['RANK']} of {e['WORLD_SIZE']} on {e['SLURMD_NODENAME']} local {e['LOCAL_RANK']}"
+          f" meets {e['MASTER_ADDR']}:{e['MASTER_PORT']} via {e.get('NCCL_SOCKET_IFNAME')}",
+          flush=True)
+    raise SystemExit(0)
+"""
+
+
+def _stand_in_deepspeed(site: Path) -> None:
+    for package in ("deepspeed/launcher", "torch"):
+        (site / package).mkdir(parents=True, exist_ok=True)
+    (site / "deepspeed" / "__init__.py").write_text(DS_INIT)
+    (site / "deepspeed" / "launcher" / "__init__.py").write_text("")
+    (site / "deepspeed" / "launcher" / "runner.py").write_text(DS_RUNNER)
+    (site / "deepspeed" / "env_report.py").write_text(
+        f"print(open({str(DATA / 'ds_report-2xh200.txt')!r}).read())\n"
+    )
+    (site / "torch" / "__init__.py").write_text("from . import nn, distributed\n")
+    (site / "torch" / "nn.py").write_text("class Module:\n    pass\n")
+    (site / "torch" / "distributed.py").write_text("")
+
+
+@pytest.mark.integration
+def test_deepspeed_with_its_slurm_launcher_starts_every_rank_through_one_srun(
+    tmp_path: Path,
+) -> None:
+    """`wizard run deepspeed --slurm`: the train step is DeepSpeed's `--launcher slurm`,
+    whose srun starts a rank a GPU on the two nodes; ds_train.py takes each rank from
+    Slurm's variables and all meet at the first node's address."""
+    site = tmp_path / "site"
+    _stand_in_deepspeed(site)
+    with _netns_lab(tmp_path, 2) as lab:
+        env = {**lab.env, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
+        env["PYTHONPATH"] = f"{site}:{env['PYTHONPATH']}"
+        done = run_wizard(
+            env, "run", "deepspeed", "--force", "--yes", "--slurm", "-N2",
+            "--gpus-per-node=2", timeout=300,
+        )  # fmt: skip
+        first = lab.addresses["n1"]
+        assert lab.idle(), lab.jobs()
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "(train): skipped, hosts is not in launcher (slurm)" in out
+    run = _saved(env)
+    assert run["steps"]["train"]["status"] == "skipped"
+    train = run["steps"]["train-slurm"]
+    assert train["status"] == "done", train
+    log = Path(train["log"]).read_text()
+    script = ROOT / "steps" / "tools" / "ds_train.py"
+    assert (
+        "cmd = srun -n 4 --nodes=2 --ntasks-per-node=2 --kill-on-bad-exit=1 --job-name=wizard "
+        f"--export=ALL {sys.executable} -u {script} --steps 300\n"
+    ) in log
+    port = re.search(rf"meets {re.escape(first)}:(\d+) ", log)
+    assert port, log
+    for rank, (node, local) in enumerate([("n1", 0), ("n1", 1), ("n2", 0), ("n2", 1)]):
+        assert (
+            f"rank {rank} of 4 on {node} local {local} meets {first}:{port[1]} via eth\n"
+        ) in log

@@ -68,7 +68,9 @@ class Request:
     def salloc_args(self) -> list[str]:
         args = [f"--nodes={self.nodes}"] if self.nodes else []
         args += [f"--partition={self.partition}"] if self.partition else []
-        args += [f"--gpus-per-node={self.gpus_per_node}"] if self.gpus_per_node else []
+        if self.gpus_per_node:  # and a task (a CPU) a GPU: a launch starts a rank a GPU
+            args += [f"--gpus-per-node={self.gpus_per_node}"]
+            args += [f"--ntasks-per-node={self.gpus_per_node}"]
         args += [f"--time={self.time}"] if self.time else []
         args += [f"--account={self.account}"] if self.account else []
         return args
