@@ -23,6 +23,20 @@ SINFO_TIMEOUT_S = 6
 NO_PMIX = {"isolated", "flux", "s1", "s2", "cray"}  # pmix components that are not PMIx
 
 
+def client_version(ctx: Context, srun: str) -> tuple[str, str]:
+    """Slurm's version as its clients tell it (`slurm 22.05.8`), "" when none will: in
+    22.05 even `--version` needs a slurm.conf (or a configless controller). Also what they
+    said, for the details."""
+    said = ""
+    for tool in (srun, "sinfo"):
+        answer = ctx.host.run([tool, "--version"], timeout=10).output.strip()
+        if match := _VERSION.search(answer):
+            return match[1], answer
+        said = said or answer
+    lines = said.splitlines()
+    return "", lines[-1] if lines else "no version"
+
+
 def mpi_plugins(text: str) -> list[str]:
     """`srun --mpi=list` as plugin names (22.05 and later print one per line, tab-led)."""
     names = []
@@ -80,11 +94,10 @@ def slurm(ctx: Context) -> Finding:
             "no Slurm client tools (srun): --slurm is for clusters run by Slurm",
             facts={"slurm.version": ""},
         )
-    version_out = host.run([srun, "--version"], timeout=10).output
-    match = _VERSION.search(version_out)
-    version = match[1] if match else ""
+    version, said = client_version(ctx, srun)
+    named = f"Slurm {version}" if version else "Slurm (version unknown)"
     facts: dict[str, str] = {"slurm.version": version}
-    details = [f"srun: {srun} ({version_out.strip() or 'no version'})"]
+    details = [f"srun: {srun} ({said})"]
     missing = [t for t in ("salloc", "sbatch", "scontrol", "squeue", "scancel", "sinfo")]
     missing = [t for t in missing if not host.which(t)]
     if missing:
@@ -93,14 +106,16 @@ def slurm(ctx: Context) -> Finding:
     if not info.ok:
         words = info.error or (info.output.strip().splitlines() or ["no answer"])[-1]
         if "Could not establish a configuration source" in words:  # no slurm.conf, no DNS SRV
+            tools = (
+                f"{named}'s client tools" if version else "Slurm's client tools (version unknown)"
+            )
             return ctx.skip(
-                f"Slurm {version}'s client tools, but no cluster: no slurm.conf (nor a "
-                "configless controller) names one",
+                f"{tools}, but no cluster: no slurm.conf (nor a configless controller) names one",
                 details=[*details, words],
                 facts=facts,
             )
         return ctx.warn(
-            f"Slurm {version}: sinfo cannot reach the controller: {words}",
+            f"{named}: sinfo cannot reach the controller: {words}",
             details=[*details, "is SLURM_CONF right, and slurmctld up? `scontrol ping` says"],
             facts=facts,
         )
@@ -116,7 +131,7 @@ def slurm(ctx: Context) -> Finding:
     facts["slurm.launch"] = launch
     details.append(why)
     gpus = ", ".join(r[0].rstrip("*") for r in gpu_rows)
-    summary = f"Slurm {version}: {len(rows)} partition(s), " + (
+    summary = f"{named}: {len(rows)} partition(s), " + (
         f"GPUs in {gpus}; " if gpus else "no GPU gres; "
     )
     mpi = f"{ctx.fact('mpi.flavor') or 'MPI'} {ctx.fact('mpi.version') or ''}".strip()

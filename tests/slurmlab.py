@@ -3,7 +3,9 @@
 Debian's packages (slurmctld, slurmd, slurm-client, munge; .ci/run installs them) with a
 munged of the lab's own (its own key and socket) and a slurm.conf in the lab's folder, named
 to the clients by SLURM_CONF: nothing in /etc is read or changed. Every node answers on
-127.0.0.1 at a port of its own (`NodeName=nK NodeAddr=127.0.0.1 Port=...`) and declares
+127.0.0.1 at a port of its own (`NodeName=nK NodeAddr=127.0.0.1 Port=...`), or, with
+`netns=True`, in a network namespace of its own on a bridge, at its own address (as nodes
+of a real cluster are; its tasks see only that network), and declares
 `gpu` gres on character devices that exist everywhere (/dev/null, /dev/zero), so
 `--gpus-per-node` allocates and sets CUDA_VISIBLE_DEVICES as on a GPU cluster. Everything is
 stopped when the lab closes, also when a test fails: the daemons by their own pids, then any
@@ -13,6 +15,7 @@ job step's processes by the lab's folder in their command line.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -27,9 +30,11 @@ import pytest
 MUNGED = "/usr/sbin/munged"
 SLURMCTLD = "/usr/sbin/slurmctld"
 SLURMD = "/usr/sbin/slurmd"
+NSENTER = "/usr/bin/nsenter"
 PLUGINS = next(Path("/usr/lib").glob("*/slurm-wlm"), Path("/usr/lib/slurm-wlm"))  # Debian's
 GPU_FILES = ("/dev/null", "/dev/zero")  # two "GPUs" a node
 START_TIMEOUT_S = 30
+_LABS = itertools.count()
 
 
 def available() -> str | None:
@@ -70,16 +75,32 @@ class SlurmLab:
         cpus: int = 2,
         without: tuple[str, ...] = (),
         node_tmp: bool = True,
+        netns: bool = False,
+        interfaces: tuple[str, ...] = (),
     ) -> None:
         """`without`: Slurm plugins (file names' starts, e.g. `mpi_pmix`) this cluster
         lacks, as a site that never built them would. `node_tmp`: each node its own TmpFS;
         without, the nodes' PMIx servers share /tmp and srun --mpi=pmix across nodes fails,
-        as it does where PMIx cannot set up."""
+        as it does where PMIx cannot set up. `netns`: each node in a network namespace of
+        its own (`addresses`), the controller on the bridge's address (`here`), each node's
+        network interface named by `interfaces` (else eth0, eth1, ...)."""
         self.folder = folder
         self.without = without
         self.node_tmp = node_tmp
         self.nodes = [f"n{i}" for i in range(1, count + 1)]
         self.cpus = cpus
+        self.bridge = ""
+        self.namespaces: dict[str, str] = {}
+        self.addresses = {node: "127.0.0.1" for node in self.nodes}
+        self.here = "127.0.0.1"  # where the nodes reach the controller (and srun)
+        if netns:
+            tag = f"{os.getpid() % 10000}{next(_LABS) % 100:02d}"  # names of <= 15 chars
+            prefix = f"10.252.{20 + os.getpid() % 200}"
+            self.bridge, self.here = f"wzs{tag}", f"{prefix}.1"
+            self.namespaces = {node: f"wzs{tag}{node}" for node in self.nodes}
+            self.addresses = {node: f"{prefix}.{10 + i}" for i, node in enumerate(self.nodes)}
+        names = interfaces or tuple(f"eth{i}" for i in range(count))
+        self.interfaces = dict(zip(self.nodes, names, strict=True))
         self.conf = folder / "slurm.conf"
         self.munge_socket = folder / "munge" / "munge.socket"
         self._daemons: list[subprocess.Popen[bytes]] = []
@@ -94,6 +115,7 @@ class SlurmLab:
 
     def __enter__(self) -> SlurmLab:
         try:
+            self._network()
             self._munge()
             self._config()
             self._start(
@@ -101,8 +123,12 @@ class SlurmLab:
             )
             self._wait_for_controller()
             for node in self.nodes:
-                self._start(
-                    [SLURMD, "-D", "-N", node, "-f", str(self.conf)],
+                inside = (
+                    [NSENTER, f"--net=/run/netns/{self.namespaces[node]}"] if self.netns else []
+                )
+                self._start(  # nsenter execs slurmd (its pid is the daemon's); unlike `ip netns
+                    # exec`, it keeps this machine's mounts (/sys/fs/cgroup, which slurmd needs)
+                    [*inside, SLURMD, "-D", "-N", node, "-f", str(self.conf)],
                     self.folder / f"slurmd-{node}.out",
                 )
             self._wait_for_nodes()
@@ -113,6 +139,32 @@ class SlurmLab:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def netns(self) -> bool:
+        return bool(self.bridge)
+
+    def _network(self) -> None:
+        """The bridge, with this machine's address on it, and a namespace a node (a veth
+        on the bridge, its address, its loopback)."""
+        if not self.netns:
+            return
+        _ip("link", "add", self.bridge, "type", "bridge")
+        _ip("addr", "add", f"{self.here}/24", "dev", self.bridge)
+        _ip("link", "set", self.bridge, "up")
+        for i, node in enumerate(self.nodes):
+            namespace, outside, inside = (
+                self.namespaces[node],
+                f"{self.bridge}v{i}",
+                self.interfaces[node],
+            )
+            _ip("netns", "add", namespace)
+            _ip("link", "add", outside, "type", "veth", "peer", "name", inside, "netns", namespace)
+            _ip("link", "set", outside, "master", self.bridge)
+            _ip("link", "set", outside, "up")
+            _ip("-n", namespace, "addr", "add", f"{self.addresses[node]}/24", "dev", inside)
+            _ip("-n", namespace, "link", "set", inside, "up")
+            _ip("-n", namespace, "link", "set", "lo", "up")
 
     def _munge(self) -> None:
         folder = self.folder / "munge"
@@ -144,7 +196,7 @@ class SlurmLab:
         lines = [f"PluginDir={self._plugins()}"] if self.without else []
         lines += [
             "ClusterName=wizlab",
-            "SlurmctldHost=localhost(127.0.0.1)",
+            f"SlurmctldHost=localhost({self.here})",
             f"SlurmctldPort={ctld_port}",
             "SlurmUser=root",
             "AuthType=auth/munge",
@@ -176,7 +228,7 @@ class SlurmLab:
         ]
         for node, port in zip(self.nodes, node_ports, strict=True):
             lines.append(
-                f"NodeName={node} NodeHostName=localhost NodeAddr=127.0.0.1 Port={port} "
+                f"NodeName={node} NodeHostName=localhost NodeAddr={self.addresses[node]} Port={port} "
                 f"CPUs={self.cpus} RealMemory=1000 Gres=gpu:{len(GPU_FILES)} State=UNKNOWN"
             )
         lines.append("PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP")
@@ -297,6 +349,10 @@ class SlurmLab:
         self._daemons.clear()
         self._stop_pidfile(self.folder / "munge" / "munged.pid")
         self._end_leftovers()
+        for namespace in self.namespaces.values():  # its veth's end on the bridge goes too
+            subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
+        if self.bridge:
+            subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
 
     @staticmethod
     def _stop_pidfile(pidfile: Path) -> None:
@@ -337,6 +393,10 @@ class SlurmLab:
                 if mine in environ and _state(int(entry.name)) != "Z":
                     found.append(int(entry.name))
         return found
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=20)
 
 
 def _stat(pid: int) -> list[str]:

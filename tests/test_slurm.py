@@ -14,9 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from tests import netns
 from tests.cli import run_wizard
 from tests.slurmlab import SlurmLab, available, slurm_fixture  # noqa: F401 (the `slurm` fixture)
+from tests.treehost import TreeHost
+from wizard.engine.doctor.diagnosis import run_doctor
 
 
 def test_the_lab_runs_a_step_on_every_node_with_its_gpus(slurm: SlurmLab) -> None:
@@ -197,7 +201,8 @@ def test_no_srun_skips_the_slurm_finding(tmp_path: Path) -> None:
 
 # -- runs across the nodes ---------------------------------------------------------------------
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "flagcx-like"
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "flagcx-like"
 DATA = Path(__file__).resolve().parent / "data"
 SMALL = "perf_args=-b 128K -e 1M -f 2 -p 1"
 
@@ -428,7 +433,7 @@ def test_slurm_tools_without_a_cluster_skip_the_slurm_finding() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     finding = _slurm_finding(env)
     assert finding["status"] == "skip", finding
-    assert "client tools, but no cluster: no slurm.conf" in finding["summary"]
+    assert finding["summary"].startswith("Slurm's client tools (version unknown), but no cluster")
 
 
 def test_a_controller_that_does_not_answer_is_a_warning(tmp_path: Path) -> None:
@@ -440,3 +445,222 @@ def test_a_controller_that_does_not_answer_is_a_warning(tmp_path: Path) -> None:
     finding = _slurm_finding(env)
     assert finding["status"] == "warn", finding
     assert "sinfo cannot reach the controller" in finding["summary"]
+
+
+NO_CONFIG = """\
+srun: error: resolve_ctls_from_dns_srv: res_nsearch error: Unknown host
+srun: error: fetch_config: DNS SRV lookup failed
+srun: error: _establish_config_source: failed to fetch config
+srun: fatal: Could not establish a configuration source"""  # 22.05's words, even for --version
+
+
+@pytest.mark.parametrize(
+    ("sinfo_says", "version", "summary"),
+    [
+        (None, "", "Slurm's client tools (version unknown), but no cluster: no slurm.conf"),
+        ("slurm 22.05.8", "22.05.8", "Slurm 22.05.8's client tools, but no cluster: no slurm.conf"),
+    ],
+)
+def test_slurm_client_tools_without_a_cluster_name_their_version_or_say_it_is_unknown(
+    tree: TreeHost, sinfo_says: str | None, version: str, summary: str
+) -> None:
+    """srun and sinfo as Debian's 22.05 answer with no slurm.conf (even to --version), and
+    a sinfo whose --version does answer."""
+    for tool in ("srun", "sinfo"):
+        tree.program(f"/usr/bin/{tool}", NO_CONFIG.replace("srun:", f"{tool}:"), rc=1)
+    if sinfo_says:  # to --version only
+        sinfo = tree.root / "usr/bin/sinfo"
+        sinfo.write_text(f'#!/bin/sh\n[ "$1" = --version ] && echo "{sinfo_says}" && exit 0\n'
+                         + sinfo.read_text().removeprefix("#!/bin/sh\n"))  # fmt: skip
+    finding = next(f for f in run_doctor(tree).findings if f.id == "slurm")
+    assert finding.status.value == "skip" and finding.facts["slurm.version"] == version
+    assert finding.summary == f"{summary} (nor a configless controller) names one"
+
+
+# -- nodes with networks of their own (each slurmd in a network namespace) --------------------
+
+
+def _netns_lab(tmp_path: Path, count: int, **options: object) -> SlurmLab:
+    if why := available() or netns.available():
+        pytest.skip(why)
+    (tmp_path / "lab").mkdir(parents=True)
+    return SlurmLab(tmp_path / "lab", count, netns=True, **options)  # type: ignore[arg-type]
+
+
+def test_each_nodes_interface_toward_the_first_is_read_and_a_mismatch_shown(
+    tmp_path: Path,
+) -> None:
+    """n1..n3 each behind their own veth: n1's route toward n2, the others' toward n1."""
+    with _netns_lab(tmp_path, 3) as lab:
+        _, data = _doctor_json(lab, "--slurm", "-N3")
+        network = lab.here.rpartition(".")[0] + ".0/24"
+        interfaces = {h["host"]: h["interface"] for h in data["hosts"]}
+        assert interfaces == {
+            node: {"name": f"eth{i}", "network": network, "address": lab.addresses[node]}
+            for i, node in enumerate(lab.nodes)
+        }
+        assert not any(d["fact"] == "net.interface" for d in data["differences"])
+        done = run_wizard(lab.env, "doctor", "--slurm", "-N3")
+        assert "via eth0)" in done.stdout and "via eth2)" in done.stdout
+    with _netns_lab(tmp_path / "2", 2, interfaces=("eth0", "ib0")) as lab:
+        _, data = _doctor_json(lab, "--slurm", "-N2")
+    (differs,) = [d for d in data["differences"] if d["fact"] == "net.interface"]
+    assert differs["values"] == {"n1": "eth0", "n2": "ib0"} and differs["blocking"] is False
+    assert "set them per host" in differs["why"]
+
+
+def _stand_in_torch(site: Path) -> None:
+    """torchrun (`python -m torch.distributed.run`) that says what it was given and where,
+    then meets the other nodes as torchrun's rendezvous does (rendezvous.py: sockets)."""
+    meet = ROOT / "tests" / "fixtures" / "recipes" / "rendezvous.py"
+    (site / "torch" / "distributed").mkdir(parents=True)
+    (site / "torch" / "__init__.py").write_text("")
+    (site / "torch" / "distributed" / "__init__.py").write_text("")
+    (site / "torch" / "distributed" / "run.py").write_text(
+        "import argparse, os, subprocess, sys\n"
+        "p = argparse.ArgumentParser()\n"
+        "for o in ('--nnodes', '--node_rank', '--master_addr', '--master_port',"
+        " '--nproc_per_node'):\n"
+        "    p.add_argument(o)\n"
+        "a, rest = p.parse_known_args()\n"
+        "e = os.environ\n"
+        "print(f\"torchrun on {e['SLURMD_NODENAME']} (job {e['SLURM_JOB_ID']}):"
+        " --nnodes {a.nnodes} --node_rank {a.node_rank} --master_addr {a.master_addr}"
+        " FLAGCX_SOCKET_IFNAME={e.get('FLAGCX_SOCKET_IFNAME')}\", flush=True)\n"
+        "e['LAB_HOST'] = e['SLURMD_NODENAME']\n"
+        f"sys.exit(subprocess.call([sys.executable, {str(meet)!r},"
+        " a.node_rank, a.nnodes, a.master_addr, a.master_port]))\n"
+    )
+
+
+@pytest.mark.integration
+def test_torchruns_nodes_start_one_a_node_through_srun_and_meet_at_the_first(
+    tmp_path: Path,
+) -> None:
+    """The flagcx recipe's torchrun line as an all-hosts step on three nodes: each node's
+    own srun step, its node_rank, the first node's address on its interface toward the
+    others (and a port free there), and FLAGCX_SOCKET_IFNAME from the nodes' interfaces."""
+    flagcx = yaml.safe_load((ROOT / "steps" / "flagcx.yaml").read_text())
+    line = next(s["run"] for s in flagcx["steps"] if s["id"] == "torch-example")
+    recipe = tmp_path / "torchrun.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "id": "torchrun",
+                "title": "torchrun's nodes",
+                "params": {"python": {"default": sys.executable}, "gpus": {"default": 1},
+                           "torch_op": {"default": "allreduce"}},
+                "steps": [{"id": "meet", "where": "all-hosts", "run": line, "timeout": 120}],
+            }
+        )
+    )  # fmt: skip
+    site = tmp_path / "site"
+    _stand_in_torch(site)
+    with _netns_lab(tmp_path, 3) as lab:
+        env = {**lab.env, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
+        env["PYTHONPATH"] = f"{site}:{env['PYTHONPATH']}"
+        done = run_wizard(env, "run", str(recipe), "--yes", "--slurm", "-N3", timeout=300)
+        first = lab.addresses["n1"]
+        assert lab.idle(), lab.jobs()
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    job = re.search(r"Slurm job (\d+) \(asked for by the wizard\): 3 node\(s\)", out)
+    assert job, out
+    for rank, node in enumerate(("n1", "n2", "n3")):
+        assert (
+            f"[{node}] torchrun on {node} (job {job[1]}): --nnodes 3 --node_rank {rank} "
+            f"--master_addr {first} FLAGCX_SOCKET_IFNAME=eth\n"
+        ) in out
+    assert f"[n1] node 0 on n1 heard nodes [1, 2] at {first}:" in out
+    assert f"[n3] node 2 on n3 joined {first}:" in out
+
+
+DS_RUNNER = """\
+# DeepSpeed's runner, cut to its slurm path (deepspeed/launcher/runner.py main() and
+# multinode_runner.py SlurmRunner.get_cmd): the hostfile's slots are the ranks, and srun
+# -n RANKS LAUNCHER_ARGS --export=ALL python -u SCRIPT ARGS starts them, with the current
+# folder put first on PYTHONPATH.
+import argparse, os, shlex, subprocess, sys
+p = argparse.ArgumentParser()
+p.add_argument("--hostfile")
+p.add_argument("--launcher")
+p.add_argument("--no_ssh_check", action="store_true")
+p.add_argument("--master_addr")
+p.add_argument("--master_port")
+p.add_argument("--launcher_args", default="")
+p.add_argument("user_script")
+p.add_argument("user_args", nargs=argparse.REMAINDER)
+a = p.parse_args()
+assert a.launcher == "slurm" and a.no_ssh_check, a
+slots = [int(w.split("=")[1]) for w in open(a.hostfile).read().split() if w.startswith("slots=")]
+cmd = ["srun", "-n", str(sum(slots)), *shlex.split(a.launcher_args), "--export=ALL",
+       sys.executable, "-u", a.user_script, *a.user_args]
+print("cmd =", " ".join(cmd), flush=True)
+env = dict(os.environ, PYTHONPATH=os.path.abspath(".") + ":" + os.environ.get("PYTHONPATH", ""))
+sys.exit(subprocess.call(cmd, env=env))
+"""
+
+# ds_train.py runs for real up to deepspeed.init_distributed, which says what torch's env://
+# would be given on that rank, and ends it (CI has no torch to train with).
+DS_INIT = """\
+import os
+def init_distributed(dist_backend=None):
+    e = os.environ
+    print(f"rank {e['RANK']} of {e['WORLD_SIZE']} on {e['SLURMD_NODENAME']} local {e['LOCAL_RANK']}"
+          f" meets {e['MASTER_ADDR']}:{e['MASTER_PORT']} via {e.get('NCCL_SOCKET_IFNAME')}",
+          flush=True)
+    raise SystemExit(0)
+"""
+
+
+def _stand_in_deepspeed(site: Path) -> None:
+    for package in ("deepspeed/launcher", "torch"):
+        (site / package).mkdir(parents=True, exist_ok=True)
+    (site / "deepspeed" / "__init__.py").write_text(DS_INIT)
+    (site / "deepspeed" / "launcher" / "__init__.py").write_text("")
+    (site / "deepspeed" / "launcher" / "runner.py").write_text(DS_RUNNER)
+    (site / "deepspeed" / "env_report.py").write_text(
+        f"print(open({str(DATA / 'ds_report-2xh200.txt')!r}).read())\n"
+    )
+    (site / "torch" / "__init__.py").write_text("from . import nn, distributed\n")
+    (site / "torch" / "nn.py").write_text("class Module:\n    pass\n")
+    (site / "torch" / "distributed.py").write_text("")
+
+
+@pytest.mark.integration
+def test_deepspeed_with_its_slurm_launcher_starts_every_rank_through_one_srun(
+    tmp_path: Path,
+) -> None:
+    """`wizard run deepspeed --slurm`: the train step is DeepSpeed's `--launcher slurm`,
+    whose srun starts a rank a GPU on the two nodes; ds_train.py takes each rank from
+    Slurm's variables and all meet at the first node's address."""
+    site = tmp_path / "site"
+    _stand_in_deepspeed(site)
+    with _netns_lab(tmp_path, 2) as lab:
+        env = {**lab.env, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
+        env["PYTHONPATH"] = f"{site}:{env['PYTHONPATH']}"
+        done = run_wizard(
+            env, "run", "deepspeed", "--force", "--yes", "--slurm", "-N2",
+            "--gpus-per-node=2", timeout=300,
+        )  # fmt: skip
+        first = lab.addresses["n1"]
+        assert lab.idle(), lab.jobs()
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "(train): skipped, hosts is not in launcher (slurm)" in out
+    run = _saved(env)
+    assert run["steps"]["train"]["status"] == "skipped"
+    train = run["steps"]["train-slurm"]
+    assert train["status"] == "done", train
+    log = Path(train["log"]).read_text()
+    script = ROOT / "steps" / "tools" / "ds_train.py"
+    assert (
+        "cmd = srun -n 4 --nodes=2 --ntasks-per-node=2 --kill-on-bad-exit=1 --job-name=wizard "
+        f"--export=ALL {sys.executable} -u {script} --steps 300\n"
+    ) in log
+    port = re.search(rf"meets {re.escape(first)}:(\d+) ", log)
+    assert port, log
+    for rank, (node, local) in enumerate([("n1", 0), ("n1", 1), ("n2", 0), ("n2", 1)]):
+        assert (
+            f"rank {rank} of 4 on {node} local {local} meets {first}:{port[1]} via eth\n"
+        ) in log

@@ -2,7 +2,8 @@
 generated data with ZeRO stage 2, bf16 where the GPUs support it, on every GPU.
 
 Started by DeepSpeed's launcher, one process a GPU:
-`python -m deepspeed.launcher.runner --num_gpus N ds_train.py --steps 300`. The data is
+`python -m deepspeed.launcher.runner --num_gpus N ds_train.py --steps 300`, or by srun
+itself (DeepSpeed's `--launcher slurm`, its rank from Slurm's variables). The data is
 random tokens whose targets are a fixed function of them, so the loss falls far below
 chance (6.93) when training works. The optimizer is torch's AdamW (no DeepSpeed op is
 compiled, so no nvcc or ninja is needed); the collectives are DeepSpeed's ZeRO-2 reduce-
@@ -45,7 +46,21 @@ def batch(size: int, context: int, device: torch.device) -> tuple[torch.Tensor, 
     return tokens, (7 * tokens + 3) % VOCAB
 
 
+def ranks_from_slurm() -> None:
+    """Under DeepSpeed's slurm launcher srun starts this script itself, a task a GPU, and
+    torch.distributed's env:// wants RANK, WORLD_SIZE and LOCAL_RANK: Slurm's SLURM_PROCID,
+    SLURM_NTASKS and SLURM_LOCALID (MASTER_ADDR and MASTER_PORT come from the step)."""
+    for name, slurm in (
+        ("RANK", "SLURM_PROCID"),
+        ("WORLD_SIZE", "SLURM_NTASKS"),
+        ("LOCAL_RANK", "SLURM_LOCALID"),
+    ):
+        if name not in os.environ and slurm in os.environ:
+            os.environ[name] = os.environ[slurm]
+
+
 def main() -> None:
+    ranks_from_slurm()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--every", type=int, default=50)

@@ -95,7 +95,7 @@ def node_advice(result: HostResult) -> list[str]:
 
 def doctor_slurm(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
     """The doctor on every node of the allocation, then what differs across them."""
-    from wizard.cli.hosts_doctor import _some, as_json, render
+    from wizard.cli.hosts_doctor import _some, as_json, interface_difference, render
     from wizard.engine.hosts.doctor_all import differences, ok
     from wizard.engine.hosts.slurm import DEFAULT_WAIT_S, SlurmError, allocation, doctor_nodes
 
@@ -110,7 +110,7 @@ def doctor_slurm(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
     except SlurmError as exc:
         print(f"wizard: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    diffs = differences(results)
+    diffs = differences(results) + interface_difference(results)
     if args.json:
         data = as_json(results, diffs, advice=node_advice)
         data["slurm"] = job.to_dict()

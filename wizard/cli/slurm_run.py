@@ -65,6 +65,8 @@ def run_on_slurm(
                 return EXIT_FAILED
             values = _values(recipe, facts, answers, state.folder, ask=not args.yes, across=across)
             state.answers = answers
+            if "launcher" in recipe.params and "launcher" not in answers:
+                values["launcher"] = "slurm"  # the recipe's own slurm launcher (DeepSpeed's)
             launch = str(facts.get("slurm.launch") or "mpirun")
             if getattr(args, "slurm_mpirun", False):
                 launch = "mpirun"

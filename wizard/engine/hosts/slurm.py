@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -67,7 +68,9 @@ class Request:
     def salloc_args(self) -> list[str]:
         args = [f"--nodes={self.nodes}"] if self.nodes else []
         args += [f"--partition={self.partition}"] if self.partition else []
-        args += [f"--gpus-per-node={self.gpus_per_node}"] if self.gpus_per_node else []
+        if self.gpus_per_node:  # and a task (a CPU) a GPU: a launch starts a rank a GPU
+            args += [f"--gpus-per-node={self.gpus_per_node}"]
+            args += [f"--ntasks-per-node={self.gpus_per_node}"]
         args += [f"--time={self.time}"] if self.time else []
         args += [f"--account={self.account}"] if self.account else []
         return args
@@ -256,6 +259,8 @@ def doctor_nodes(
 
     flags = [f"--target={target}"] if target else []
     flags += ["--deep"] if deep else []
+    toward = peers(allocation.nodes, node_addresses(allocation.nodes))
+    flags += ["--toward=" + ",".join(f"{n}={a}" for n, a in toward.items() if a)]
     argv = allocation.on_every_node(
         "--label", "--kill-on-bad-exit=0", sys.executable, "-m", "wizard.engine.hosts.slurm_node",
         *flags,
@@ -285,7 +290,13 @@ def doctor_nodes(
             )
         return SnapshotHost(data, source=f"node {spec.name}")
 
-    results = doctor_hosts(allocation.specs(), connect, target=target)
+    def toward_first(host: SnapshotHost, spec: HostSpec) -> tuple[str, str, str]:
+        """The node's route toward the first other node, as its task read it."""
+        from wizard.engine.hosts.across import route
+
+        return route(lambda argv: host.run(argv).stdout, toward[spec.name])
+
+    results = doctor_hosts(allocation.specs(), connect, target=target, probe=toward_first)
     for result in results:  # the node's own time (its task's), not the replay's
         data = seen.get(result.spec.name)
         if data is not None:
@@ -294,6 +305,35 @@ def doctor_nodes(
 
 
 _SRUN_NODE = re.compile(r"srun: error: ([^:\s]+): (.*)")
+
+
+def node_addresses(nodes: list[str]) -> dict[str, str]:
+    """Each node's address, as Slurm reaches it (its NodeAddr, resolved here); "" where
+    unknown."""
+    done = capture(["scontrol", "show", "node", "-o", ",".join(nodes)], 30)
+    found = {}
+    for line in done.stdout.splitlines():
+        fields = dict(item.partition("=")[::2] for item in line.split() if "=" in item)
+        if fields.get("NodeName") in nodes:
+            found[fields["NodeName"]] = fields.get("NodeAddr") or fields["NodeName"]
+    addresses = {}
+    for node in nodes:
+        try:
+            addresses[node] = socket.gethostbyname(found.get(node, node))
+        except OSError:
+            addresses[node] = ""
+    return addresses
+
+
+def peers(nodes: list[str], addresses: dict[str, str]) -> dict[str, str]:
+    """Whom each node's route is read toward: the first node, and for the first node the
+    second (FlagCX's and NCCL's bootstrap meet at rank 0's node); "" alone."""
+    return {
+        node: addresses.get(nodes[1] if node == nodes[0] else nodes[0], "")
+        if len(nodes) > 1
+        else ""
+        for node in nodes
+    }
 
 
 def _step(argv: list[str], timeout: float) -> tuple[str, str]:
@@ -430,5 +470,8 @@ def discover(
             or allocation.slots(index)
             or 1
         )
-        hosts.append(RunHost(result.spec, slots, facts))
+        # its route toward the first other node: the interface FLAGCX_SOCKET_IFNAME names,
+        # and its own address there, where torchrun's nodes meet when it is the first
+        interface, subnet, source = result.probed or ("", "", "")
+        hosts.append(RunHost(result.spec, slots, facts, "", interface, subnet, source))
     return results, SlurmCluster(hosts, allocation=allocation, request=request)

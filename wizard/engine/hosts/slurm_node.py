@@ -4,7 +4,11 @@ lines (srun cuts long lines of several tasks into pieces). The wizard replays th
 it runs (a SnapshotHost per node), so each node's findings are judged and compared
 exactly as a host's over SSH are, with one srun instead of a connection per node.
 
-    python3 -m wizard.engine.hosts.slurm_node [--target TARGET] [--deep]
+With `--toward NODE=ADDRESS,...` the task also asks `ip` for its route toward ADDRESS (the
+first other node): recorded with the rest, so the wizard reads each node's interface
+(FLAGCX_SOCKET_IFNAME's value) from the replay as it reads a host's over SSH.
+
+    python3 -m wizard.engine.hosts.slurm_node [--target TARGET] [--deep] [--toward ...]
 """
 
 from __future__ import annotations
@@ -54,17 +58,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m wizard.engine.hosts.slurm_node")
     parser.add_argument("--target")
     parser.add_argument("--deep", action="store_true")
+    parser.add_argument("--toward", default="", help="NODE=ADDRESS,...: whom each node routes to")
     args = parser.parse_args(argv)
 
     import psutil
 
     from wizard.engine.doctor.diagnosis import run_doctor
+    from wizard.engine.hosts.across import route
     from wizard.host import LocalHost
     from wizard.host.snapshot import snapshot_data
 
     host = LocalHost()
     node = os.environ.get("SLURMD_NODENAME") or host.name
     report = run_doctor(host, args.target, deep=args.deep)
+    toward = dict(pair.partition("=")[::2] for pair in args.toward.split(",") if "=" in pair)
+    route(lambda argv: host.run(argv).stdout, toward.get(node, ""))  # recorded, read there
     ran = [f.id for f in report.findings]
     data = snapshot_data(host, note=f"Slurm node {node}", checks=ran)
     # The task's whole time on the node, the interpreter's start included: what the node
