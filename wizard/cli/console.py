@@ -5,59 +5,30 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from wizard.cli.doctor_table import use_color
+from wizard.cli.doctor_table import ascii_only, use_color
+from wizard.engine import marks
+from wizard.engine.marks import Mark
 from wizard.engine.recipes import state as st
 from wizard.engine.recipes.hints import likely_cause
-from wizard.engine.recipes.parsers import (
-    ds_report_summary,
-    flexflow_summary,
-    gtest_summary,
-    megatron_summary,
-    perftest_summary,
-    training_summary,
-)
+from wizard.engine.recipes.parsers import BANDWIDTH_COLUMNS, bandwidth_cells, summary
 from wizard.engine.recipes.recipe import Recipe, Step
 from wizard.engine.recipes.runner import Outcome
 
-MARKS = {
-    st.DONE: "✓",
-    st.SKIPPED: "-",
-    st.FAILED: "✗",
-    st.CANCELLED: "✗",
-    st.RUNNING: "…",
-    st.PENDING: "·",
-}
-COLORS = {
-    st.DONE: "32",
-    st.SKIPPED: "2",
-    st.FAILED: "31",
-    st.CANCELLED: "33",
-    st.RUNNING: "33",
-    st.PENDING: "2",
-}
-
-
-def size_text(size: int) -> str:
-    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
-        if size >= scale and size % scale == 0:
-            return f"{size // scale}{unit}"
-    return f"{size}B"
+_WIDTHS = (8, 12, 13, 13)  # BANDWIDTH_COLUMNS', each right-aligned
 
 
 def table_lines(rows: list[dict[str, Any]]) -> list[str]:
     """The bandwidth table; rows of several datatypes or ops (FlagCX's `-d all`) say which."""
     sections = {(row.get("datatype"), row.get("op")) for row in rows}
     named = len(sections) > 1
-    lines = [
-        ("datatype/op  " if named else "")
-        + f"{'size':>8} {'time (us)':>12} {'algbw (GB/s)':>13} {'busbw (GB/s)':>13}"
-    ]
+
+    def line(cells: list[str] | tuple[str, ...]) -> str:
+        return " ".join(cell.rjust(width) for cell, width in zip(cells, _WIDTHS, strict=True))
+
+    lines = [("datatype/op  " if named else "") + line(BANDWIDTH_COLUMNS)]
     for row in rows:
-        lines.append(
-            (f"{row.get('datatype')}/{row.get('op')}"[:11].ljust(13) if named else "")
-            + f"{size_text(int(row['size_bytes'])):>8} {row['time_us']:>12.2f} "
-            f"{row['algbw_gbs']:>13.2f} {row['busbw_gbs']:>13.2f}"
-        )
+        section = f"{row.get('datatype')}/{row.get('op')}"[:11].ljust(13) if named else ""
+        lines.append(section + line(bandwidth_cells(row)))
     return lines
 
 
@@ -70,9 +41,18 @@ class Console:
     def __init__(self, stream: TextIO = sys.stdout) -> None:
         self.stream = stream
         self.color = use_color(stream)
+        self.ascii = ascii_only(stream)
 
     def paint(self, text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self.color else text
+
+    def mark(self, mark: Mark) -> str:
+        """The mark (✓, ✗, ...), or its ASCII stand-in, in its colour."""
+        return self.paint(mark.text(ascii_only=self.ascii), mark.sgr)
+
+    def marked(self, mark: Mark, text: str) -> str:
+        """The mark, then the text, both in the mark's colour."""
+        return self.paint(f"{mark.text(ascii_only=self.ascii)} {text}", mark.sgr)
 
     def _put(self, text: str) -> None:
         try:
@@ -106,7 +86,7 @@ class Console:
         )
 
     def step_finished(self, step: Step, result: st.StepState, outcome: Outcome) -> None:
-        mark = self.paint(MARKS[result.status], COLORS[result.status])
+        mark = self.mark(marks.step_mark(result.status))
         took = f"{outcome.duration_s:.1f} s"
         if result.status == st.DONE:
             self.write(f"{mark} {step.id}: done in {took}")
@@ -126,7 +106,7 @@ class Console:
         width = max(len(s.id) for s in recipe.steps)
         for step in recipe.steps:
             saved = state.steps.get(step.id, st.StepState())
-            mark = self.paint(MARKS[saved.status], COLORS[saved.status])
+            mark = self.mark(marks.step_mark(saved.status))
             what = {
                 st.DONE: f"{saved.duration_s:.1f} s" if saved.duration_s is not None else "",
                 st.FAILED: saved.reason,
@@ -138,7 +118,7 @@ class Console:
             self.write(f" {mark} {step.id.ljust(width)}  {saved.status:<9} {what}")
             for label, host in saved.hosts.items():  # a step run on several hosts
                 status = str(host.get("status", st.PENDING))
-                sign = self.paint(MARKS.get(status, "?"), COLORS.get(status, "0"))
+                sign = self.mark(marks.step_mark(status))
                 why = host.get("reason") or (
                     f"{host['duration_s']:.1f} s" if host.get("duration_s") is not None else ""
                 )
@@ -150,17 +130,9 @@ class Console:
                 self.write(self.paint(f"{step.title} ({step.id}):", "1"))
                 for line in table_lines(results["table"]):
                     self.write("  " + line)
-            elif "passed" in results:
-                self.write(f"{step.id}: {gtest_summary(results)}")
-            elif "training" in results:
-                self.write(f"{step.id}: {training_summary(results)}")
-            elif "ops" in results:
-                self.write(f"{step.id}: {ds_report_summary(results)}")
-            elif "flexflow" in results:
-                self.write(f"{step.id}: {flexflow_summary(results)}")
-            elif "iterations" in results:
-                self.write(f"{step.id}: {megatron_summary(results)}")
-            elif "perftest" in results:
-                self.write(f"{step.id}: {perftest_summary(results)}")
+            elif said := summary(results):
+                self.write(f"{step.id}: {said.line}")
+                for line in said.details:
+                    self.write(f"  {line}")
         self.write()
         self.write(f"State and logs: {state.folder}")

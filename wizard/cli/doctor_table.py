@@ -9,17 +9,9 @@ from typing import Any, TextIO
 
 from checks.base import Finding, Status
 from wizard.engine.doctor.diagnosis import Diagnosis
+from wizard.engine.marks import FINDING
 
 SCHEMA = 1
-_MARKS = {Status.OK: "✓", Status.WARN: "!", Status.FAIL: "✗", Status.SKIP: "-", Status.CRASH: "☠"}
-_ASCII = {Status.OK: "+", Status.WARN: "!", Status.FAIL: "x", Status.SKIP: "-", Status.CRASH: "X"}
-_COLORS = {
-    Status.OK: "32",
-    Status.WARN: "33",
-    Status.FAIL: "31",
-    Status.SKIP: "2",
-    Status.CRASH: "35",
-}
 
 
 def use_color(stream: TextIO) -> bool:
@@ -27,6 +19,12 @@ def use_color(stream: TextIO) -> bool:
     if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
     return hasattr(stream, "isatty") and stream.isatty()
+
+
+def ascii_only(stream: TextIO) -> bool:
+    """Whether the stream's encoding lacks the marks (✓, ✗): it gets their ASCII stand-ins."""
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+    return encoding not in ("utf8", "")
 
 
 def make_vars(report: Diagnosis) -> dict[str, str]:
@@ -80,15 +78,15 @@ class TextRenderer:
         self.verbose = verbose
         self.fixing = fixing  # `--fix`: the fixes are offered next, not merely shown
         self.color = use_color(stream) if color is None else color
-        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
-        self.marks = _MARKS if encoding in ("utf8", "") else _ASCII
+        self.ascii = ascii_only(stream)
 
     def paint(self, text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self.color else text
 
     def mark(self, status: Status) -> str:
         """The status's sign (✓, !, ✗, -), in its colour."""
-        return self.paint(self.marks[status], _COLORS[status])
+        mark = FINDING[status]
+        return self.paint(mark.text(ascii_only=self.ascii), mark.sgr)
 
     def write(self, line: str = "") -> None:
         self.stream.write(line + "\n")

@@ -1,4 +1,5 @@
-"""`wizard doctor --fix`: walk the blocking findings, show each fix, ask, apply, verify."""
+"""`wizard doctor --fix`: the walk (wizard.engine.doctor.walk) on the terminal: each
+finding's fixes with their exact commands, a question, the fix applied, its check again."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import subprocess
 import sys
 from typing import TextIO
 
-from checks.base import Finding, Fix
+from checks.base import Finding, Fix, Status
 from wizard.cli.console import Console
+from wizard.engine import marks
+from wizard.engine.doctor import walk
 from wizard.engine.doctor.diagnosis import Diagnosis
-from wizard.engine.doctor.fixes import Applied, Choice, apply, choices, preferred, sudo_path, to_fix
+from wizard.engine.doctor.fixes import Applied, Choice, apply, doctor_again, sudo_path
 from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 
 SKIP = "Skip this one"
@@ -27,17 +30,27 @@ def show_fix(out: Console, number: int, choice: Choice) -> None:
         out.write(out.paint(f"       changes: {fix.changes}", "2"))
 
 
-def ask(finding: Finding, options: list[Choice], default: Choice | None) -> Fix | None:
+def show_offer(out: Console, offer: walk.Offer, target: str) -> None:
+    finding = offer.finding
+    out.write()
+    heading = f"{finding.id}: {finding.summary}"
+    out.write(out.paint(heading + (f"  [blocks {target}]" if offer.blocking else ""), "1"))
+    for number, choice in enumerate(offer.options, 1):
+        show_fix(out, number, choice)
+    if not offer.options:
+        out.write("  no fix is known")
+
+
+def ask(offer: walk.Offer) -> Fix | None:
     import questionary
 
-    usable = [c for c in options if c.usable]
-    if not usable:
-        return None
+    usable = [c for c in offer.options if c.usable]
     titles = [c.fix.title for c in usable]
+    default = offer.default
     picked = questionary.select(
-        f"Fix {finding.id}?",
+        f"Fix {offer.finding.id}?",
         choices=[*titles, SKIP],
-        default=default.fix.title if default else titles[0],
+        default=default.fix.title if default else SKIP,
     ).unsafe_ask()
     if picked == SKIP:
         return None
@@ -59,56 +72,64 @@ def fix_findings(
 ) -> int:
     out = Console(stream)
     try:
-        findings = to_fix(report, only)
+        offers = walk.offers(report, only, sudo=sudo_path())
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
-    if not findings:
+    target = report.target.id
+    if not offers:
         out.write(
-            "Nothing to fix: no finding blocks "
-            + report.target.id
-            + (" among those named with --only." if only else ".")
+            f"Nothing to fix: no finding blocks {target}"
+            + (" among those named with --only." if only else ", and none warns with a fix.")
         )
         return EXIT_OK
     root = bool(report.facts().get("os.root"))
-    sudo = sudo_path()
-    status = EXIT_OK
-    for finding in findings:
-        out.write()
-        out.write(out.paint(f"{finding.id}: {finding.summary}", "1"))
-        options = choices(finding, root=root, sudo=sudo)
-        best = preferred(options, root=root)
-        for number, choice in enumerate(options, 1):
-            show_fix(out, number, choice)
+
+    def decide(offer: walk.Offer) -> walk.Decision:
+        show_offer(out, offer, target)
         if dry_run:
             out.write("  dry run: nothing was run")
-            if report.is_blocking(finding):
-                status = EXIT_FAILED  # it still blocks: a dry run changes nothing
-            continue
-        if best is None:
+            return walk.DRY_RUN
+        if offer.best is None:
             out.write("  no fix can be applied from here; see the manual steps above")
-            status = EXIT_FAILED
-            continue
+            return walk.SKIP
+        if yes and offer.default is None:
+            out.write(f"  not applied: it does not block {target} (name it with --only)")
+            return walk.SKIP
         if yes:
+            best = offer.best
+            out.write(f"  applying: {best.fix.title}" + (f" ({best.why})" if best.why else ""))
             fix = best.fix
-            reason = f" ({best.why})" if best.why else ""
-            out.write(f"  applying: {fix.title}{reason}")
         else:
-            fix = ask(finding, options, best)
-            if fix is None:
+            picked = ask(offer)
+            if picked is None:
                 out.write("  skipped")
-                if report.is_blocking(finding):
-                    status = EXIT_FAILED
-                continue
+                return walk.SKIP
+            fix = picked
         if fix.needs_root and not root:
             out.write("  this fix runs sudo, which may ask for your password")
             if not yes:
                 subprocess.run(["sudo", "-v"], check=False)
-        result = apply(finding, fix, on_lines=out.lines, target=report.target.id)
-        if result.outcome.cancelled:
-            out.write(f"  interrupted: the system is as the commands left it. Log: {result.log}")
+        return fix
+
+    def apply_fix(finding: Finding, fix: Fix) -> Applied:
+        return apply(finding, fix, on_lines=out.lines, recheck=doctor_again(target=target))
+
+    status = EXIT_OK
+    for walked in walk.walk(lambda: offers, decide, apply_fix):
+        if walked.cancelled:
+            log = walked.applied.log if walked.applied else ""
+            out.write(f"  interrupted: the system is as the commands left it. Log: {log}")
             return EXIT_INTERRUPTED
-        if not report_result(out, result):
-            status = EXIT_FAILED
+        if walked.fixed_before is not None:
+            now = walked.fixed_before
+            out.write()
+            said = f"{now.id} is {now.status.value} now, by an earlier fix: {now.summary}"
+            out.write("  " + out.marked(marks.FINDING[Status.OK], said))
+        elif walked.applied is not None:
+            if not report_result(out, walked.applied):
+                status = EXIT_FAILED
+        elif walked.offer.blocking:
+            status = EXIT_FAILED  # it still blocks: skipped, or a dry run, changes nothing
     out.write()
     out.write(
         "Run `wizard doctor` to see where things stand."
@@ -120,22 +141,19 @@ def fix_findings(
 
 def report_result(out: Console, result: Applied) -> bool:
     outcome, after = result.outcome, result.after
+    ok, failed = marks.FINDING[Status.OK], marks.FINDING[Status.FAIL]
     if result.fixed and after:
-        out.write(out.paint(f"  ✓ {after.id} is {after.status.value} now: {after.summary}", "32"))
+        out.write("  " + out.marked(ok, f"{after.id} is {after.status.value} now: {after.summary}"))
         return True
     if not outcome.ok:
         why = outcome.error or (
             "timed out" if outcome.timed_out else f"exit code {outcome.exit_code}"
         )
-        out.write(out.paint(f"  ✗ the fix failed ({why}); its last lines:", "31"))
+        out.write("  " + out.marked(failed, f"the fix failed ({why}); its last lines:"))
         for line in outcome.tail[-10:]:
             out.write(f"    {line}")
     elif after:
-        out.write(
-            out.paint(
-                f"  ✗ the fix ran, but {after.id} is still {after.status.value}: {after.summary}",
-                "31",
-            )
-        )
+        still = f"the fix ran, but {after.id} is still {after.status.value}: {after.summary}"
+        out.write("  " + out.marked(failed, still))
     out.write(f"  full log: {result.log}")
     return False

@@ -9,17 +9,25 @@ every direction tried for real: `ssh -o BatchMode=yes OTHER true` from each host
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from checks.base import Finding, Fix, Status
 from wizard.cli.console import Console
 from wizard.cli.hosts_doctor import hosts_of
+from wizard.engine.doctor import walk
+from wizard.engine.doctor.fixes import Applied, apply, sudo_path
 from wizard.engine.hosts.mesh import Mesh, Survey, YourFix
+from wizard.engine.marks import FINDING
+from wizard.engine.recipes.runner import Outcome
 from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 
 ROUNDS = 4  # a key made here, then hosts reached, then their keys, then the mesh
+FIX_TIMEOUT_S = 120.0  # ssh, ssh-keygen and ssh-keyscan: a fix that takes longer hangs
 
 
 def setup(args: argparse.Namespace) -> int:
@@ -36,44 +44,94 @@ def setup(args: argparse.Namespace) -> int:
         )
     out = Console()
     mesh = Mesh(specs, args.ssh_config)
-    settled: set[tuple[str, str]] = set()  # (finding, fix) applied, refused or left to you
-    survey = mesh.survey()
-    for _ in range(ROUNDS):
-        pending = [f for f in _failing(survey) if (f.id, _first(f).title) not in settled]
-        if not pending:
-            break
-        for finding in pending:
-            fix = _first(finding)
-            settled.add((finding.id, fix.title))
-            _show(out, finding)
-            if args.dry_run or fix.manual or not fix.commands:
-                continue
-            if isinstance(fix, YourFix) and not interactive:
-                out.write(f"  left to you ({fix.needs_you}): run the command above yourself")
-                continue
-            if interactive and not _confirm(finding, fix):
-                out.write("  skipped")
-                continue
-            code = _apply(fix, out, terminal=isinstance(fix, YourFix))
-            if code == EXIT_INTERRUPTED:
-                return code
+    root, sudo = os.geteuid() == 0, sudo_path()
+    survey: Survey | None = None
+    stale = False  # a fix ran since the last survey
+
+    def look() -> list[walk.Offer]:
+        nonlocal survey, stale
+        survey, stale = mesh.survey(), False
+        return [
+            walk.offer_for(f, blocking=True, wanted=True, root=root, sudo=sudo)
+            for f in _failing(survey)
+        ]
+
+    def decide(offer: walk.Offer) -> walk.Decision:
+        _show(out, offer.finding)
         if args.dry_run:
-            break
+            return walk.DRY_RUN
+        fix = offer.best.fix if offer.best and offer.best.fix.commands else None
+        if fix is None:
+            return walk.SKIP
+        if isinstance(fix, YourFix) and not interactive:
+            out.write(f"  left to you ({fix.needs_you}): run the command above yourself")
+            return walk.SKIP
+        if interactive and not _confirm(offer.finding, fix):
+            out.write("  skipped")
+            return walk.SKIP
+        return fix
+
+    def apply_fix(finding: Finding, fix: Fix) -> Applied:
+        nonlocal stale
+        stale = True
+        yours = isinstance(fix, YourFix)  # it asks the user: on the terminal, unhurried
+        return apply(
+            finding,
+            fix,
+            on_lines=lambda lines: out.lines([f"    {line}" for line in lines]),
+            recheck=None,  # the next round's survey looks again, at every host at once
+            runner=OnTheTerminal() if yours else None,
+            timeout=None if yours else FIX_TIMEOUT_S,
+        )
+
+    for walked in walk.walk(look, decide, apply_fix, rounds=ROUNDS):
+        if walked.cancelled:
+            return EXIT_INTERRUPTED
+        if walked.applied:
+            outcome = walked.applied.outcome
+            failed = f"failed (exit code {outcome.exit_code}); log: {walked.applied.log}"
+            out.write("  done" if outcome.ok else f"  {failed}")
+    if survey is None or stale:
         survey = mesh.survey()
     return _conclude(out, mesh, survey, dry_run=args.dry_run)
+
+
+class OnTheTerminal:
+    """Runs a fix that asks the user (a password, a fingerprint) on the terminal itself:
+    its output goes there, not into the log, which says so."""
+
+    def run(
+        self,
+        script: str,
+        *,
+        cwd: str | None,
+        env: dict[str, str],
+        timeout: float | None,
+        log_path: Path,
+        on_lines: Callable[[list[str]], None],
+        own_session: bool = True,
+    ) -> Outcome:
+        log_path.write_text(f"{script}\n(run on the terminal: its output is not kept)\n")
+        started = time.monotonic()
+        try:
+            done = subprocess.run(
+                ["bash", "-e", "-c", script], cwd=cwd, env=env, timeout=timeout, check=False
+            )
+        except KeyboardInterrupt:
+            return Outcome(None, time.monotonic() - started, cancelled=True)
+        except subprocess.TimeoutExpired:
+            return Outcome(None, time.monotonic() - started, timed_out=True)
+        return Outcome(done.returncode, time.monotonic() - started)
 
 
 def _failing(survey: Survey) -> list[Finding]:
     return [f for f in survey.findings if f.status is Status.FAIL]
 
 
-def _first(finding: Finding) -> Fix:
-    return finding.fixes[0] if finding.fixes else Fix("no fix known", [], manual=True)
-
-
 def _show(out: Console, finding: Finding) -> None:
     out.write()
-    out.write(out.paint(f"✗ {finding.id}: {finding.summary}", "1"))
+    failed = FINDING[Status.FAIL].text(ascii_only=out.ascii)
+    out.write(out.paint(f"{failed} {finding.id}: {finding.summary}", "1"))
     for line in finding.details:
         out.write(f"    {line}")
     for fix in finding.fixes:
@@ -92,40 +150,6 @@ def _confirm(finding: Finding, fix: Fix) -> bool:
         else f"Run this for {finding.id}?"
     )
     return bool(questionary.confirm(question, default=False).unsafe_ask())
-
-
-def _apply(fix: Fix, out: Console, *, terminal: bool) -> int:
-    """Run a fix's commands. One that asks a password runs on the terminal itself; the
-    others stream into a log under the state folder."""
-    from wizard.engine.doctor.fixes import fixes_dir
-    from wizard.engine.recipes.run import step_environment
-    from wizard.engine.recipes.runner import StepRunner
-    from wizard.host import LocalHost
-
-    script = "\n".join(fix.commands)
-    if terminal:
-        try:
-            done = subprocess.run(["bash", "-e", "-c", script], check=False)
-        except KeyboardInterrupt:
-            return EXIT_INTERRUPTED
-        ok = done.returncode == 0
-        out.write("  done" if ok else f"  failed (exit code {done.returncode})")
-        return EXIT_OK if ok else EXIT_FAILED
-    import datetime as dt
-
-    log = fixes_dir() / f"{dt.datetime.now():%Y%m%d-%H%M%S}-ssh.log"
-    outcome = StepRunner(LocalHost()).run(
-        script,
-        cwd=None,
-        env=step_environment(),
-        timeout=120,
-        log_path=log,
-        on_lines=lambda lines: out.lines([f"    {line}" for line in lines]),
-    )
-    if outcome.cancelled:
-        return EXIT_INTERRUPTED
-    out.write("  done" if outcome.ok else f"  failed (exit code {outcome.exit_code}); log: {log}")
-    return EXIT_OK if outcome.ok else EXIT_FAILED
 
 
 def _conclude(out: Console, mesh: Mesh, survey: Survey, *, dry_run: bool) -> int:

@@ -115,12 +115,14 @@ def _doctor(commands: argparse._SubParsersAction) -> None:
     fixing.add_argument(
         "--fix",
         action="store_true",
-        help="walk the blocking findings and apply their fixes with consent",
+        help="walk the findings that fail or warn and have a fix, blocking ones first, "
+        "and apply fixes with consent",
     )
     fixing.add_argument(
         "--yes",
         action="store_true",
-        help="with --fix: apply the preferred fix of each without asking",
+        help="with --fix: apply the preferred fix of each blocking one (or each named with "
+        "--only) without asking",
     )
     fixing.add_argument(
         "--dry-run", action="store_true", help="with --fix: show what would run, change nothing"

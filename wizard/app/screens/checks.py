@@ -18,6 +18,7 @@ from checks.base import Finding, Status
 from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.commands import command_block
 from wizard.engine.doctor.diagnosis import Diagnosis, ordered_checks, run_doctor
+from wizard.engine.marks import FINDING
 from wizard.engine.recipes import recipe as recipes
 
 GROUPS = {
@@ -26,13 +27,7 @@ GROUPS = {
     "Communication": ("nccl.header", "nccl.library", "mpi", "rdma"),
     "Tests": ("gtest", "flagcx", "flagcx.env"),
 }
-MARKS = {
-    Status.OK: ("✓", "green"),
-    Status.WARN: ("!", "yellow"),
-    Status.FAIL: ("✗", "red"),
-    Status.SKIP: ("-", "dim"),
-    Status.CRASH: ("☠", "magenta"),
-}
+MARKS = {status: (mark.sign, mark.colour) for status, mark in FINDING.items()}
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 

@@ -19,7 +19,9 @@ from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.commands import command_block
 from wizard.app.widgets.log_pane import LogPane
 from wizard.app.widgets.tick_list import TickList
-from wizard.engine.doctor.fixes import apply, choices, preferred, sudo_path
+from wizard.engine import marks
+from wizard.engine.doctor import walk
+from wizard.engine.doctor.fixes import Applied, apply, doctor_again, sudo_path
 from wizard.engine.recipes.runner import StepRunner
 
 
@@ -38,6 +40,31 @@ def to_do(fixes: int, by_hand: int) -> str:
     return "Tick the fixes to apply (space), then press a. Nothing runs without asking." + hand
 
 
+def said(walked: walk.Walked) -> Text:
+    """One line on what became of a fix: fixed, stopped, or still failing, with its log."""
+    finding, applied = walked.offer.finding, walked.applied
+    ok, failed = marks.FINDING[Status.OK], marks.FINDING[Status.FAIL]
+    if walked.fixed_before is not None:
+        now = walked.fixed_before
+        return Text.assemble(
+            (ok.sign, ok.colour),
+            f" {finding.id} is {now.status.value} now, by an earlier fix: {now.summary}",
+        )
+    assert applied is not None  # the screen decides only to apply
+    after = applied.after
+    if applied.outcome.cancelled:
+        why = f"stopped; the system is as the commands left it. Log: {applied.log}"
+    elif applied.fixed and after:
+        return Text.assemble(
+            (ok.sign, ok.colour), f" {finding.id} is {after.status.value} now: {after.summary}"
+        )
+    elif applied.outcome.ok and after:
+        why = f"still {after.status.value}: {after.summary}. Log: {applied.log}"
+    else:
+        why = f"failed: exit code {applied.outcome.exit_code}. Log: {applied.log}"
+    return Text.assemble((failed.sign, failed.colour), f" {finding.id}: {why}")
+
+
 class FixesScreen(WizardScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "apply", "Apply ticked"),
@@ -47,6 +74,7 @@ class FixesScreen(WizardScreen):
 
     def __init__(self) -> None:
         super().__init__()
+        self.offers: dict[str, walk.Offer] = {}  # by finding id
         self.entries: dict[str, tuple[Finding, Fix]] = {}
         self.why_not: dict[str, str] = {}  # why a fix cannot run here, by entry
         self.runner: StepRunner | None = None
@@ -67,21 +95,12 @@ class FixesScreen(WizardScreen):
     def on_mount(self) -> None:
         report = self.wizard.session.report
         assert report is not None
-        facts = report.facts()
-        root = bool(facts.get("os.root"))
-        sudo = sudo_path()
-        found = [
-            f
-            for f in report.findings
-            if f.fixes and (report.is_blocking(f) or f.status in (Status.FAIL, Status.WARN))
-        ]
         selections = []
-        for finding in found:
-            options = choices(finding, root=root, sudo=sudo)
-            best = preferred(options, root=root) if report.is_blocking(finding) else None
-            for index, choice in enumerate(options):
-                key = f"{finding.id}:{index}"
-                self.entries[key] = (finding, choice.fix)
+        for offer in walk.offers(report, sudo=sudo_path()):
+            self.offers[offer.finding.id] = offer
+            for index, choice in enumerate(offer.options):
+                key = f"{offer.finding.id}:{index}"
+                self.entries[key] = (offer.finding, choice.fix)
                 if not choice.usable:
                     self.why_not[key] = choice.why
                 # Short, so that names stay whole: the pane below says why one cannot run.
@@ -89,7 +108,8 @@ class FixesScreen(WizardScreen):
                 if not (choice.usable or choice.fix.manual):
                     name = f"{choice.fix.title} (not here)"
                 # Not disabled: the cursor must reach it, to show its commands.
-                selections.append(Selection(f"{finding.id}: {name}", key, choice is best))
+                ticked = choice is offer.default
+                selections.append(Selection(f"{offer.finding.id}: {name}", key, ticked))
         fixlist = self.query_one("#fixlist", SelectionList)
         fixlist.add_options(selections)
         status = to_do(len(selections), len(self.why_not))
@@ -115,9 +135,11 @@ class FixesScreen(WizardScreen):
 
     def _show(self, key: str) -> None:
         finding, fix = self.entries[key]
-        text = Text.assemble(
-            (f"{finding.id}: ", "bold"), finding.summary, "\n\n", (fix.title, "bold")
-        )
+        text = Text.assemble((f"{finding.id}: ", "bold"), finding.summary)
+        if self.offers[finding.id].blocking:
+            text.append("\nThis blocks the target.", style="bold red")
+        text.append("\n\n")
+        text.append(fix.title, style="bold")
         self.shown = fix
         notes = Text()
         if key in self.why_not:
@@ -177,52 +199,46 @@ class FixesScreen(WizardScreen):
     @work(thread=True, exclusive=True, group="fixes")
     def apply_in_thread(self, chosen: list[tuple[Finding, Fix]]) -> None:
         log = self.query_one("#fixlog", LogPane)
-        self.runner = StepRunner(self.wizard.local)
+        self.runner = runner = StepRunner(self.wizard.local)
         self.wizard.busy = lambda: self.runner is not None
         self.wizard.busy_since = time.monotonic()
-        self.wizard.stop = self.runner.cancel
-        done: set[str] = set()
-        lines = []
+        self.wizard.stop = runner.cancel
         session = self.wizard.session
+        # A finding with several fixes ticked: each is tried in turn until one fixes it.
+        picks: dict[str, list[Fix]] = {}
+        for finding, fix in chosen:
+            picks.setdefault(finding.id, []).append(fix)
+        queue = [self.offers[f.id] for f, _ in chosen]
+
+        def decide(offer: walk.Offer) -> walk.Decision:
+            fix = picks[offer.finding.id].pop(0)
+            log.feed([f"── {offer.finding.id}: {fix.title}", *(f"$ {c}" for c in fix.commands)])
+            return fix
+
+        def apply_fix(finding: Finding, fix: Fix) -> Applied:
+            return apply(
+                finding,
+                fix,
+                on_lines=log.feed,
+                runner=runner,
+                recheck=doctor_again(session.host_factory, session.target),
+            )
+
+        lines: list[Text] = []
+        fixed: set[str] = set()  # told so already
         try:
-            for finding, fix in chosen:
-                if finding.id in done:
-                    continue
-                log.feed([f"── {finding.id}: {fix.title}", *(f"$ {c}" for c in fix.commands)])
-                result = apply(
-                    finding,
-                    fix,
-                    on_lines=log.feed,
-                    runner=self.runner,
-                    verify_host=session.host_factory,
-                    target=session.target,
-                )
-                if result.outcome.cancelled:
-                    lines.append(
-                        f"✗ {finding.id}: stopped; the system is as the commands "
-                        f"left it. Log: {result.log}"
-                    )
-                    break
-                if result.fixed and result.after:
-                    done.add(finding.id)
-                    lines.append(
-                        f"✓ {finding.id} is {result.after.status.value} now: {result.after.summary}"
-                    )
-                else:
-                    after = result.after
-                    why = (
-                        f"still {after.status.value}: {after.summary}"
-                        if result.outcome.ok and after
-                        else f"failed: exit code {result.outcome.exit_code}"
-                    )
-                    lines.append(f"✗ {finding.id}: {why}. Log: {result.log}")
+            for walked in walk.walk(lambda: queue, decide, apply_fix):
+                if walked.offer.finding.id not in fixed:
+                    lines.append(said(walked))
+                if walked.fixed:
+                    fixed.add(walked.offer.finding.id)
         finally:
             self.runner = None
             session.stale = True
             self.wizard.from_thread(self._finished, lines)
 
-    def _finished(self, lines: list[str]) -> None:
-        text = Text("\n".join(lines) + "\nPress escape: the checks run again.")
+    def _finished(self, lines: list[Text]) -> None:
+        text = Text("\n").join([*lines, Text("Press escape: the checks run again.")])
         self.query_one("#fixstatus", Static).update(text)
 
     def on_unmount(self) -> None:

@@ -16,10 +16,9 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 
 from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.bandwidth_chart import BandwidthChart, TrainingChart
-from wizard.cli.console import size_text
-from wizard.engine.recipes import compare, perf_report
+from wizard.engine.recipes import compare, parsers, perf_report
 from wizard.engine.recipes import state as st
-from wizard.engine.recipes.parsers import gtest_summary
+from wizard.engine.recipes.parsers import BANDWIDTH_COLUMNS, bandwidth_cells, size_text
 
 
 class ResultsScreen(WizardScreen):
@@ -58,13 +57,16 @@ class ResultsScreen(WizardScreen):
             yield from self.charts(report)
             yield Static(Text(f"Machine: {perf_report.machine_line(report)}"), id="machine")
         peak = compare.link_peak(run)
+        charted = {t.step for t in report.training if t.run_id == run.run_id} if report else set()
         for step_id, saved in run.steps.items():
             table = saved.results.get("table")
             if table:
                 yield Static(Text(f"{step_id}: bandwidth by message size"), classes="section")
                 yield self.perf_table(step_id, table, peak)
-            elif "passed" in saved.results:
-                yield Static(Text(f"{step_id}: {gtest_summary(saved.results)}"), classes="section")
+            elif step_id not in charted and (said := parsers.summary(saved.results)):
+                yield Static(Text(f"{step_id}: {said.line}"), classes="section")
+                if said.details:
+                    yield Static(Text("\n".join(said.details)), id=f"details-{step_id}")
         if report is not None:
             yield from self.against_nccl(report)
         else:
@@ -101,16 +103,11 @@ class ResultsScreen(WizardScreen):
         self, step_id: str, rows: list[dict[str, Any]], peak: float | None
     ) -> DataTable[Any]:
         table: DataTable[Any] = DataTable(id=f"table-{step_id}", cursor_type="none")
-        table.add_columns("size", "time (us)", "algbw (GB/s)", "busbw (GB/s)")
+        table.add_columns(*BANDWIDTH_COLUMNS)
         if peak:
             table.add_column(f"of {peak:g} GB/s")
         for row in rows:
-            cells = [
-                size_text(int(row["size_bytes"])),
-                f"{row['time_us']:.2f}",
-                f"{row['algbw_gbs']:.2f}",
-                f"{row['busbw_gbs']:.2f}",
-            ]
+            cells = bandwidth_cells(row)
             if peak:
                 cells.append(f"{row['busbw_gbs'] / peak:.0%}" if row["busbw_gbs"] else "-")
             table.add_row(*cells)

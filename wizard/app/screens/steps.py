@@ -21,6 +21,7 @@ from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.commands import command_block
 from wizard.app.widgets.log_pane import LogPane
 from wizard.engine.doctor.diagnosis import Diagnosis
+from wizard.engine.marks import STEP
 from wizard.engine.recipes import recipe as recipes
 from wizard.engine.recipes import state as st
 from wizard.engine.recipes.hints import likely_cause
@@ -39,14 +40,7 @@ from wizard.engine.recipes.run import (
 from wizard.engine.recipes.runner import Outcome, StepRunner
 from wizard.paths import UnusableFolder
 
-MARKS = {
-    st.DONE: ("✓", "green"),
-    st.SKIPPED: ("-", "dim"),
-    st.FAILED: ("✗", "red"),
-    st.CANCELLED: ("✗", "yellow"),
-    st.RUNNING: ("▶", "cyan"),
-    st.PENDING: ("·", "dim"),
-}
+MARKS = {status: (mark.sign, mark.colour) for status, mark in STEP.items()}
 
 
 RUN_KEYS = {"cancel", "retry", "skip", "from_here"}

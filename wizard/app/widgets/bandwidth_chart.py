@@ -9,8 +9,8 @@ import math
 from rich.console import RenderableType
 from textual_plotext import PlotextPlot
 
-from wizard.cli.console import size_text
 from wizard.engine.recipes.compare import CollectiveResults, TrainingSeries
+from wizard.engine.recipes.parsers import size_text
 
 LABEL_EVERY = 3  # 128K, 1M, 8M, 64M, 512M, 4G: readable at 80 columns
 

@@ -7,11 +7,12 @@ import datetime as dt
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from checks.base import Finding, Fix, Status
-from wizard.engine.doctor.diagnosis import Diagnosis, run_doctor
+from wizard.engine.doctor.diagnosis import run_doctor
 from wizard.engine.recipes.run import step_environment
 from wizard.engine.recipes.runner import Outcome, StepRunner
 from wizard.host import Host, LocalHost
@@ -19,25 +20,17 @@ from wizard.paths import private_folder, writable_state_dir
 
 FIX_TIMEOUT_S = 3600.0
 
+Recheck = Callable[[], list[Finding]]  # looks again: the findings as they are now
+
 
 def fixes_dir() -> Path:
     """Where fix logs go: made (and proved writable) on first use."""
     return private_folder(writable_state_dir() / "fixes")
 
 
-def to_fix(report: Diagnosis, only: list[str] | None = None) -> list[Finding]:
-    """The findings to walk: the blocking ones, or those named with --only that have fixes."""
-    if only:
-        known = {f.id for f in report.findings}
-        unknown = [i for i in only if i not in known]
-        if unknown:
-            raise KeyError(f"no finding {', '.join(unknown)}; ids: {', '.join(sorted(known))}")
-        return [
-            f
-            for f in report.findings
-            if f.id in only and f.status in (Status.FAIL, Status.WARN) and f.fixes
-        ]
-    return report.blocking
+def doctor_again(host: Callable[[], Host] = LocalHost, target: str | None = None) -> Recheck:
+    """The doctor run again on a fresh host (the old one remembers what it saw before)."""
+    return lambda: run_doctor(host(), target).findings
 
 
 @dataclass
@@ -82,15 +75,34 @@ class Applied:
     fix: Fix
     outcome: Outcome
     log: Path
-    after: Finding | None  # the finding's check, run again
+    rechecked: list[Finding] = field(default_factory=list)  # every finding, looked at again
+
+    @property
+    def after(self) -> Finding | None:
+        """The finding's check, run again; None when it was not (cancelled, no re-check)."""
+        return next((f for f in self.rechecked if f.id == self.finding.id), None)
 
     @property
     def fixed(self) -> bool:
-        return (
-            self.outcome.ok
-            and self.after is not None
-            and self.after.status in (Status.OK, Status.SKIP)
-        )
+        after = self.after
+        return self.outcome.ok and after is not None and after.status in (Status.OK, Status.SKIP)
+
+
+class Runs(Protocol):
+    """What runs a fix's script: StepRunner, or a front end's own (one that hands the
+    terminal to a fix that asks the user something)."""
+
+    def run(
+        self,
+        script: str,
+        *,
+        cwd: str | None,
+        env: dict[str, str],
+        timeout: float | None,
+        log_path: Path,
+        on_lines: Callable[[list[str]], None],
+        own_session: bool = True,
+    ) -> Outcome: ...
 
 
 def apply(
@@ -98,32 +110,28 @@ def apply(
     fix: Fix,
     *,
     on_lines: Callable[[list[str]], None],
-    runner: StepRunner | None = None,
-    verify_host: Callable[[], Host] = LocalHost,
-    target: str | None = None,
+    recheck: Recheck | None,
+    runner: Runs | None = None,
+    timeout: float | None = FIX_TIMEOUT_S,
 ) -> Applied:
-    """Run the fix's commands as one `bash -e` script, then run the check again on a fresh
-    host (the old one remembers what it saw before the fix)."""
+    """Run the fix's commands as one `bash -e` script, logged, then look again with
+    `recheck` (None: the caller looks again itself, after several fixes)."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     log = fixes_dir() / f"{stamp}-{finding.id}.log"
     runner = runner or StepRunner(LocalHost())
-    script = "\n".join(fix.commands)
     home = os.path.expanduser("~")
     uses_sudo = any(c.startswith("sudo ") for c in fix.commands)
     outcome = runner.run(
-        script,
+        "\n".join(fix.commands),
         cwd=home if os.path.isdir(home) else None,
         env=step_environment(),
-        timeout=FIX_TIMEOUT_S,
+        timeout=timeout,
         log_path=log,
         on_lines=on_lines,
         own_session=not uses_sudo,
     )
-    after = None
-    if not outcome.cancelled:
-        report = run_doctor(verify_host(), target)
-        after = next((f for f in report.findings if f.id == finding.id), None)
-    return Applied(finding, fix, outcome, log, after)
+    rechecked = recheck() if recheck is not None and not outcome.cancelled else []
+    return Applied(finding, fix, outcome, log, rechecked)
 
 
 def sudo_path() -> str | None:

@@ -8,6 +8,8 @@ flood of output is scanned by the regex engine rather than line by line in Pytho
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -208,6 +210,14 @@ class DsReport:
         if ninja:
             found["ninja"] = ninja.group(1) == "OKAY"
         return found if ops or info else {}
+
+
+def ds_report_details(results: dict[str, Any]) -> list[str]:
+    """The ops that cannot be built here, and ds_report's warnings, a line each."""
+    ops = results.get("ops", {})
+    unbuildable = [name for name, op in ops.items() if not op["compatible"]]
+    lines = [f"cannot be built here: {', '.join(unbuildable)}"] if unbuildable else []
+    return lines + [f"warning: {w}" for w in results.get("warnings", [])]
 
 
 def ds_report_summary(results: dict[str, Any]) -> str:
@@ -456,3 +466,56 @@ PARSERS: dict[str, type[Parser]] = {
     "megatron": Megatron,
     "perftest": Perftest,
 }
+
+
+# -- describing results: one line each (and the bandwidth table's rows) for every front end --
+
+
+def size_text(size: int) -> str:
+    """ "128K", "4G": a message size as the perf tests' `-b` and `-e` take it."""
+    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale}{unit}"
+    return f"{size}B"
+
+
+BANDWIDTH_COLUMNS = ("size", "time (us)", "algbw (GB/s)", "busbw (GB/s)")
+
+
+def bandwidth_cells(row: dict[str, Any]) -> list[str]:
+    """One row of a bandwidth table (FlagcxPerf's, NcclTestsPerf's), under BANDWIDTH_COLUMNS."""
+    return [
+        size_text(int(row["size_bytes"])),
+        f"{row['time_us']:.2f}",
+        f"{row['algbw_gbs']:.2f}",
+        f"{row['busbw_gbs']:.2f}",
+    ]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a step's results say, as a front end shows them under the step's id."""
+
+    line: str
+    details: list[str] = field(default_factory=list)
+
+
+# Each parser's results, told apart by the key only that parser writes.
+Results = dict[str, Any]
+_SUMMARIES: list[tuple[str, Callable[[Results], str], Callable[[Results], list[str]] | None]] = [
+    ("passed", gtest_summary, None),
+    ("training", training_summary, None),
+    ("ops", ds_report_summary, ds_report_details),
+    ("flexflow", flexflow_summary, None),
+    ("iterations", megatron_summary, None),
+    ("perftest", perftest_summary, None),
+]
+
+
+def summary(results: dict[str, Any]) -> Summary | None:
+    """The one-line summary of any parser's results; None for a bandwidth table (its rows
+    are shown, by bandwidth_cells) or no results."""
+    for key, line, details in _SUMMARIES:
+        if key in results:
+            return Summary(line(results), details(results) if details else [])
+    return None

@@ -17,8 +17,8 @@ from typing import Any
 
 import pygal
 
-from wizard.cli.console import size_text
 from wizard.engine.recipes.compare import CAUSES, CollectiveResults, PerfReport, TrainingSeries
+from wizard.engine.recipes.parsers import size_text
 
 _MACHINE = (
     ("gpus", "{}"),
