@@ -12,12 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def plain(line: str) -> str:
-    """The line without terminal colour codes (mpirun gives ranks a pty, so gtest colours)."""
-    return _ANSI.sub("", line) if "\x1b" in line else line
+from checks.deepspeed import DsReport, ds_report_details, ds_report_summary
+from checks.text import plain
 
 
 class Parser(Protocol):
@@ -172,63 +168,6 @@ def gtest_summary(results: dict[str, Any]) -> str:
         )
     ranks = results.get("ranks", 1)
     return text + (f" (on each of {ranks} ranks)" if ranks > 1 else "")
-
-
-# DeepSpeed's ds_report: "fused_adam ............. [NO] ....... [OKAY]" (colour codes
-# around the brackets), "ninja .................. [OKAY]", warnings, then
-# "DeepSpeed general environment info:" and "torch version .................... 2.11.0".
-_DS_OP = re.compile(r"^(\w+) \.+ \[(YES|NO)\] \.+ \[(OKAY|NO)\]", re.M)
-_DS_NINJA = re.compile(r"^ninja \.+ \[(OKAY|FAIL)\]", re.M)
-_DS_WARNING = re.compile(r"\[WARNING\]\s*(.*?)\s*$", re.M)
-_DS_INFO = re.compile(r"^(\S.*?) \.{3,} (.*?)\s*$", re.M)
-DS_INFO_HEADER = "DeepSpeed general environment info:"
-
-
-class DsReport:
-    """ds_report's op table (installed, compatible), ninja, warnings and general info."""
-
-    LIMIT = 1 << 20  # ds_report prints a few KB; a runaway one is cut, not kept whole
-
-    def __init__(self) -> None:
-        self.text = ""
-
-    def feed(self, lines: list[str]) -> None:
-        if len(self.text) < self.LIMIT:
-            self.text += plain("\n".join(lines)) + "\n"
-
-    def results(self) -> dict[str, Any]:
-        text = self.text
-        ops = {
-            name: {"installed": installed == "YES", "compatible": compatible == "OKAY"}
-            for name, installed, compatible in _DS_OP.findall(text)
-        }
-        ninja = _DS_NINJA.search(text)
-        _, header, general = text.partition(DS_INFO_HEADER)
-        info = {k.strip(): v for k, v in _DS_INFO.findall(general)} if header else {}
-        warnings = list(dict.fromkeys(w for w in _DS_WARNING.findall(text) if w))
-        found: dict[str, Any] = {"ops": ops, "warnings": warnings, "info": info}
-        if ninja:
-            found["ninja"] = ninja.group(1) == "OKAY"
-        return found if ops or info else {}
-
-
-def ds_report_details(results: dict[str, Any]) -> list[str]:
-    """The ops that cannot be built here, and ds_report's warnings, a line each."""
-    ops = results.get("ops", {})
-    unbuildable = [name for name, op in ops.items() if not op["compatible"]]
-    lines = [f"cannot be built here: {', '.join(unbuildable)}"] if unbuildable else []
-    return lines + [f"warning: {w}" for w in results.get("warnings", [])]
-
-
-def ds_report_summary(results: dict[str, Any]) -> str:
-    """ "11 of 14 DeepSpeed ops can be built here (0 prebuilt); ninja found" """
-    ops = results.get("ops", {})
-    usable = sum(op["compatible"] for op in ops.values())
-    built = sum(op["installed"] for op in ops.values())
-    text = f"{usable} of {len(ops)} DeepSpeed ops can be built here ({built} prebuilt)"
-    if "ninja" in results:
-        text += "; ninja " + ("found" if results["ninja"] else "missing (JIT builds need it)")
-    return text
 
 
 # steps/tools/ds_train.py: "step 100/300 loss 2.3456 samples/s 1234.5 tokens/s 98765.4" and
