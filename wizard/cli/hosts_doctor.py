@@ -22,6 +22,7 @@ from wizard.engine.hosts.doctor_all import (
     ok,
 )
 from wizard.engine.hosts.hostlist import HostListError, HostSpec, parse_hosts, read_hostfile
+from wizard.engine.hosts.ssh import SshConfigMissing, check_config, connect
 from wizard.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 Advice = Callable[[HostResult], list[str]]
@@ -40,30 +41,24 @@ def hosts_of(args: argparse.Namespace) -> list[HostSpec]:
     return specs
 
 
+def check_ssh_config(path: str | None) -> None:
+    """--ssh-config names a file here, or is a usage error (before any host is tried)."""
+    try:
+        check_config(path)
+    except SshConfigMissing as exc:
+        raise UsageError(str(exc)) from None
+
+
 def doctor_many(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
-    from wizard.host.ssh import SshHost
-
     specs = hosts_of(args)
-    if args.ssh_config and not Path(args.ssh_config).is_file():
-        raise UsageError(f"--ssh-config {args.ssh_config}: no such file")
-
-    def connect(spec: HostSpec) -> SshHost:
-        return SshHost(
-            spec.name, user=spec.user, port=spec.port, ssh_config=args.ssh_config, label=spec.label
-        )
-
-    def ssh_argv(spec: HostSpec) -> list[str]:
-        """How one host reaches another: as this one does (same config file, if given)."""
-        argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
-        argv += ["-F", args.ssh_config] if args.ssh_config else []
-        return [*argv, *spec.ssh_destination()]
-
+    check_ssh_config(args.ssh_config)
     _, route_probe_ = route_probe(specs, args.ssh_config)
     results = doctor_hosts(
         specs,
-        connect,
+        lambda spec: connect(spec, args.ssh_config),
         target=args.target,
-        ssh_argv=ssh_argv if args.ssh_mesh else None,
+        ssh_mesh=args.ssh_mesh,
+        ssh_config=args.ssh_config,
         probe=route_probe_,
     )
     diffs = differences(results) + interface_difference(results)

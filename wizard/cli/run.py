@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wizard.cli.console import Console, OutputClosed
-from wizard.cli.hosts_doctor import hosts_of
+from wizard.cli.hosts_doctor import check_ssh_config, hosts_of
 from wizard.engine.doctor.diagnosis import run_doctor
 from wizard.engine.hosts.across import Builder, Cluster, ClusterError
 from wizard.engine.hosts.hostlist import HostSpec
@@ -194,21 +194,14 @@ def _across(
 ) -> Across | None:
     """The doctor on every host over SSH, then the cluster, as judged() finds it."""
     from wizard.engine.hosts.across import discover
-    from wizard.host.ssh import SshHost
+    from wizard.engine.hosts.ssh import connect
 
-    if args.ssh_config and not Path(args.ssh_config).is_file():
-        raise UsageError(f"--ssh-config {args.ssh_config}: no such file")
-
-    def connect(spec: HostSpec) -> SshHost:
-        return SshHost(
-            spec.name, user=spec.user, port=spec.port, ssh_config=args.ssh_config, label=spec.label
-        )
-
+    check_ssh_config(args.ssh_config)
     per_host = answers.get("gpus")
     out.write(f"Checking {len(specs)} hosts over SSH ...")
     results, cluster = discover(
         specs,
-        connect,
+        lambda spec: connect(spec, args.ssh_config),
         ssh_config=args.ssh_config,
         ranks_per_host=int(per_host) if per_host and per_host.isdigit() else None,
     )

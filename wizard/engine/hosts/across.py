@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wizard.engine.hosts.hostlist import HostSpec, parse_host
+from wizard.engine.hosts.ssh import ssh_to
 from wizard.host.local import capture
 
 if TYPE_CHECKING:
@@ -92,9 +93,6 @@ class Cluster:
     def ranks(self) -> int:
         return sum(h.slots for h in self.hosts)
 
-    def ssh_options(self) -> list[str]:
-        return ["-F", self.ssh_config] if self.ssh_config else []
-
     def launcher_flags(self, flavor: str) -> list[str]:
         """mpirun's options that place the ranks on the hosts, for the MPI found here."""
         placed = ",".join(f"{h.spec.name}:{h.slots}" for h in self.hosts)
@@ -124,7 +122,7 @@ class Cluster:
         """ssh options every launch needs: the config file, the one port, the one user. A
         launcher passes one set of options to every host, so ports and users that differ
         must come from ~/.ssh/config instead."""
-        args = self.ssh_options()
+        args = ["-F", self.ssh_config] if self.ssh_config else []
         ports = {h.spec.port for h in self.hosts}
         users = {h.spec.user for h in self.hosts}
         if len(ports) > 1:
@@ -186,10 +184,7 @@ class Cluster:
     def ssh_argv(self, host: RunHost, *, tty: bool = False) -> list[str]:
         """ssh to one host as the doctor reached it. With `tty`, the remote command gets a
         terminal, so it is hung up (and stops) when this ssh is stopped."""
-        spec = host.spec
-        argv = ["ssh", *self.ssh_options(), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
-        argv += ["-tt", "-o", "LogLevel=ERROR"] if tty else []
-        return [*argv, *spec.ssh_destination()]
+        return ssh_to(host.spec, config=self.ssh_config, tty=tty)
 
     def remote_command(
         self, host: RunHost, script: str, *, cwd: str | None, env: dict[str, str], run_id: str
@@ -339,8 +334,7 @@ class _Marker:
 
 def resolve_address(spec: HostSpec, ssh_config: str | None) -> str:
     """The address ssh connects to for a host name (aliases and HostName from the config)."""
-    argv = ["ssh", *(["-F", ssh_config] if ssh_config else []), "-G", "--", spec.name]
-    done = capture(argv, 10)
+    done = capture(ssh_to(spec, config=ssh_config, options=["-G"]), 10)
     name = next(
         (line.split()[1] for line in done.stdout.splitlines() if line.startswith("hostname ")),
         spec.name,

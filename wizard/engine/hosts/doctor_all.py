@@ -18,8 +18,9 @@ from typing import Any
 
 from wizard.engine.doctor.diagnosis import Diagnosis, run_doctor
 from wizard.engine.hosts.hostlist import HostSpec
+from wizard.engine.hosts.ssh import on_host_with_config, ssh_to
 from wizard.host import Host
-from wizard.host.ssh import Unreachable
+from wizard.host.ssh import CONNECT_TIMEOUT_S, Unreachable
 
 PARALLEL = 32
 
@@ -97,16 +98,17 @@ def doctor_hosts(
     target: str | None = None,
     parallel: int = PARALLEL,
     on_result: Callable[[HostResult], None] | None = None,
-    ssh_argv: Callable[[HostSpec], list[str]] | None = None,
+    ssh_mesh: bool = False,
+    ssh_config: str | None = None,
     probe: Callable[[Host, HostSpec], Any] | None = None,
 ) -> list[HostResult]:
     """Every host's doctor, in the order given. `connect` makes a host (an SshHost) or raises
     Unreachable (or OSError) with the reason it cannot; any other exception is a bug and
     is raised, not reported as an unreachable host. `on_result` hears each result as it
-    comes. With `ssh_argv` (the ssh command that reaches a host), each host also tries
-    passwordless SSH to the others, as mpirun's launcher will: every direction up to
-    MESH_LIMIT hosts, else the first host to all and all to the first. `probe` asks each
-    host something more over the same connection."""
+    comes. With `ssh_mesh`, each host also tries passwordless SSH to the others, as
+    mpirun's launcher will (with `ssh_config` where that host has the file): every direction
+    up to MESH_LIMIT hosts, else the first host to all and all to the first. `probe` asks
+    each host something more over the same connection."""
 
     def one(spec: HostSpec) -> HostResult:
         started = time.perf_counter()
@@ -117,12 +119,13 @@ def doctor_hosts(
         else:
             try:
                 report = run_doctor(host, target)
-                ssh_to = try_ssh(host, _mesh_targets(spec, specs), ssh_argv) if ssh_argv else None
+                targets = _mesh_targets(spec, specs)
+                tried = try_ssh(host, targets, ssh_config) if ssh_mesh else None
                 probed = probe(host, spec) if probe else None
             finally:
                 host.close()
             took = time.perf_counter() - started
-            result = HostResult(spec, report, None, took, ssh_to, probed)
+            result = HostResult(spec, report, None, took, tried, probed)
         if on_result:
             on_result(result)
         return result
@@ -142,32 +145,37 @@ def _mesh_targets(spec: HostSpec, specs: list[HostSpec]) -> list[HostSpec]:
 
 
 def try_ssh(
-    host: Host, targets: list[HostSpec], ssh_argv: Callable[[HostSpec], list[str]]
+    host: Host, targets: list[HostSpec], ssh_config: str | None = None
 ) -> dict[str, str | None]:
     """From `host`, `ssh target true` to each target in turn, in one remote command: None
     where it works, else the last line ssh printed."""
     if not targets:
         return {}
     result = host.run(
-        ["sh", "-c", ssh_round(targets, ssh_argv)],
+        ["sh", "-c", ssh_round(targets, ssh_config)],
         timeout=ssh_round_timeout(targets),
         key="ssh to the other hosts",
     )
     return read_ssh_round(result.stdout, targets)
 
 
-def ssh_round(targets: list[HostSpec], ssh_argv: Callable[[HostSpec], list[str]]) -> str:
-    """A POSIX script that tries `ssh TARGET true` to each target in turn and prints, a line
-    each, its index and `ok` or the last line ssh said."""
-    return " ".join(
-        f"if out=$({shlex.join(ssh_argv(t))} true 2>&1 </dev/null); then echo {i} ok; "
-        f'else echo {i} "$(printf %s "$out" | tail -n 1)"; fi;'
-        for i, t in enumerate(targets)
-    )
+def ssh_round(targets: list[HostSpec], ssh_config: str | None = None) -> str:
+    """A POSIX script for a host that tries `ssh TARGET true` to each target in turn and
+    prints, a line each, its index and `ok` or the last line ssh said. `ssh_config` is this
+    machine's file: taken there only where the host has it too."""
+
+    def tries(config: str | None) -> str:
+        return " ".join(
+            f"if out=$({shlex.join(ssh_to(t, config=config))} true 2>&1 </dev/null); then "
+            f'echo {i} ok; else echo {i} "$(printf %s "$out" | tail -n 1)"; fi;'
+            for i, t in enumerate(targets)
+        )
+
+    return on_host_with_config(ssh_config, tries)
 
 
 def ssh_round_timeout(targets: list[HostSpec]) -> float:
-    return 10 + 6 * len(targets)  # ssh's 5 s connect timeout each, and some slack
+    return 10 + (CONNECT_TIMEOUT_S + 1) * len(targets)  # ssh's connect timeout each, and slack
 
 
 def read_ssh_round(stdout: str, targets: list[HostSpec]) -> dict[str, str | None]:

@@ -9,7 +9,7 @@ error that names the file and the line.
 
 A name or user never starts with `-`: ssh would read it as an option (`-oProxyCommand=...`
 runs a command). HostSpec refuses one wherever it is made, and every ssh command the wizard
-builds ends its options with `--` before the destination as well (`HostSpec.ssh_destination`).
+builds ends its options with `--` before the destination as well (wizard.host.ssh.ssh_argv).
 """
 
 from __future__ import annotations
@@ -50,11 +50,6 @@ class HostSpec:
     def destination(self) -> str:
         """`[user@]name`, as ssh takes it."""
         return f"{self.user}@{self.name}" if self.user else self.name
-
-    def ssh_destination(self) -> list[str]:
-        """What ends every ssh command to this host: its port, `--` (nothing after it is an
-        option, whatever the name) and the destination."""
-        return [*(["-p", str(self.port)] if self.port else []), "--", self.destination]
 
     @property
     def label(self) -> str:
