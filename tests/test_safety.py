@@ -163,8 +163,7 @@ def test_an_empty_hosts_option_is_a_usage_error(tmp_path: Path, command: list[st
 
 
 def test_advice_for_an_unreachable_host_is_a_command_ssh_can_parse() -> None:
-    from wizard.cli.hosts_doctor import unreachable_advice
-    from wizard.engine.hosts.doctor_all import HostResult
+    from wizard.engine.hosts.doctor_all import HostResult, unreachable_advice
 
     spec = HostSpec("node1", "bob", 2222)
     refused = HostResult(spec, None, "ssh: connect to host node1 port 2222: Connection refused")

@@ -9,11 +9,9 @@ the launcher's ranks on the hosts. Hosts that see the recipe's `shared` folder a
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import secrets
 import shlex
-import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wizard.engine.hosts.hostlist import HostSpec, parse_host
+from wizard.engine.hosts.network import Route, common_prefix, local_route, route_probe
 from wizard.engine.hosts.ssh import ssh_to
 from wizard.host.local import capture
 
@@ -28,9 +27,6 @@ if TYPE_CHECKING:
     from wizard.engine.hosts.doctor_all import HostResult
 
 HERE = "here"  # the label of this machine as a builder
-_ROUTE = re.compile(r"\bdev (\S+)")
-_SRC = re.compile(r"\bsrc (\S+)")
-_CIDR = re.compile(r"\binet (\d+\.\d+\.\d+\.\d+/\d+)")
 
 
 class ClusterError(Exception):
@@ -151,8 +147,8 @@ class Cluster:
         env: dict[str, str] = {}
         names = [h.interface for h in self.hosts if h.interface]
         if len(names) == len(self.hosts) and len(self.hosts) > 1:
-            prefix = _common_prefix(names)
-            if prefix:  # NCCL and FlagCX match the value as a prefix of the name
+            prefix = common_prefix(names)
+            if prefix:
                 env["FLAGCX_SOCKET_IFNAME"] = env["NCCL_SOCKET_IFNAME"] = prefix
         devices = [set(str(h.facts.get("rdma.hca") or "").split(",")) - {""} for h in self.hosts]
         common = set.intersection(*devices) if devices else set()
@@ -266,16 +262,6 @@ class Cluster:
         return groups
 
 
-def _common_prefix(names: list[str]) -> str:
-    """The longest start all names share, character by character (eth0, eth1 -> eth)."""
-    prefix = ""
-    for chars in zip(*names, strict=False):
-        if len(set(chars)) > 1:
-            break
-        prefix += chars[0]
-    return prefix
-
-
 def _remote_value(value: str) -> str:
     """Double-quoted for the remote shell: `$NAME` and `${NAME}` expand there, nothing else
     does (no command substitution, no backquotes)."""
@@ -329,39 +315,6 @@ class _Marker:
         return code == 0 and out.strip() == self.token
 
 
-# -- learning the network ------------------------------------------------------------------
-
-
-def resolve_address(spec: HostSpec, ssh_config: str | None) -> str:
-    """The address ssh connects to for a host name (aliases and HostName from the config)."""
-    done = capture(ssh_to(spec, config=ssh_config, options=["-G"]), 10)
-    name = next(
-        (line.split()[1] for line in done.stdout.splitlines() if line.startswith("hostname ")),
-        spec.name,
-    )
-    try:
-        return socket.gethostbyname(name)
-    except OSError:
-        return ""
-
-
-def route(run: Callable[[list[str]], str], address: str) -> tuple[str, str, str]:
-    """(interface, its network as CIDR, the source address) that `address` is reached
-    through, from `ip`'s answers; `run` runs a command where the route is wanted. Empty
-    where unknown."""
-    if not address:
-        return "", "", ""
-    answer = run(["ip", "-o", "route", "get", address])
-    dev, src = _ROUTE.search(answer), _SRC.search(answer)
-    if not dev:
-        return "", "", ""
-    source = src.group(1) if src else ""
-    cidr = _CIDR.search(run(["ip", "-o", "-4", "addr", "show", "dev", dev.group(1)]))
-    if not cidr:
-        return dev.group(1), "", source
-    return dev.group(1), str(ipaddress.ip_interface(cidr.group(1)).network), source
-
-
 def discover(
     specs: list[HostSpec],
     connect: Callable[[HostSpec], Any],
@@ -379,7 +332,7 @@ def discover(
 
     addresses, toward = route_probe(specs, ssh_config)
 
-    def probe(host: Any, spec: HostSpec) -> tuple[tuple[str, str, str], dict[str, int]]:
+    def probe(host: Any, spec: HostSpec) -> tuple[Route, dict[str, int]]:
         return toward(host, spec), capacity(host)
 
     results = doctor_hosts(specs, connect, target=target, on_result=on_result, probe=probe)
@@ -392,7 +345,7 @@ def discover(
         interface, subnet, source = routed
         address = addresses[result.spec.label]
         hosts.append(RunHost(result.spec, slots, facts, address, interface, subnet, source))
-    here = _local_route(next((h.address for h in hosts if h.address), ""))
+    here = local_route(next((h.address for h in hosts if h.address), ""))
     return results, Cluster(hosts, ssh_config, here_subnet=here[1], here_interface=here[0])
 
 
@@ -409,24 +362,3 @@ def capacity(host: Any) -> dict[str, int]:
     if kib:
         found[HOST_MEM_AVAILABLE] = kib
     return found
-
-
-def route_probe(
-    specs: list[HostSpec], ssh_config: str | None
-) -> tuple[dict[str, str], Callable[[Any, HostSpec], tuple[str, str, str]]]:
-    """Each host's address as this machine resolves it, and a probe that asks a host for
-    its route toward the next host: (interface, network, its own address there)."""
-    addresses = {s.label: resolve_address(s, ssh_config) for s in specs}
-    toward = {
-        s.label: addresses[specs[(i + 1) % len(specs)].label] if len(specs) > 1 else ""
-        for i, s in enumerate(specs)
-    }
-
-    def probe(host: Any, spec: HostSpec) -> tuple[str, str, str]:
-        return route(lambda argv: host.run(argv).stdout, toward[spec.label])
-
-    return addresses, probe
-
-
-def _local_route(address: str) -> tuple[str, str, str]:
-    return route(lambda argv: capture(argv, 10).stdout, address)

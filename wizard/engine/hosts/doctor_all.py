@@ -18,7 +18,8 @@ from typing import Any
 
 from wizard.engine.doctor.diagnosis import Diagnosis, run_doctor
 from wizard.engine.hosts.hostlist import HostSpec
-from wizard.engine.hosts.ssh import on_host_with_config, ssh_to
+from wizard.engine.hosts.network import common_prefix, route_probe
+from wizard.engine.hosts.ssh import check_config, connect, on_host_with_config, ssh_to
 from wizard.host import Host
 from wizard.host.ssh import CONNECT_TIMEOUT_S, Unreachable
 
@@ -134,6 +135,30 @@ def doctor_hosts(
         return list(pool.map(one, specs))
 
 
+def doctor_over_ssh(
+    specs: list[HostSpec],
+    *,
+    ssh_config: str | None = None,
+    target: str | None = None,
+    ssh_mesh: bool = False,
+    on_result: Callable[[HostResult], None] | None = None,
+) -> list[HostResult]:
+    """`doctor --hosts`: every host's doctor over the user's ssh, each with the interface it
+    reaches the next host through (interface_of) and, with `ssh_mesh`, ssh to the others.
+    Raises SshConfigMissing before any host is tried."""
+    check_config(ssh_config)
+    _, toward = route_probe(specs, ssh_config)
+    return doctor_hosts(
+        specs,
+        lambda spec: connect(spec, ssh_config),
+        target=target,
+        on_result=on_result,
+        ssh_mesh=ssh_mesh,
+        ssh_config=ssh_config,
+        probe=toward,
+    )
+
+
 def _mesh_targets(spec: HostSpec, specs: list[HostSpec]) -> list[HostSpec]:
     """The hosts this one tries, starting after itself: as every host goes round in its own
     order, each is dialled by about one other at a time (sshd's MaxStartups drops logins
@@ -208,6 +233,49 @@ def differences(results: list[HostResult]) -> list[Difference]:
             fixes = _link_one_path(values) if compared.fact == "flagcx.path" else ()
             found.append(Difference(compared.fact, values, compared.blocking, compared.why, fixes))
     return found
+
+
+def interface_of(result: HostResult) -> dict[str, str] | None:
+    """The interface a host reaches the next host through (doctor_over_ssh's probe):
+    FLAGCX_SOCKET_IFNAME's value."""
+    if not result.probed or not result.probed[0]:
+        return None
+    name, network, address = result.probed
+    return {"name": name, "network": network, "address": address}
+
+
+def interface_difference(results: list[HostResult]) -> list[Difference]:
+    """doctor_over_ssh's interfaces toward the other hosts, when their names share no
+    start: one FLAGCX_SOCKET_IFNAME (matched as a prefix) then fits no host set."""
+    names = {r.spec.label: (interface_of(r) or {}).get("name", "") for r in results if r.reachable}
+    known = [n for n in names.values() if n]
+    if len(set(known)) < 2 or common_prefix(known):
+        return []
+    return [
+        Difference(
+            "net.interface",
+            names,
+            False,
+            "FLAGCX_SOCKET_IFNAME / NCCL_SOCKET_IFNAME match names by prefix: these share none, "
+            "so set them per host",
+        )
+    ]
+
+
+def unreachable_advice(result: HostResult) -> list[str]:
+    """What to type next for a host ssh could not log in to, from ssh's words."""
+    spec, why = result.spec, result.error or ""
+    port = ["-p", str(spec.port)] if spec.port else []
+    if "Permission denied" in why:
+        copy = shlex.join(["ssh-copy-id", *port, spec.destination])
+        return [f"{copy}   # once, with your password: then keys work"]
+    if "Host key verification failed" in why or "host key" in why.lower():
+        scan = shlex.join(["ssh-keyscan", *port, spec.name])
+        return [f"{scan}   # compare the fingerprint, then add it to known_hosts"]
+    ssh = shlex.join(["ssh", "-v", *port, spec.destination, "true"])
+    if "refused" in why:
+        return [f"{ssh}   # is sshd running there, and on this port?"]
+    return [f"{ssh}   # see where the connection stops"]
 
 
 def _link_one_path(paths: dict[str, Any]) -> tuple[str, ...]:

@@ -91,6 +91,18 @@ def parse_hosts(text: str) -> list[HostSpec]:
     return _unique([parse_host(name) for name in names])
 
 
+def given_hosts(hosts: str | None, hostfile: str | None) -> list[HostSpec]:
+    """The hosts of `--hosts` and `--hostfile` together (none: neither given); a host named
+    in both is an error."""
+    specs = parse_hosts(hosts) if hosts is not None else []
+    if hostfile:
+        specs += read_hostfile(Path(hostfile))
+    labels = [s.label for s in specs]
+    if twice := sorted({label for label in labels if labels.count(label) > 1}):
+        raise HostListError(f"named in both --hosts and --hostfile: {', '.join(twice)}")
+    return specs
+
+
 def read_hostfile(path: Path) -> list[HostSpec]:
     try:
         text = path.read_text(encoding="utf-8")
