@@ -16,15 +16,21 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from wizard.engine.hosts.doctor_all import HostResult, doctor_hosts
 from wizard.engine.hosts.hostlist import HostSpec, parse_host
 from wizard.engine.hosts.network import Route, common_prefix, local_route, route_probe
 from wizard.engine.hosts.ssh import ssh_to
+from wizard.engine.recipes.run import (
+    HOST_MEM_AVAILABLE,
+    HOST_NPROC,
+    SAFE_ENV,
+    mem_available_kib,
+    recipe_facts,
+)
+from wizard.host import Host
 from wizard.host.local import capture
-
-if TYPE_CHECKING:
-    from wizard.engine.hosts.doctor_all import HostResult
 
 HERE = "here"  # the label of this machine as a builder
 
@@ -188,8 +194,6 @@ class Cluster:
         """A step's script as the local command that runs it on a host, as steps run here
         (bash -e -o pipefail): its variables are exported there, where a `$NAME` in them
         expands in the host's own environment."""
-        from wizard.engine.recipes.run import SAFE_ENV
-
         lines = [f"export {k}={_remote_value(v)}" for k, v in env.items()]
         lines += [f"export {k}=${{{k}:-{v}}}" for k, v in SAFE_ENV.items()]
         lines.append(f"export WIZARD_RUN_ID={shlex.quote(run_id)}")
@@ -317,7 +321,7 @@ class _Marker:
 
 def discover(
     specs: list[HostSpec],
-    connect: Callable[[HostSpec], Any],
+    connect: Callable[[HostSpec], Host],
     *,
     ssh_config: str | None,
     ranks_per_host: int | None,
@@ -327,12 +331,9 @@ def discover(
     """Every host's doctor (in parallel, one connection each), with the interface each uses
     toward the next host; and the cluster those answers make. Slots: the hostfile's, else
     `ranks_per_host`, else the host's GPU count, else 1."""
-    from wizard.engine.hosts.doctor_all import doctor_hosts
-    from wizard.engine.recipes.run import recipe_facts
-
     addresses, toward = route_probe(specs, ssh_config)
 
-    def probe(host: Any, spec: HostSpec) -> tuple[Route, dict[str, int]]:
+    def probe(host: Host, spec: HostSpec) -> tuple[Route, dict[str, int]]:
         return toward(host, spec), capacity(host)
 
     results = doctor_hosts(specs, connect, target=target, on_result=on_result, probe=probe)
@@ -349,11 +350,9 @@ def discover(
     return results, Cluster(hosts, ssh_config, here_subnet=here[1], here_interface=here[0])
 
 
-def capacity(host: Any) -> dict[str, int]:
+def capacity(host: Host) -> dict[str, int]:
     """A host's usable CPUs (`nproc` there) and MemAvailable, as facts for its own builds'
     `nproc` and `build_jobs`; what it does not answer is left out (this machine's is used)."""
-    from wizard.engine.recipes.run import HOST_MEM_AVAILABLE, HOST_NPROC, mem_available_kib
-
     found: dict[str, int] = {}
     cpus = host.run(["nproc"], timeout=10)
     if cpus.ok and cpus.stdout.strip().isdigit():
