@@ -13,9 +13,14 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
 from wizard.app.screens.base import WizardScreen
-from wizard.cli.hosts_doctor import unreachable_advice
 from wizard.engine.doctor.targets import TARGETS
-from wizard.engine.hosts.doctor_all import HostResult, differences, doctor_hosts, ok
+from wizard.engine.hosts.doctor_all import (
+    HostResult,
+    differences,
+    doctor_hosts,
+    ok,
+    unreachable_advice,
+)
 
 
 class HostsScreen(WizardScreen):
