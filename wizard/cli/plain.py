@@ -12,7 +12,7 @@ from wizard.errors import EXIT_OK
 from wizard.host import Host
 
 if TYPE_CHECKING:
-    from wizard.cli.main import GuidedRequest
+    from wizard.cli.request import GuidedRequest
 
 
 def plain(host: Host, args: GuidedRequest, replay: bool) -> int:
