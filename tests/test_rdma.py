@@ -119,6 +119,24 @@ def test_hosts_with_other_mtus_or_gid_indexes_are_in_the_differences(tmp_path: P
     assert found["rdma.mtu"] == {"a": "9000", "b": "1500"}
     assert found["rdma.gid_index"] == {"a": "3", "b": "1"}
     assert "rdma.link_layers" not in found
+    assert "rdma.nccl_net" not in found  # both pick IB
+
+
+def test_hosts_whose_nccl_picks_another_network_are_in_the_differences(tmp_path: Path) -> None:
+    from tests.conftest import UBUNTU_2404
+    from wizard.engine.hosts.doctor_all import HostResult, differences
+    from wizard.engine.hosts.hostlist import parse_host
+
+    results = []
+    for name in ("a", "b"):
+        host = TreeHost(tmp_path / name)
+        host.write("/etc/os-release", UBUNTU_2404)
+        roce(host)
+        if name == "b":
+            host.write("/etc/nccl.conf", "NCCL_IB_DISABLE=1\n")
+        results.append(HostResult(parse_host(name), run_doctor(host)))
+    found = {d.fact: d for d in differences(results)}
+    assert found["rdma.nccl_net"].values == {"a": "IB", "b": "Socket"}
 
 
 # -- ibv_devinfo's MTU for InfiniBand ports ---------------------------------------------------

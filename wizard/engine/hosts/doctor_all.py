@@ -71,6 +71,7 @@ COMPARED = (
     Compared("rdma.link_layers", False, "InfiniBand and RoCE ports do not talk to each other"),
     Compared("rdma.mtu", False, "RoCE peers with different MTUs fall back to the smaller"),
     Compared("rdma.gid_index", False, "one FLAGCX_IB_GID_INDEX for all hosts must fit each"),
+    Compared("rdma.nccl_net", False, "hosts whose NCCL picks different networks share no ring"),
     Compared(
         "flagcx.path",
         False,
