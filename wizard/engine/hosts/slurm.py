@@ -292,7 +292,7 @@ def doctor_nodes(
 
     def toward_first(host: SnapshotHost, spec: HostSpec) -> tuple[str, str, str]:
         """The node's route toward the first other node, as its task read it."""
-        from wizard.engine.hosts.across import route
+        from wizard.engine.hosts.network import route
 
         return route(lambda argv: host.run(argv).stdout, toward[spec.name])
 

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     import psutil
 
     from wizard.engine.doctor.diagnosis import run_doctor
-    from wizard.engine.hosts.across import route
+    from wizard.engine.hosts.network import route
     from wizard.host import LocalHost
     from wizard.host.snapshot import snapshot_data
 
