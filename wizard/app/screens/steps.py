@@ -4,6 +4,7 @@ follows the output; cancel, retry, skip and run from here."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,6 +18,14 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Static
 
 from wizard.app.app import describe
+from wizard.app.messages import (
+    RunEnded,
+    StepFinished,
+    StepSkipped,
+    StepStarted,
+    WorkDone,
+    Working,
+)
 from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.commands import command_block
 from wizard.app.widgets.log_pane import LogPane
@@ -58,6 +67,26 @@ def clock(seconds: float | None) -> str:
     if seconds is None:
         return ""
     return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+
+
+class Posting:
+    """The run's listener, called from the worker thread: each event a message to the
+    screen; the log's lines straight into the log pane's buffer (`feed`, which any thread
+    may call), a message a line being too slow for a build's flood."""
+
+    def __init__(self, screen: StepsScreen, feed: Callable[[list[str]], None]) -> None:
+        self.screen, self.lines = screen, feed
+
+    def step_started(self, index: int, total: int, step: Step, command: str) -> None:
+        # Into the log here, before the step's first line (a message would come after it).
+        self.lines([f"── {step.title} ({step.id})", *(f"$ {c}" for c in command.splitlines())])
+        self.screen.post_message(StepStarted(step))
+
+    def step_skipped(self, index: int, total: int, step: Step, reason: str) -> None:
+        self.screen.post_message(StepSkipped(step))
+
+    def step_finished(self, step: Step, result: st.StepState, outcome: Outcome) -> None:
+        self.screen.post_message(StepFinished(step, result, outcome))
 
 
 class StepsScreen(WizardScreen):
@@ -254,65 +283,62 @@ class StepsScreen(WizardScreen):
     def go(self, start: str | None) -> None:
         if self.running or self.recipe is None or self.wizard.session.replay:
             return
+        run = self.wizard.session.run
+        assert run is not None
         self.runner = StepRunner(self.wizard.local)
         self.running = True
-        self.wizard.busy = lambda: self.running
-        self.wizard.stop = self.runner.cancel
+        self.app.post_message(Working(self.runner.cancel, time.monotonic()))
         self.query_one("#failure", Static).add_class("hidden")
-        run = self.wizard.session.run
         where = f" from {start}" if start else ""
-        self.status(f"Run {run.run_id if run else ''}: running{where}… (c cancels)")
+        self.status(f"Run {run.run_id}: running{where}… (c cancels)")
         self.refresh_bindings()
-        self.execute_steps(start)
+        listener = Posting(self, self.query_one("#log", LogPane).feed)
+        self.execute_steps(self.recipe, run, dict(self.values), listener, self.runner, start)
 
     @work(thread=True, exclusive=True, group="steps")
-    def execute_steps(self, start: str | None) -> None:
-        run = self.wizard.session.run
-        assert self.recipe is not None and run is not None and self.runner is not None
+    def execute_steps(
+        self,
+        recipe: recipes.Recipe,
+        run: st.RunState,
+        values: dict[str, Any],
+        listener: Posting,
+        runner: StepRunner,
+        start: str | None,
+    ) -> None:
         try:
-            ok = execute(self.recipe, run, self.values, self, start=start, runner=self.runner)
-            message = (
+            ok = execute(recipe, run, values, listener, start=start, runner=runner)
+            said = (
                 "All steps done. Press n for the results."
                 if ok
                 else "A step failed: r runs it again, s skips it, h runs from the highlighted step."
             )
         except Cancelled as stopped:
-            message = f"Cancelled during {stopped}; its processes were ended. r resumes."
+            said = f"Cancelled during {stopped}; its processes were ended. r resumes."
         except st.RunBusy as exc:
-            message = str(exc)
-        finally:
-            self.running = False
-        self.wizard.from_thread(self._ended, message)
+            said = str(exc)
+        self.post_message(RunEnded(said))
 
-    def _ended(self, message: str) -> None:
-        self.status(message)
+    def on_run_ended(self, message: RunEnded) -> None:
+        self.running = False
+        self.app.post_message(WorkDone())
+        self.status(message.said)
         self.refresh_bindings()  # c goes, r and s come as they apply
 
-    # Listener, called from the worker thread.
+    def on_step_skipped(self, message: StepSkipped) -> None:
+        self._row(message.step)
 
-    def step_started(self, index: int, total: int, step: Step, command: str) -> None:
-        self.wizard.from_thread(self._started, step, command)
-
-    def lines(self, texts: list[str]) -> None:
-        self.query_one("#log", LogPane).feed(texts)
-
-    def step_skipped(self, index: int, total: int, step: Step, reason: str) -> None:
-        self.wizard.from_thread(self._row, step)
-
-    def step_finished(self, step: Step, result: st.StepState, outcome: Outcome) -> None:
-        self.wizard.from_thread(self._finished, step, result, outcome)
-
-    def _started(self, step: Step, command: str) -> None:
+    def on_step_started(self, message: StepStarted) -> None:
+        step = message.step
         self.current, self.started_at = step.id, time.monotonic()
-        self.wizard.busy_since = self.started_at
+        if self.runner is not None:  # q asks first once this step has run a while
+            self.app.post_message(Working(self.runner.cancel, self.started_at))
         self._row(step)
-        log = self.query_one("#log", LogPane)
-        log.feed([f"── {step.title} ({step.id})", *(f"$ {c}" for c in command.splitlines())])
         self.query_one("#steps-table", DataTable).move_cursor(
             row=self.query_one("#steps-table", DataTable).get_row_index(step.id)
         )
 
-    def _finished(self, step: Step, result: st.StepState, outcome: Outcome) -> None:
+    def on_step_finished(self, message: StepFinished) -> None:
+        step, result, outcome = message.step, message.result, message.outcome
         self.current = None
         self._row(step)
         if result.status in (st.DONE, st.SKIPPED):
