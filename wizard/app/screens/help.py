@@ -29,6 +29,11 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("ctrl+n", "check this machine"),
             ("ctrl+o", "check the hosts named under Other hosts (a,b,user@c:8010)"),
+            (
+                "ctrl+s",
+                "where Slurm is: check the nodes of the allocation the wizard runs in, "
+                "else of one salloc asks for (given back after)",
+            ),
             ("ctrl+r", "resume the saved run"),
         ),
     ),
@@ -69,7 +74,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
         "Hosts",
         (
-            ("r", "check every host again (SSH, each host's doctor, what differs)"),
+            ("r", "check every host again (SSH or srun, each host's doctor, what differs)"),
             ("escape", "back"),
         ),
     ),
