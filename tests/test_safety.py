@@ -25,9 +25,12 @@ from tests import netns
 from tests.treehost import TreeHost, recorded_nvml
 from wizard.engine.doctor.diagnosis import run_doctor
 from wizard.engine.hosts.across import Cluster, RunHost
+from wizard.engine.hosts.doctor_all import ssh_round
 from wizard.engine.hosts.hostlist import HostListError, HostSpec, parse_hosts, read_hostfile
 from wizard.engine.hosts.mesh import Mesh
+from wizard.engine.hosts.ssh import ssh_to
 from wizard.host.snapshot import MAX_BYTES, SnapshotError, load_snapshot, write_snapshot
+from wizard.host.ssh import CONNECT_TIMEOUT_S, ssh_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_lab = pytest.mark.skipif(netns.available() is not None, reason=str(netns.available()))
@@ -61,11 +64,38 @@ def test_a_name_that_starts_with_a_dash_is_refused(text: str) -> None:
 def test_every_ssh_command_ends_its_options_before_the_destination() -> None:
     spec = HostSpec("node1", "bob", 2222)
     expected = ["-p", "2222", "--", "bob@node1"]
-    assert spec.ssh_destination() == expected
+    assert ssh_to(spec)[-4:] == expected
     host = RunHost(spec, slots=1)
     assert Cluster([host]).ssh_argv(host)[-4:] == expected
     assert Cluster([host]).ssh_argv(host, tty=True)[-4:] == expected
     assert Mesh([spec]).ssh_argv(spec)[-4:] == expected
+    with pytest.raises(ValueError, match="read as an option"):
+        ssh_argv("bob@-oProxyCommand=x")
+
+
+def test_one_ssh_command_for_every_caller(tmp_path: Path) -> None:
+    """BatchMode and one ConnectTimeout everywhere; the config file only for an ssh that
+    runs here, or on a host that has the file at the same path (run here: an `ssh` on PATH
+    that says what it was given)."""
+    spec, config = HostSpec("node1", port=2222), tmp_path / "ssh_config"
+    host = RunHost(spec, slots=1)
+    here = ssh_to(spec, config=str(config))
+    assert here[:3] == ["ssh", "-F", str(config)] and "BatchMode=yes" in here
+    assert f"ConnectTimeout={CONNECT_TIMEOUT_S}" in here
+    assert Cluster([host], ssh_config=str(config)).ssh_argv(host) == here
+    assert Mesh([spec], str(config)).ssh_argv(spec) == here
+    said = tmp_path / "said"
+    (tmp_path / "ssh").write_text(f'#!/bin/sh\necho "$@" >> {said}\n')
+    (tmp_path / "ssh").chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    script = ssh_round([spec], str(config))
+    for _ in ("without the file", "with it"):
+        done = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True)
+        assert done.stdout == "0 ok\n", done.stderr
+        config.write_text("")
+    without, with_file = said.read_text().splitlines()
+    assert without == shlex.join([*ssh_to(spec)[1:], "true"])
+    assert with_file == shlex.join([*here[1:], "true"])
 
 
 def _evil_files(folder: Path) -> Path:
@@ -121,7 +151,7 @@ def test_a_hostfile_line_with_a_user_has_a_port_not_slots(tmp_path: Path) -> Non
         HostSpec("::1", "alice"),
     ]
     assert HostSpec("::1", port=22).label == "[::1]:22"
-    assert HostSpec("::1", port=22).ssh_destination() == ["-p", "22", "--", "::1"]
+    assert ssh_to(HostSpec("::1", port=22))[-4:] == ["-p", "22", "--", "::1"]
     with pytest.raises(HostListError):
         parse_hosts("[not:an:address]")
 
@@ -133,8 +163,7 @@ def test_an_empty_hosts_option_is_a_usage_error(tmp_path: Path, command: list[st
 
 
 def test_advice_for_an_unreachable_host_is_a_command_ssh_can_parse() -> None:
-    from wizard.cli.hosts_doctor import unreachable_advice
-    from wizard.engine.hosts.doctor_all import HostResult
+    from wizard.engine.hosts.doctor_all import HostResult, unreachable_advice
 
     spec = HostSpec("node1", "bob", 2222)
     refused = HostResult(spec, None, "ssh: connect to host node1 port 2222: Connection refused")

@@ -68,11 +68,9 @@ class Session:
     def connect_host(self, spec: HostSpec) -> Host:
         if self.connect is not None:
             return self.connect(spec)
-        from wizard.host.ssh import SshHost
+        from wizard.engine.hosts.ssh import connect
 
-        return SshHost(
-            spec.name, user=spec.user, port=spec.port, ssh_config=self.ssh_config, label=spec.label
-        )
+        return connect(spec, self.ssh_config)
 
 
 ASK_AFTER_S = 3.0  # q stops a step at once before this; after it, q asks first

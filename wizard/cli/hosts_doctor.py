@@ -1,70 +1,54 @@
-"""`wizard doctor --hosts/--hostfile`: every host's doctor, then what differs across them."""
+"""`wizard doctor --hosts/--hostfile`: every host's doctor, then what differs across them,
+as text or JSON (the doctor itself: wizard.engine.hosts.doctor_all)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TextIO
 
 from checks.base import Status
 from wizard.cli.doctor_table import SCHEMA, TextRenderer, to_dict
-from wizard.engine.hosts.across import route_probe
 from wizard.engine.hosts.doctor_all import (
-    Difference,
     HostResult,
     differences,
-    doctor_hosts,
+    doctor_over_ssh,
+    interface_difference,
+    interface_of,
     mesh_failures,
     ok,
+    unreachable_advice,
 )
-from wizard.engine.hosts.hostlist import HostListError, HostSpec, parse_hosts, read_hostfile
+from wizard.engine.hosts.hostlist import HostListError, HostSpec, given_hosts
+from wizard.engine.hosts.ssh import SshConfigMissing, check_config
 from wizard.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 Advice = Callable[[HostResult], list[str]]
 
 
 def hosts_of(args: argparse.Namespace) -> list[HostSpec]:
+    """The hosts of --hosts and --hostfile; a mistake is a usage error."""
     try:
-        specs = parse_hosts(args.hosts) if args.hosts is not None else []
-        if args.hostfile:
-            specs += read_hostfile(Path(args.hostfile))
+        return given_hosts(args.hosts, args.hostfile)
     except HostListError as exc:
         raise UsageError(str(exc)) from None
-    labels = [s.label for s in specs]
-    if twice := sorted({label for label in labels if labels.count(label) > 1}):
-        raise UsageError(f"named in both --hosts and --hostfile: {', '.join(twice)}")
-    return specs
+
+
+def check_ssh_config(path: str | None) -> None:
+    """--ssh-config names a file here, or is a usage error (before any host is tried)."""
+    try:
+        check_config(path)
+    except SshConfigMissing as exc:
+        raise UsageError(str(exc)) from None
 
 
 def doctor_many(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
-    from wizard.host.ssh import SshHost
-
     specs = hosts_of(args)
-    if args.ssh_config and not Path(args.ssh_config).is_file():
-        raise UsageError(f"--ssh-config {args.ssh_config}: no such file")
-
-    def connect(spec: HostSpec) -> SshHost:
-        return SshHost(
-            spec.name, user=spec.user, port=spec.port, ssh_config=args.ssh_config, label=spec.label
-        )
-
-    def ssh_argv(spec: HostSpec) -> list[str]:
-        """How one host reaches another: as this one does (same config file, if given)."""
-        argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
-        argv += ["-F", args.ssh_config] if args.ssh_config else []
-        return [*argv, *spec.ssh_destination()]
-
-    _, route_probe_ = route_probe(specs, args.ssh_config)
-    results = doctor_hosts(
-        specs,
-        connect,
-        target=args.target,
-        ssh_argv=ssh_argv if args.ssh_mesh else None,
-        probe=route_probe_,
+    check_ssh_config(args.ssh_config)
+    results = doctor_over_ssh(
+        specs, ssh_config=args.ssh_config, target=args.target, ssh_mesh=args.ssh_mesh
     )
     diffs = differences(results) + interface_difference(results)
     if args.json:
@@ -72,40 +56,6 @@ def doctor_many(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
     else:
         render(results, diffs, stream, verbose=args.verbose)
     return EXIT_OK if ok(results, diffs) else EXIT_FAILED
-
-
-def interface_of(result: HostResult) -> dict[str, str] | None:
-    """The interface a host reaches the next host through: FLAGCX_SOCKET_IFNAME's value."""
-    if not result.probed or not result.probed[0]:
-        return None
-    name, network, address = result.probed
-    return {"name": name, "network": network, "address": address}
-
-
-def interface_difference(results: list[HostResult]) -> list[Difference]:
-    """The interfaces toward the other hosts, when their names share no start: one
-    FLAGCX_SOCKET_IFNAME (matched as a prefix) then fits no host set."""
-    names = {r.spec.label: (interface_of(r) or {}).get("name", "") for r in results if r.reachable}
-    known = [n for n in names.values() if n]
-    if len(set(known)) < 2 or _common_start(known):
-        return []
-    return [
-        Difference(
-            "net.interface",
-            names,
-            False,
-            "FLAGCX_SOCKET_IFNAME / NCCL_SOCKET_IFNAME match names by prefix: these share none, "
-            "so set them per host",
-        )
-    ]
-
-
-def _common_start(names: list[str]) -> str:
-    start = names[0]
-    for name in names[1:]:
-        while not name.startswith(start):
-            start = start[:-1]
-    return start
 
 
 def as_json(
@@ -135,22 +85,6 @@ def as_json(
         ],
         "ok": ok(results, diffs),
     }
-
-
-def unreachable_advice(result: HostResult) -> list[str]:
-    """What to type next, from ssh's words."""
-    spec, why = result.spec, result.error or ""
-    port = ["-p", str(spec.port)] if spec.port else []
-    if "Permission denied" in why:
-        copy = shlex.join(["ssh-copy-id", *port, spec.destination])
-        return [f"{copy}   # once, with your password: then keys work"]
-    if "Host key verification failed" in why or "host key" in why.lower():
-        scan = shlex.join(["ssh-keyscan", *port, spec.name])
-        return [f"{scan}   # compare the fingerprint, then add it to known_hosts"]
-    ssh = shlex.join(["ssh", "-v", *port, spec.destination, "true"])
-    if "refused" in why:
-        return [f"{ssh}   # is sshd running there, and on this port?"]
-    return [f"{ssh}   # see where the connection stops"]
 
 
 GROUP_FROM = 8  # past this many hosts, hosts that say the same are one line

@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from pathlib import Path
 
 from checks.base import Finding, Fix, Status
 from wizard.cli.console import Console
-from wizard.cli.hosts_doctor import hosts_of
+from wizard.cli.hosts_doctor import check_ssh_config, hosts_of
 from wizard.engine.hosts.mesh import Mesh, Survey, YourFix
 from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 
@@ -26,8 +25,7 @@ def setup(args: argparse.Namespace) -> int:
     specs = hosts_of(args)
     if not specs:
         raise UsageError("name the hosts with --hosts or --hostfile")
-    if args.ssh_config and not Path(args.ssh_config).is_file():
-        raise UsageError(f"--ssh-config {args.ssh_config}: no such file")
+    check_ssh_config(args.ssh_config)
     interactive = sys.stdin.isatty() and not (args.yes or args.dry_run)
     if not (interactive or args.yes or args.dry_run):
         raise UsageError(

@@ -3,47 +3,40 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import errno
 import json
-import os
-import signal
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from wizard.cli.console import Console, OutputClosed
-from wizard.cli.hosts_doctor import hosts_of
+from wizard.cli.console import Console
+from wizard.cli.hosts_doctor import check_ssh_config, hosts_of
+from wizard.cli.run_steps import go, say_verdict, values_of
+from wizard.cli.slurm_doctor import check_slurm_args, wants_slurm
+from wizard.cli.slurm_run import run_on_slurm
 from wizard.engine.doctor.diagnosis import run_doctor
-from wizard.engine.hosts.across import Builder, Cluster, ClusterError
+from wizard.engine.hosts.across import Cluster
 from wizard.engine.hosts.hostlist import HostSpec
+from wizard.engine.hosts.run_across import Across, over_ssh
 from wizard.engine.recipes import recipe as recipes
 from wizard.engine.recipes import state as st
 from wizard.engine.recipes.run import (
     UNSAVED_RUN,
-    Cancelled,
     ParamError,
     drop_lost_steps,
-    execute,
     failing_requirements,
     parse_sets,
     plan,
     prior_runs,
     recipe_facts,
-    refresh_checkout,
     resolve,
     start_run,
     stop_leftovers,
 )
-from wizard.engine.recipes.runner import StepRunner
 from wizard.engine.recipes.saved import judge, unfinished_runs
-from wizard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from wizard.errors import EXIT_FAILED, EXIT_OK, UsageError
 from wizard.host import LocalHost
 from wizard.paths import writable_state_dir
-
-if TYPE_CHECKING:
-    from wizard.engine.hosts.doctor_all import HostResult
 
 
 @dataclass
@@ -110,80 +103,6 @@ def _doctor(recipe: recipes.Recipe, force: bool, out: Console) -> dict[str, Any]
     return recipe_facts(report)
 
 
-def _values(
-    recipe: recipes.Recipe,
-    facts: dict[str, Any],
-    answers: dict[str, str],
-    run_dir: Any,
-    ask: bool,
-    across: Across | None = None,
-) -> dict[str, Any]:
-    while True:
-        try:
-            values = resolve(
-                recipe, facts, answers, run_dir, cluster=across.cluster if across else None
-            )
-            if across:
-                across.local = values
-                across.check_values(answers)
-            return values
-        except ClusterError as exc:
-            raise UsageError(str(exc)) from None
-        except ParamError as exc:
-            missing = exc.missing
-            if not (ask and missing and sys.stdin.isatty()):
-                raise UsageError(str(exc)) from None
-            param = recipe.params[missing]
-            answers[missing] = input(f"{missing}{f' ({param.help})' if param.help else ''}: ")
-
-
-class Across:
-    """A run across hosts: the cluster, and each builder's parameter values (its own
-    doctor's facts, so each host builds for what it has)."""
-
-    def __init__(
-        self, recipe: recipes.Recipe, cluster: Cluster, answers: dict[str, str], run_dir: Path
-    ) -> None:
-        self.recipe, self.cluster, self.answers, self.run_dir = recipe, cluster, answers, run_dir
-        self.local: dict[str, Any] = {}
-
-    def values_for(self, builder: Builder) -> dict[str, Any]:
-        if builder.host is None:  # read again: an earlier step may have cloned the checkout
-            return refresh_checkout(self.recipe, self.local, self.answers)
-        return resolve(
-            self.recipe, builder.host.facts, self.answers, self.run_dir, cluster=self.cluster
-        )
-
-    def source_notes(self) -> list[str]:
-        """Which commit of the shared folder each host has: ranks of one run should run one
-        FlagCX; a host without it gets it from the source step."""
-        if not self.recipe.shared:
-            return []
-        folder = recipes.render(self.recipe.shared, self.local, quote=False)
-        commits = self.cluster.commits(folder)
-        found = {c for c in commits.values() if c}
-        if not found:
-            return []
-        listed = ", ".join(f"{h} {c or '(none)'}" for h, c in commits.items())
-        if len(found) == 1 and all(commits.values()):
-            return [f"{folder} is at {found.pop()} on every host."]
-        return [
-            f"warning: {folder} differs across the hosts: {listed}. Ranks of one run should "
-            f"run one commit: `git -C {folder} checkout COMMIT` on the others (hosts without "
-            "it clone it in the source step)."
-        ]
-
-    def check_values(self, answers: dict[str, str]) -> None:
-        """Every host's values, now: a parameter one host has no value for is an error
-        before anything runs, not halfway through a build."""
-        self.answers = answers
-        for host in self.cluster.hosts:
-            try:
-                resolve(self.recipe, host.facts, answers, self.run_dir, cluster=self.cluster)
-            except ParamError as exc:
-                raise UsageError(f"{host.label}: {exc}") from None
-
-
 def _across(
     recipe: recipes.Recipe,
     specs: list[HostSpec],
@@ -192,180 +111,15 @@ def _across(
     run_dir: Path,
     out: Console,
 ) -> Across | None:
-    """The doctor on every host over SSH, then the cluster, as judged() finds it."""
-    from wizard.engine.hosts.across import discover
-    from wizard.host.ssh import SshHost
-
-    if args.ssh_config and not Path(args.ssh_config).is_file():
-        raise UsageError(f"--ssh-config {args.ssh_config}: no such file")
-
-    def connect(spec: HostSpec) -> SshHost:
-        return SshHost(
-            spec.name, user=spec.user, port=spec.port, ssh_config=args.ssh_config, label=spec.label
-        )
-
-    per_host = answers.get("gpus")
+    """The doctor on every host over SSH, then the run across them, as judged() says."""
+    check_ssh_config(args.ssh_config)
     out.write(f"Checking {len(specs)} hosts over SSH ...")
-    results, cluster = discover(
-        specs,
-        connect,
-        ssh_config=args.ssh_config,
-        ranks_per_host=int(per_host) if per_host and per_host.isdigit() else None,
-    )
-    return judged(recipe, results, cluster, args, answers, run_dir, out, "--hosts ...")
-
-
-def judged(
-    recipe: recipes.Recipe,
-    results: list[HostResult],
-    cluster: Cluster,
-    args: argparse.Namespace,
-    answers: dict[str, str],
-    run_dir: Path,
-    out: Console,
-    hosts_option: str,
-) -> Across | None:
-    """The run across the hosts the doctor reached; None (after saying why) when a host
-    cannot be reached, or (without --force) blocks the recipe or differs where it must not."""
-    from wizard.engine.hosts.doctor_all import differences
-
-    stop = False
-    for result, host in zip(results, cluster.hosts, strict=True):
-        if result.report is None:
-            out.write(f"unreachable: {host.label}: {result.error}")
-            stop = True
-            continue
-        failing = failing_requirements(recipe, result.report)
-        for finding in failing:
-            word = "warning" if args.force else "blocked"
-            out.write(f"{word}: {host.label}: {finding.id}: {finding.summary}")
-        stop |= bool(failing) and not args.force
-        out.write(f"  {host.label}: {host.slots} rank(s), {result.report.target.id}")
-    for diff in differences(results):
-        if diff.blocking:
-            shown = ", ".join(f"{k}={v}" for k, v in diff.values.items())
-            out.write(f"{'warning' if args.force else 'blocked'}: {diff.fact} differs: {shown}")
-            out.write(f"  ({diff.why})")
-            stop |= not args.force
-    if stop:
-        out.write(f"Run `wizard doctor {hosts_option}` for the details, or pass --force.")
-        return None
-    for label in cluster.one_gpu_hosts():
-        out.write(
-            f"note: {label} has one GPU: FlagCX falls back to host-based communication "
-            "between hosts (correct, much slower; GPU utilisation stays near 0%)."
-        )
-    return Across(recipe, cluster, answers, run_dir)
-
-
-def _sigterm_as_interrupt() -> None:
-    """SIGTERM (kill) and SIGHUP (the terminal or tmux closed) stop the run as Ctrl-C does:
-    the running step is ended and the state saved, not left running unsupervised."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGHUP, handler)
-
-
-def _go(
-    recipe: recipes.Recipe,
-    state: st.RunState,
-    values: dict[str, Any],
-    out: Console,
-    start: str | None,
-    across: Across | None = None,
-) -> int:
-    _sigterm_as_interrupt()
-    runner = StepRunner(LocalHost())
-    try:
-        return _steps(recipe, state, values, out, start, runner, across)
-    except OutputClosed as exc:
-        return _output_gone(exc, state, EXIT_INTERRUPTED if runner.cancelled else EXIT_FAILED)
-    except KeyboardInterrupt:  # while no step ran (a done_if, a save) or again after a stop
-        with contextlib.suppress(OSError):
-            print(
-                f"\nwizard: interrupted; run {state.run_id} is saved as it stands. Continue "
-                f"with: wizard resume --run {state.run_id}",
-                file=sys.stderr,
-            )
-        return EXIT_INTERRUPTED
-
-
-def _steps(
-    recipe: recipes.Recipe,
-    state: st.RunState,
-    values: dict[str, Any],
-    out: Console,
-    start: str | None,
-    runner: StepRunner,
-    across: Across | None,
-) -> int:
-    shown = {k: v for k, v in values.items() if k in recipe.params}
-    out.write(f"Run {state.run_id}: {recipe.title}")
-    out.write(
-        "Parameters: "
-        + " ".join(f"{k}={' '.join(v) if isinstance(v, list) else v}" for k, v in shown.items())
-    )
-    try:
-        if across:
-            state.cluster = across.cluster.to_dict()
-            state.save()
-            for note in across.source_notes():
-                out.write(note)
-        ok = execute(
-            recipe,
-            state,
-            values,
-            out,
-            start=start,
-            runner=runner,
-            cluster=across.cluster if across else None,
-            values_for=across.values_for if across else None,
-        )
-    except Cancelled as stopped:
-        out.summary(recipe, state)
-        what = (
-            f"during {stopped.step_id}; {stopped.stopped}"
-            if stopped.started
-            else f"before {stopped.step_id}, which did not start"
-        )
-        out.write(f"Stopped {what}. Continue with: wizard resume --run {state.run_id}")
-        return EXIT_INTERRUPTED
-    except ClusterError as exc:  # found when a step learns who shares what
-        out.summary(recipe, state)
-        out.write(f"wizard: {exc}")
-        out.write(f"Then continue with: wizard resume --run {state.run_id}")
-        return EXIT_FAILED
-    except st.StateError as exc:  # a full disk, a folder made read-only
-        out.summary(recipe, state)
-        out.write(f"wizard: error: {exc}")
-        return EXIT_FAILED
-    out.summary(recipe, state)
-    if ok:
-        return EXIT_OK
-    out.write(f"Fix what failed, then continue with: wizard resume --run {state.run_id}")
-    return EXIT_FAILED
-
-
-def _output_gone(exc: OutputClosed, state: st.RunState, code: int) -> int:
-    """Standard output is gone (`| head` ended, the terminal closed): the running step was
-    stopped and saved; say so on stderr, if it is still there."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())  # Python's last flush at exit must not fail too
-    why = (
-        "the output was closed (the command reading it, as `| head`, ended)"
-        if exc.errno == errno.EPIPE
-        else f"the output cannot be written ({exc.strerror})"
-    )
-    with contextlib.suppress(OSError):
-        print(
-            f"wizard: {why}, so run {state.run_id} stopped; its state is saved. "
-            f"Continue with: wizard resume --run {state.run_id}",
-            file=sys.stderr,
-        )
-    return code
+    verdict, across = over_ssh(
+        recipe, specs, ssh_config=args.ssh_config, answers=answers, run_dir=run_dir,
+        force=args.force,
+    )  # fmt: skip
+    say_verdict(verdict, out, "--hosts ...")
+    return across
 
 
 def _after(recipe: recipes.Recipe, out: Console, *, blocking: bool) -> bool:
@@ -385,8 +139,6 @@ def _after(recipe: recipes.Recipe, out: Console, *, blocking: bool) -> bool:
 
 
 def run(args: RunRequest) -> int:
-    from wizard.cli.slurm_doctor import check_slurm_args, wants_slurm
-
     out = Console()
     recipe = _load(args.recipe)
     answers = _sets(args.sets)
@@ -412,8 +164,6 @@ def run(args: RunRequest) -> int:
             out.write(f"warning: {exc}")
             state = None
     if wants_slurm(args):
-        from wizard.cli.slurm_run import run_on_slurm
-
         return run_on_slurm(recipe, args, state, answers, facts, out)
     specs = hosts_of(args)
     if state is not None and state.cluster and not specs:  # --from continues on its hosts
@@ -422,7 +172,7 @@ def run(args: RunRequest) -> int:
     across = _across(recipe, specs, args, answers, folder, out) if specs else None
     if specs and across is None:
         return EXIT_FAILED
-    values = _values(recipe, facts, answers, folder, ask=not args.yes, across=across)
+    values = values_of(recipe, facts, answers, folder, ask=not args.yes, across=across)
     if state is None:  # saved only now that it starts: a usage error above saves nothing
         try:
             state = start_run(recipe, answers, values)
@@ -432,7 +182,7 @@ def run(args: RunRequest) -> int:
         if across:
             across.run_dir = state.folder
     state.answers = answers
-    return _go(recipe, state, values, out, args.start, across)
+    return go(recipe, state, values, out, args.start, across)
 
 
 def _unfinished_others(out: Console, run_id: str) -> None:
@@ -478,8 +228,6 @@ def resume(args: argparse.Namespace) -> int:
     state.answers = answers
     across = None
     if state.cluster and "slurm" in state.cluster:  # a new allocation, as the run asked
-        from wizard.cli.slurm_run import run_on_slurm
-
         saved = state.cluster["slurm"]["request"]
         return run_on_slurm(recipe, args, state, answers, facts, out, saved_request=saved)
     if state.cluster:  # the hosts the run started with
@@ -488,8 +236,8 @@ def resume(args: argparse.Namespace) -> int:
         across = _across(recipe, specs, args, answers, state.folder, out)
         if across is None:
             return EXIT_FAILED
-    values = _values(recipe, facts, answers, state.folder, ask=not args.yes, across=across)
-    return _go(recipe, state, values, out, None, across)
+    values = values_of(recipe, facts, answers, state.folder, ask=not args.yes, across=across)
+    return go(recipe, state, values, out, None, across)
 
 
 def status(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """`wizard run RECIPE --slurm` (and its resume): a run across the nodes of an allocation.
 
-The same run as across --hosts (commands.Across, engine.everywhere): build steps once per
-copy of the shared folder, through srun on a node that has its own; launch steps with
+The same run as across --hosts (engine.hosts.run_across, engine.hosts.everywhere): build
+steps once per copy of the shared folder, through srun on a node that has its own; launch steps with
 mpirun inside the allocation, its daemons started by Slurm. What differs is only how the
 hosts are found (the allocation) and reached (srun): engine.slurm.SlurmCluster.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wizard.cli.console import Console
+from wizard.cli.run_steps import go, judged, values_of
 from wizard.cli.slurm_doctor import check_slurm_args, request_of
 from wizard.engine.recipes import recipe as recipes
 from wizard.engine.recipes import state as st
@@ -34,7 +35,6 @@ def run_on_slurm(
     *,
     saved_request: dict[str, Any] | None = None,
 ) -> int:
-    from wizard.cli.run import _go, _values, judged
     from wizard.engine.hosts.slurm import DEFAULT_WAIT_S, Request, SlurmError, allocation, discover
 
     if saved_request is None:
@@ -63,7 +63,9 @@ def run_on_slurm(
             across = judged(recipe, results, cluster, args, answers, state.folder, out, "--slurm")
             if across is None:
                 return EXIT_FAILED
-            values = _values(recipe, facts, answers, state.folder, ask=not args.yes, across=across)
+            values = values_of(
+                recipe, facts, answers, state.folder, ask=not args.yes, across=across
+            )
             state.answers = answers
             launch = str(facts.get("slurm.launch") or "mpirun")
             if getattr(args, "slurm_mpirun", False):
@@ -73,7 +75,7 @@ def run_on_slurm(
             else:
                 out.write("Launch: mpirun inside the allocation, its daemons started by srun.")
             try:
-                code = _go(recipe, state, values, out, start, across)
+                code = go(recipe, state, values, out, start, across)
                 if code and (note := time_limit_note(job.job_id, state) or refusal_note(state)):
                     out.write(note)
                 return code

@@ -16,7 +16,7 @@ import shlex
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from plumbum.commands.processes import (
@@ -57,6 +57,43 @@ SSH_ERRORS = (
 
 class Unreachable(Exception):
     """ssh could not log in; the message is ssh's own."""
+
+
+def ssh_options(*, config: str | None = None, control: str | None = None) -> list[str]:
+    """The options every ssh the wizard runs takes: the config file (only one that is on the
+    machine where this ssh runs), BatchMode (a host that wants a password is unreachable,
+    with ssh's words, not a prompt the wizard cannot answer), ConnectTimeout, and with a
+    `control` folder one multiplexed connection (ControlMaster) whose sockets live there."""
+    options = ["-F", config] if config else []
+    options += ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}"]
+    if control:
+        options += [
+            "-o", "ControlMaster=auto",
+            "-o", f"ControlPath={control}/%C",
+            "-o", "ControlPersist=60",
+        ]  # fmt: skip
+    return options
+
+
+def ssh_argv(
+    destination: str,
+    *,
+    port: int | None = None,
+    config: str | None = None,
+    control: str | None = None,
+    tty: bool = False,
+    options: Sequence[str] = (),
+) -> list[str]:
+    """The one ssh command line to a host, less the remote command: ssh_options, then
+    `options` (e.g. `-O exit`), with `tty` a terminal for the remote command (it is hung up,
+    and stops, when this ssh is stopped), the port, and `--` before `[user@]name` (nothing
+    after it is read as an option, whatever the name)."""
+    if destination.startswith("-") or destination.rpartition("@")[2].startswith("-"):
+        raise ValueError(f"{destination!r}: a host or user name that ssh would read as an option")
+    argv = ["ssh", *ssh_options(config=config, control=control), *options]
+    argv += ["-tt", "-o", "LogLevel=ERROR"] if tty else []
+    argv += ["-p", str(port)] if port else []
+    return [*argv, "--", destination]
 
 
 class _SshMachine(SshMachine):
@@ -122,17 +159,9 @@ class SshHost(Host):
         if name.startswith("-") or (user or "").startswith("-"):
             raise ValueError(f"{name!r}: a host or user name that ssh would read as an option")
         self._sockets = tempfile.mkdtemp(prefix="wizard-ssh-")
-        options = ["-F", ssh_config] if ssh_config else []
-        options += [
-            "-o", "BatchMode=yes",
-            "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}",
-            "-o", "ControlMaster=auto",
-            "-o", f"ControlPath={self._sockets}/%C",
-            "-o", "ControlPersist=60",
-        ]  # fmt: skip
-        self._options = options
         self._target = f"{user}@{name}" if user else name
-        self._port = ["-p", str(port)] if port else []
+        self._port, self._config = port, ssh_config
+        options = ssh_options(config=ssh_config, control=self._sockets)
         deadline = _Deadline(LOGIN_TIMEOUT_S, self._end_master)
         try:
             with deadline:
@@ -151,8 +180,7 @@ class SshHost(Host):
     def _why_not(self) -> str:
         """ssh's own words for a failed login: plumbum's error may have lost them (a broken
         pipe when ssh exits first), so ask ssh once more, plainly."""
-        argv = ["ssh", *self._options, *self._port, "--", self._target, "true"]
-        done = capture(argv, LOGIN_TIMEOUT_S)
+        done = capture([*self._ssh(), "true"], LOGIN_TIMEOUT_S)
         if done.returncode == _TIMED_OUT and not done.stdout:
             return f"no answer from ssh within {LOGIN_TIMEOUT_S} s"
         if done.returncode == 0:
@@ -168,8 +196,15 @@ class SshHost(Host):
 
     def _end_master(self) -> None:
         """The multiplexing master, if one started, and its folder of sockets."""
-        capture(["ssh", *self._options, *self._port, "-O", "exit", "--", self._target], 10)
+        capture(self._ssh("-O", "exit"), 10)
         shutil.rmtree(self._sockets, ignore_errors=True)
+
+    def _ssh(self, *options: str) -> list[str]:
+        """ssh to this host over its multiplexed connection, as plumbum's session is."""
+        return ssh_argv(
+            self._target, port=self._port, config=self._config, control=self._sockets,
+            options=options,
+        )  # fmt: skip
 
     # -- the probes, as commands ------------------------------------------------------------
 

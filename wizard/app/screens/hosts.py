@@ -16,9 +16,14 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from wizard.app.messages import HostChecked, HostsChecked, HostsFailed, HostsFound
 from wizard.app.screens.base import WizardScreen
-from wizard.cli.hosts_doctor import unreachable_advice
 from wizard.engine.doctor.targets import TARGETS
-from wizard.engine.hosts.doctor_all import HostResult, differences, doctor_hosts, ok
+from wizard.engine.hosts.doctor_all import (
+    HostResult,
+    differences,
+    doctor_hosts,
+    ok,
+    unreachable_advice,
+)
 from wizard.engine.hosts.hostlist import HostSpec
 from wizard.engine.hosts.slurm import Request, SlurmError, allocation, doctor_nodes
 from wizard.host import Host

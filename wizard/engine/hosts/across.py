@@ -9,27 +9,30 @@ the launcher's ranks on the hosts. Hosts that see the recipe's `shared` folder a
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import secrets
 import shlex
-import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from wizard.engine.hosts.doctor_all import HostResult, doctor_hosts
 from wizard.engine.hosts.hostlist import HostSpec, parse_host
+from wizard.engine.hosts.network import Route, common_prefix, local_route, route_probe
+from wizard.engine.hosts.ssh import ssh_to
+from wizard.engine.recipes.run import (
+    HOST_MEM_AVAILABLE,
+    HOST_NPROC,
+    SAFE_ENV,
+    mem_available_kib,
+    recipe_facts,
+)
+from wizard.host import Host
 from wizard.host.local import capture
 
-if TYPE_CHECKING:
-    from wizard.engine.hosts.doctor_all import HostResult
-
 HERE = "here"  # the label of this machine as a builder
-_ROUTE = re.compile(r"\bdev (\S+)")
-_SRC = re.compile(r"\bsrc (\S+)")
-_CIDR = re.compile(r"\binet (\d+\.\d+\.\d+\.\d+/\d+)")
 
 
 class ClusterError(Exception):
@@ -92,9 +95,6 @@ class Cluster:
     def ranks(self) -> int:
         return sum(h.slots for h in self.hosts)
 
-    def ssh_options(self) -> list[str]:
-        return ["-F", self.ssh_config] if self.ssh_config else []
-
     def launcher_flags(self, flavor: str) -> list[str]:
         """mpirun's options that place the ranks on the hosts, for the MPI found here."""
         placed = ",".join(f"{h.spec.name}:{h.slots}" for h in self.hosts)
@@ -124,7 +124,7 @@ class Cluster:
         """ssh options every launch needs: the config file, the one port, the one user. A
         launcher passes one set of options to every host, so ports and users that differ
         must come from ~/.ssh/config instead."""
-        args = self.ssh_options()
+        args = ["-F", self.ssh_config] if self.ssh_config else []
         ports = {h.spec.port for h in self.hosts}
         users = {h.spec.user for h in self.hosts}
         if len(ports) > 1:
@@ -153,8 +153,8 @@ class Cluster:
         env: dict[str, str] = {}
         names = [h.interface for h in self.hosts if h.interface]
         if len(names) == len(self.hosts) and len(self.hosts) > 1:
-            prefix = _common_prefix(names)
-            if prefix:  # NCCL and FlagCX match the value as a prefix of the name
+            prefix = common_prefix(names)
+            if prefix:
                 env["FLAGCX_SOCKET_IFNAME"] = env["NCCL_SOCKET_IFNAME"] = prefix
         devices = [set(str(h.facts.get("rdma.hca") or "").split(",")) - {""} for h in self.hosts]
         common = set.intersection(*devices) if devices else set()
@@ -186,10 +186,7 @@ class Cluster:
     def ssh_argv(self, host: RunHost, *, tty: bool = False) -> list[str]:
         """ssh to one host as the doctor reached it. With `tty`, the remote command gets a
         terminal, so it is hung up (and stops) when this ssh is stopped."""
-        spec = host.spec
-        argv = ["ssh", *self.ssh_options(), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
-        argv += ["-tt", "-o", "LogLevel=ERROR"] if tty else []
-        return [*argv, *spec.ssh_destination()]
+        return ssh_to(host.spec, config=self.ssh_config, tty=tty)
 
     def remote_command(
         self, host: RunHost, script: str, *, cwd: str | None, env: dict[str, str], run_id: str
@@ -197,8 +194,6 @@ class Cluster:
         """A step's script as the local command that runs it on a host, as steps run here
         (bash -e -o pipefail): its variables are exported there, where a `$NAME` in them
         expands in the host's own environment."""
-        from wizard.engine.recipes.run import SAFE_ENV
-
         lines = [f"export {k}={_remote_value(v)}" for k, v in env.items()]
         lines += [f"export {k}=${{{k}:-{v}}}" for k, v in SAFE_ENV.items()]
         lines.append(f"export WIZARD_RUN_ID={shlex.quote(run_id)}")
@@ -271,16 +266,6 @@ class Cluster:
         return groups
 
 
-def _common_prefix(names: list[str]) -> str:
-    """The longest start all names share, character by character (eth0, eth1 -> eth)."""
-    prefix = ""
-    for chars in zip(*names, strict=False):
-        if len(set(chars)) > 1:
-            break
-        prefix += chars[0]
-    return prefix
-
-
 def _remote_value(value: str) -> str:
     """Double-quoted for the remote shell: `$NAME` and `${NAME}` expand there, nothing else
     does (no command substitution, no backquotes)."""
@@ -334,43 +319,9 @@ class _Marker:
         return code == 0 and out.strip() == self.token
 
 
-# -- learning the network ------------------------------------------------------------------
-
-
-def resolve_address(spec: HostSpec, ssh_config: str | None) -> str:
-    """The address ssh connects to for a host name (aliases and HostName from the config)."""
-    argv = ["ssh", *(["-F", ssh_config] if ssh_config else []), "-G", "--", spec.name]
-    done = capture(argv, 10)
-    name = next(
-        (line.split()[1] for line in done.stdout.splitlines() if line.startswith("hostname ")),
-        spec.name,
-    )
-    try:
-        return socket.gethostbyname(name)
-    except OSError:
-        return ""
-
-
-def route(run: Callable[[list[str]], str], address: str) -> tuple[str, str, str]:
-    """(interface, its network as CIDR, the source address) that `address` is reached
-    through, from `ip`'s answers; `run` runs a command where the route is wanted. Empty
-    where unknown."""
-    if not address:
-        return "", "", ""
-    answer = run(["ip", "-o", "route", "get", address])
-    dev, src = _ROUTE.search(answer), _SRC.search(answer)
-    if not dev:
-        return "", "", ""
-    source = src.group(1) if src else ""
-    cidr = _CIDR.search(run(["ip", "-o", "-4", "addr", "show", "dev", dev.group(1)]))
-    if not cidr:
-        return dev.group(1), "", source
-    return dev.group(1), str(ipaddress.ip_interface(cidr.group(1)).network), source
-
-
 def discover(
     specs: list[HostSpec],
-    connect: Callable[[HostSpec], Any],
+    connect: Callable[[HostSpec], Host],
     *,
     ssh_config: str | None,
     ranks_per_host: int | None,
@@ -380,12 +331,9 @@ def discover(
     """Every host's doctor (in parallel, one connection each), with the interface each uses
     toward the next host; and the cluster those answers make. Slots: the hostfile's, else
     `ranks_per_host`, else the host's GPU count, else 1."""
-    from wizard.engine.hosts.doctor_all import doctor_hosts
-    from wizard.engine.recipes.run import recipe_facts
-
     addresses, toward = route_probe(specs, ssh_config)
 
-    def probe(host: Any, spec: HostSpec) -> tuple[tuple[str, str, str], dict[str, int]]:
+    def probe(host: Host, spec: HostSpec) -> tuple[Route, dict[str, int]]:
         return toward(host, spec), capacity(host)
 
     results = doctor_hosts(specs, connect, target=target, on_result=on_result, probe=probe)
@@ -398,15 +346,13 @@ def discover(
         interface, subnet, source = routed
         address = addresses[result.spec.label]
         hosts.append(RunHost(result.spec, slots, facts, address, interface, subnet, source))
-    here = _local_route(next((h.address for h in hosts if h.address), ""))
+    here = local_route(next((h.address for h in hosts if h.address), ""))
     return results, Cluster(hosts, ssh_config, here_subnet=here[1], here_interface=here[0])
 
 
-def capacity(host: Any) -> dict[str, int]:
+def capacity(host: Host) -> dict[str, int]:
     """A host's usable CPUs (`nproc` there) and MemAvailable, as facts for its own builds'
     `nproc` and `build_jobs`; what it does not answer is left out (this machine's is used)."""
-    from wizard.engine.recipes.run import HOST_MEM_AVAILABLE, HOST_NPROC, mem_available_kib
-
     found: dict[str, int] = {}
     cpus = host.run(["nproc"], timeout=10)
     if cpus.ok and cpus.stdout.strip().isdigit():
@@ -415,24 +361,3 @@ def capacity(host: Any) -> dict[str, int]:
     if kib:
         found[HOST_MEM_AVAILABLE] = kib
     return found
-
-
-def route_probe(
-    specs: list[HostSpec], ssh_config: str | None
-) -> tuple[dict[str, str], Callable[[Any, HostSpec], tuple[str, str, str]]]:
-    """Each host's address as this machine resolves it, and a probe that asks a host for
-    its route toward the next host: (interface, network, its own address there)."""
-    addresses = {s.label: resolve_address(s, ssh_config) for s in specs}
-    toward = {
-        s.label: addresses[specs[(i + 1) % len(specs)].label] if len(specs) > 1 else ""
-        for i, s in enumerate(specs)
-    }
-
-    def probe(host: Any, spec: HostSpec) -> tuple[str, str, str]:
-        return route(lambda argv: host.run(argv).stdout, toward[spec.label])
-
-    return addresses, probe
-
-
-def _local_route(address: str) -> tuple[str, str, str]:
-    return route(lambda argv: capture(argv, 10).stdout, address)

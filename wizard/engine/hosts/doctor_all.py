@@ -18,8 +18,10 @@ from typing import Any
 
 from wizard.engine.doctor.diagnosis import Diagnosis, run_doctor
 from wizard.engine.hosts.hostlist import HostSpec
+from wizard.engine.hosts.network import common_prefix, route_probe
+from wizard.engine.hosts.ssh import check_config, connect, on_host_with_config, ssh_to
 from wizard.host import Host
-from wizard.host.ssh import Unreachable
+from wizard.host.ssh import CONNECT_TIMEOUT_S, Unreachable
 
 PARALLEL = 32
 
@@ -97,16 +99,17 @@ def doctor_hosts(
     target: str | None = None,
     parallel: int = PARALLEL,
     on_result: Callable[[HostResult], None] | None = None,
-    ssh_argv: Callable[[HostSpec], list[str]] | None = None,
+    ssh_mesh: bool = False,
+    ssh_config: str | None = None,
     probe: Callable[[Host, HostSpec], Any] | None = None,
 ) -> list[HostResult]:
     """Every host's doctor, in the order given. `connect` makes a host (an SshHost) or raises
     Unreachable (or OSError) with the reason it cannot; any other exception is a bug and
     is raised, not reported as an unreachable host. `on_result` hears each result as it
-    comes. With `ssh_argv` (the ssh command that reaches a host), each host also tries
-    passwordless SSH to the others, as mpirun's launcher will: every direction up to
-    MESH_LIMIT hosts, else the first host to all and all to the first. `probe` asks each
-    host something more over the same connection."""
+    comes. With `ssh_mesh`, each host also tries passwordless SSH to the others, as
+    mpirun's launcher will (with `ssh_config` where that host has the file): every direction
+    up to MESH_LIMIT hosts, else the first host to all and all to the first. `probe` asks
+    each host something more over the same connection."""
 
     def one(spec: HostSpec) -> HostResult:
         started = time.perf_counter()
@@ -117,18 +120,43 @@ def doctor_hosts(
         else:
             try:
                 report = run_doctor(host, target)
-                ssh_to = try_ssh(host, _mesh_targets(spec, specs), ssh_argv) if ssh_argv else None
+                targets = _mesh_targets(spec, specs)
+                tried = try_ssh(host, targets, ssh_config) if ssh_mesh else None
                 probed = probe(host, spec) if probe else None
             finally:
                 host.close()
             took = time.perf_counter() - started
-            result = HostResult(spec, report, None, took, ssh_to, probed)
+            result = HostResult(spec, report, None, took, tried, probed)
         if on_result:
             on_result(result)
         return result
 
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(specs)))) as pool:
         return list(pool.map(one, specs))
+
+
+def doctor_over_ssh(
+    specs: list[HostSpec],
+    *,
+    ssh_config: str | None = None,
+    target: str | None = None,
+    ssh_mesh: bool = False,
+    on_result: Callable[[HostResult], None] | None = None,
+) -> list[HostResult]:
+    """`doctor --hosts`: every host's doctor over the user's ssh, each with the interface it
+    reaches the next host through (interface_of) and, with `ssh_mesh`, ssh to the others.
+    Raises SshConfigMissing before any host is tried."""
+    check_config(ssh_config)
+    _, toward = route_probe(specs, ssh_config)
+    return doctor_hosts(
+        specs,
+        lambda spec: connect(spec, ssh_config),
+        target=target,
+        on_result=on_result,
+        ssh_mesh=ssh_mesh,
+        ssh_config=ssh_config,
+        probe=toward,
+    )
 
 
 def _mesh_targets(spec: HostSpec, specs: list[HostSpec]) -> list[HostSpec]:
@@ -142,32 +170,37 @@ def _mesh_targets(spec: HostSpec, specs: list[HostSpec]) -> list[HostSpec]:
 
 
 def try_ssh(
-    host: Host, targets: list[HostSpec], ssh_argv: Callable[[HostSpec], list[str]]
+    host: Host, targets: list[HostSpec], ssh_config: str | None = None
 ) -> dict[str, str | None]:
     """From `host`, `ssh target true` to each target in turn, in one remote command: None
     where it works, else the last line ssh printed."""
     if not targets:
         return {}
     result = host.run(
-        ["sh", "-c", ssh_round(targets, ssh_argv)],
+        ["sh", "-c", ssh_round(targets, ssh_config)],
         timeout=ssh_round_timeout(targets),
         key="ssh to the other hosts",
     )
     return read_ssh_round(result.stdout, targets)
 
 
-def ssh_round(targets: list[HostSpec], ssh_argv: Callable[[HostSpec], list[str]]) -> str:
-    """A POSIX script that tries `ssh TARGET true` to each target in turn and prints, a line
-    each, its index and `ok` or the last line ssh said."""
-    return " ".join(
-        f"if out=$({shlex.join(ssh_argv(t))} true 2>&1 </dev/null); then echo {i} ok; "
-        f'else echo {i} "$(printf %s "$out" | tail -n 1)"; fi;'
-        for i, t in enumerate(targets)
-    )
+def ssh_round(targets: list[HostSpec], ssh_config: str | None = None) -> str:
+    """A POSIX script for a host that tries `ssh TARGET true` to each target in turn and
+    prints, a line each, its index and `ok` or the last line ssh said. `ssh_config` is this
+    machine's file: taken there only where the host has it too."""
+
+    def tries(config: str | None) -> str:
+        return " ".join(
+            f"if out=$({shlex.join(ssh_to(t, config=config))} true 2>&1 </dev/null); then "
+            f'echo {i} ok; else echo {i} "$(printf %s "$out" | tail -n 1)"; fi;'
+            for i, t in enumerate(targets)
+        )
+
+    return on_host_with_config(ssh_config, tries)
 
 
 def ssh_round_timeout(targets: list[HostSpec]) -> float:
-    return 10 + 6 * len(targets)  # ssh's 5 s connect timeout each, and some slack
+    return 10 + (CONNECT_TIMEOUT_S + 1) * len(targets)  # ssh's connect timeout each, and slack
 
 
 def read_ssh_round(stdout: str, targets: list[HostSpec]) -> dict[str, str | None]:
@@ -200,6 +233,49 @@ def differences(results: list[HostResult]) -> list[Difference]:
             fixes = _link_one_path(values) if compared.fact == "flagcx.path" else ()
             found.append(Difference(compared.fact, values, compared.blocking, compared.why, fixes))
     return found
+
+
+def interface_of(result: HostResult) -> dict[str, str] | None:
+    """The interface a host reaches the next host through (doctor_over_ssh's probe):
+    FLAGCX_SOCKET_IFNAME's value."""
+    if not result.probed or not result.probed[0]:
+        return None
+    name, network, address = result.probed
+    return {"name": name, "network": network, "address": address}
+
+
+def interface_difference(results: list[HostResult]) -> list[Difference]:
+    """doctor_over_ssh's interfaces toward the other hosts, when their names share no
+    start: one FLAGCX_SOCKET_IFNAME (matched as a prefix) then fits no host set."""
+    names = {r.spec.label: (interface_of(r) or {}).get("name", "") for r in results if r.reachable}
+    known = [n for n in names.values() if n]
+    if len(set(known)) < 2 or common_prefix(known):
+        return []
+    return [
+        Difference(
+            "net.interface",
+            names,
+            False,
+            "FLAGCX_SOCKET_IFNAME / NCCL_SOCKET_IFNAME match names by prefix: these share none, "
+            "so set them per host",
+        )
+    ]
+
+
+def unreachable_advice(result: HostResult) -> list[str]:
+    """What to type next for a host ssh could not log in to, from ssh's words."""
+    spec, why = result.spec, result.error or ""
+    port = ["-p", str(spec.port)] if spec.port else []
+    if "Permission denied" in why:
+        copy = shlex.join(["ssh-copy-id", *port, spec.destination])
+        return [f"{copy}   # once, with your password: then keys work"]
+    if "Host key verification failed" in why or "host key" in why.lower():
+        scan = shlex.join(["ssh-keyscan", *port, spec.name])
+        return [f"{scan}   # compare the fingerprint, then add it to known_hosts"]
+    ssh = shlex.join(["ssh", "-v", *port, spec.destination, "true"])
+    if "refused" in why:
+        return [f"{ssh}   # is sshd running there, and on this port?"]
+    return [f"{ssh}   # see where the connection stops"]
 
 
 def _link_one_path(paths: dict[str, Any]) -> tuple[str, ...]:

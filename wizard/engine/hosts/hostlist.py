@@ -9,7 +9,7 @@ error that names the file and the line.
 
 A name or user never starts with `-`: ssh would read it as an option (`-oProxyCommand=...`
 runs a command). HostSpec refuses one wherever it is made, and every ssh command the wizard
-builds ends its options with `--` before the destination as well (`HostSpec.ssh_destination`).
+builds ends its options with `--` before the destination as well (wizard.host.ssh.ssh_argv).
 """
 
 from __future__ import annotations
@@ -51,11 +51,6 @@ class HostSpec:
         """`[user@]name`, as ssh takes it."""
         return f"{self.user}@{self.name}" if self.user else self.name
 
-    def ssh_destination(self) -> list[str]:
-        """What ends every ssh command to this host: its port, `--` (nothing after it is an
-        option, whatever the name) and the destination."""
-        return [*(["-p", str(self.port)] if self.port else []), "--", self.destination]
-
     @property
     def label(self) -> str:
         """How the host is named in reports: as the user wrote it, less the slots."""
@@ -94,6 +89,18 @@ def parse_hosts(text: str) -> list[HostSpec]:
     if not names:
         raise HostListError("--hosts names no host: give one or more, `--hosts a,b`")
     return _unique([parse_host(name) for name in names])
+
+
+def given_hosts(hosts: str | None, hostfile: str | None) -> list[HostSpec]:
+    """The hosts of `--hosts` and `--hostfile` together (none: neither given); a host named
+    in both is an error."""
+    specs = parse_hosts(hosts) if hosts is not None else []
+    if hostfile:
+        specs += read_hostfile(Path(hostfile))
+    labels = [s.label for s in specs]
+    if twice := sorted({label for label in labels if labels.count(label) > 1}):
+        raise HostListError(f"named in both --hosts and --hostfile: {', '.join(twice)}")
+    return specs
 
 
 def read_hostfile(path: Path) -> list[HostSpec]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from checks.base import Finding, Fix, Status
 from wizard.engine.hosts.doctor_all import read_ssh_round, ssh_round, ssh_round_timeout
 from wizard.engine.hosts.hostlist import HostSpec
+from wizard.engine.hosts.ssh import ssh_to
 from wizard.host.local import capture
 
 KEY_TYPES = ("ed25519", "ecdsa", "rsa")
@@ -87,16 +88,12 @@ class Mesh:
         self.specs, self.ssh_config = specs, ssh_config
 
     def ssh_argv(self, spec: HostSpec) -> list[str]:
-        argv = ["ssh", *(["-F", self.ssh_config] if self.ssh_config else [])]
-        argv += ["-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
-        return [*argv, *spec.ssh_destination()]
+        return ssh_to(spec, config=self.ssh_config)
 
     def settings(self, spec: HostSpec) -> dict[str, list[str]]:
         """`ssh -G`: what ssh would use for the host (identity files, known_hosts files,
         the address), after the config file."""
-        argv = ["ssh", *(["-F", self.ssh_config] if self.ssh_config else []), "-G"]
-        argv += ["-p", str(spec.port)] if spec.port else []
-        done = _run([*argv, "--", spec.name])
+        done = _run(ssh_to(spec, config=self.ssh_config, options=["-G"]))
         found: dict[str, list[str]] = {}
         for line in done.stdout.splitlines():
             key, _, value = line.partition(" ")
@@ -178,7 +175,8 @@ class Mesh:
         if "Permission denied" in why:
             copy = ["ssh-copy-id", *(["-F", self.ssh_config] if self.ssh_config else [])]
             copy += ["-i", f"{key}.pub"] if key else []
-            copy += peer.spec.ssh_destination()
+            copy += [*(["-p", str(peer.spec.port)] if peer.spec.port else []), "--"]
+            copy.append(peer.spec.destination)
             return [
                 Finding(
                     fid,
@@ -315,12 +313,9 @@ class Mesh:
         ssh's last words."""
         result: dict[tuple[str, str], str | None] = {}
 
-        def argv(spec: HostSpec) -> list[str]:
-            return ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", *spec.ssh_destination()]
-
         def from_one(source: Peer) -> None:
             targets = [p.spec for p in peers if p is not source]
-            script = ssh_round(targets, argv)
+            script = ssh_round(targets, self.ssh_config)
             done = capture([*source.ssh, script], ssh_round_timeout(targets))
             for label, why in read_ssh_round(done.stdout, targets).items():
                 result[(source.label, label)] = why

@@ -12,14 +12,13 @@ import re
 import shlex
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from checks.base import Finding, Status
 from wizard.engine.doctor.diagnosis import Diagnosis
-from wizard.engine.hosts.across import Builder, Cluster
 from wizard.engine.recipes import checkout
 from wizard.engine.recipes import state as st
 from wizard.engine.recipes.parsers import PARSERS
@@ -55,6 +54,36 @@ class Listener(Protocol):
     def lines(self, texts: list[str]) -> None: ...
     def step_skipped(self, index: int, total: int, step: Step, reason: str) -> None: ...
     def step_finished(self, step: Step, result: st.StepState, outcome: Outcome) -> None: ...
+
+
+class Placement(Protocol):
+    """Where a run's ranks go across hosts, for the launcher's parameters (the many-hosts
+    engine's Cluster is one; recipes know no more of hosts than this)."""
+
+    @property
+    def hosts(self) -> Sequence[object]: ...
+    @property
+    def ranks(self) -> int: ...
+    def launcher_flags(self, flavor: str) -> list[str]: ...
+    def rendezvous(self) -> tuple[str, int]: ...
+    def hostfile_lines(self) -> list[str]: ...
+
+
+class Spread(Protocol):
+    """A run across hosts, as execute() needs it (the many-hosts engine's Across is one):
+    the variables the launcher needs, and a step that runs on every host."""
+
+    def launch_env(self, flavor: str) -> dict[str, str]: ...
+    def run_everywhere(
+        self,
+        step: Step,
+        index: int,
+        total: int,
+        state: st.RunState,
+        base_env: dict[str, str],
+        listener: Listener,
+        runner: StepRunner,
+    ) -> Outcome: ...
 
 
 def recipe_facts(report: Diagnosis) -> dict[str, Any]:
@@ -137,7 +166,7 @@ def resolve(
     run_dir: Path,
     *,
     missing: list[str] | None = None,
-    cluster: Cluster | None = None,
+    cluster: Placement | None = None,
 ) -> dict[str, Any]:
     """Parameter values: --set answers, then doctor facts, then defaults. A parameter with
     none raises ParamError; given a `missing` list (to show a plan anyway), it is added there
@@ -331,8 +360,9 @@ def _from_run(reference: str, prior: dict[str, st.RunState | None]) -> Any:
     return run.params.get(name) if run is not None else None
 
 
-# Facts a host's doctor across hosts adds (cluster.discover): its usable CPUs (`nproc`
-# there) and its MemAvailable in KiB, so its builds use its own size, not this machine's.
+# Facts a host's doctor across hosts adds (wizard.engine.hosts.across.discover): its usable
+# CPUs (`nproc` there) and its MemAvailable in KiB, so its builds use its own size, not this
+# machine's.
 HOST_NPROC, HOST_MEM_AVAILABLE = "host.nproc", "host.mem_available_kib"
 
 
@@ -563,23 +593,20 @@ def execute(
     *,
     start: str | None = None,
     runner: StepRunner | None = None,
-    cluster: Cluster | None = None,
-    values_for: Callable[[Builder], dict[str, Any]] | None = None,
+    across: Spread | None = None,
 ) -> bool:
     """Run the plan, saving state after every change. True when no step failed.
     Raises Cancelled (state saved) when the user stops it, RunBusy when another wizard
-    holds the run. With a cluster, every-host steps
-    run on each builder, with the values `values_for` gives it (its own doctor's facts)."""
+    holds the run. Across hosts, every-host and all-hosts steps run through `across`."""
     st.hold(state.folder)  # one live wizard per run: RunBusy when another has it
     runner = runner or StepRunner(LocalHost())
     state.params = {k: v for k, v in values.items() if k not in ("mpi_env", "mpi_flavor")}
     base_env = step_environment()
     base_env["WIZARD_RUN_ID"] = state.run_id
-    if cluster:
-        flavor = values.get("mpi_flavor", "")
-        for name, value in {**cluster.launcher_env(flavor), **cluster.rank_env()}.items():
+    if across:
+        for name, value in across.launch_env(values.get("mpi_flavor", "")).items():
             base_env.setdefault(name, value)
-    steps = plan(recipe, values, state, start, across=cluster is not None, judge_done=False)
+    steps = plan(recipe, values, state, start, across=across is not None, judge_done=False)
     total = len(steps)
     all_ok = True
     for item in steps:
@@ -591,7 +618,7 @@ def execute(
             state.params.update({k: v for k, v in values.items() if k in recipe.params})
         # Judged now, just before the step: an earlier step may have made or removed what
         # its done_if looks at.
-        item = planned(recipe, item.index, values, state, start, across=cluster is not None)
+        item = planned(recipe, item.index, values, state, start, across=across is not None)
         if item.action == "skip":
             if saved.status not in st.FINISHED:
                 saved.status, saved.reason = st.SKIPPED, item.reason
@@ -604,13 +631,10 @@ def execute(
             state.save()
             listener.step_skipped(item.index, total, step, saved.reason)
             continue
-        if cluster and step.where in ("every-host", "all-hosts"):
-            from wizard.engine.hosts.everywhere import Everywhere
-
-            # Without values_for every builder takes this step's values, read just now.
-            for_builder = values_for or (lambda b, values=values: values)
-            everywhere = Everywhere(recipe, cluster, for_builder, runner)
-            outcome = everywhere.run(step, item.index, total, state, base_env, listener)
+        if across and step.where in ("every-host", "all-hosts"):
+            outcome = across.run_everywhere(
+                step, item.index, total, state, base_env, listener, runner
+            )
         else:
             outcome = _run_step(step, item.index, total, state, values, base_env, listener, runner)
         if outcome.cancelled:
