@@ -21,10 +21,13 @@ from wizard.engine.hosts.doctor_all import (
     HostResult,
     differences,
     doctor_hosts,
+    interface_difference,
+    interface_of,
     ok,
     unreachable_advice,
 )
 from wizard.engine.hosts.hostlist import HostSpec
+from wizard.engine.hosts.network import route_probe
 from wizard.engine.hosts.slurm import Request, SlurmError, allocation, doctor_nodes
 from wizard.host import Host
 
@@ -58,6 +61,7 @@ class HostsScreen(WizardScreen):
         # came out differently from run to run.
         table.add_column("target", width=max(len(t) for t in TARGETS))
         table.add_column("what blocks")
+        table.add_column("via")  # the interface toward the next host (FLAGCX_SOCKET_IFNAME)
         self.action_check()
 
     def action_check(self) -> None:
@@ -76,16 +80,29 @@ class HostsScreen(WizardScreen):
             return
         self._add_rows([spec.label for spec in self.hosts])
         self._status(f"Checking {len(self.hosts)} hosts over SSH, all at once…")
-        self.check_over_ssh(self.hosts, session.connect_host, session.target)
+        self.check_over_ssh(self.hosts, session.connect_host, session.ssh_config, session.target)
 
     @work(thread=True, exclusive=True)
     def check_over_ssh(
-        self, specs: list[HostSpec], connect: Callable[[HostSpec], Host], target: str | None
+        self,
+        specs: list[HostSpec],
+        connect: Callable[[HostSpec], Host],
+        ssh_config: str | None,
+        target: str | None,
     ) -> None:
+        """As `doctor --hosts`: each host's doctor and its route toward the next host, then
+        what differs, the interfaces' names included."""
+        _, toward = route_probe(specs, ssh_config)
         results = doctor_hosts(
-            specs, connect, target=target, on_result=lambda r: self.post_message(HostChecked(r))
+            specs,
+            connect,
+            target=target,
+            on_result=lambda r: self.post_message(HostChecked(r)),
+            probe=toward,
         )
-        self.post_message(HostsChecked(results, differences(results)))
+        self.post_message(
+            HostsChecked(results, differences(results) + interface_difference(results))
+        )
 
     @work(thread=True, exclusive=True)
     def check_slurm(self, request: Request, target: str | None, wait_s: float) -> None:
@@ -112,7 +129,7 @@ class HostsScreen(WizardScreen):
     def _add_rows(self, labels: list[str]) -> None:
         table = self.query_one("#hosts", DataTable)
         for label in labels:
-            table.add_row(label, "checking…", "", "", key=label)
+            table.add_row(label, "checking…", "", "", "", key=label)
 
     def on_host_checked(self, message: HostChecked) -> None:
         self._row(message.result)
@@ -121,11 +138,13 @@ class HostsScreen(WizardScreen):
         table = self.query_one("#hosts", DataTable)
         label = result.spec.label
         if result.report is None:
-            cells = (Text("unreachable", style="bold red"), "", result.error or "")
+            cells = (Text("unreachable", style="bold red"), "", result.error or "", "")
         else:
             blocking = result.report.blocking
             state = Text("blocked", style="red") if blocking else Text("ready", style="green")
-            cells = (state, result.report.target.id, ", ".join(f.id for f in blocking) or "-")
+            via = (interface_of(result) or {}).get("name") or "-"
+            blocks = ", ".join(f.id for f in blocking) or "-"
+            cells = (state, result.report.target.id, blocks, via)
         for column, value in zip(table.ordered_columns[1:], cells, strict=True):
             table.update_cell(label, column.key, value, update_width=True)
 
