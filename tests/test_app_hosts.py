@@ -1,6 +1,7 @@
-"""The app's host sources, driven with Pilot against real engines: a Slurm allocation's nodes
-(tests/slurmlab.py's cluster: the one the app asks salloc for, the one it runs inside, one
-Slurm refuses), and where Slurm is not offered."""
+"""The app's host sources, driven with Pilot against real engines: hosts over SSH
+(tests/netns.py's sshd hosts: the interface each reaches the next through, a run across
+them), a Slurm allocation's nodes (tests/slurmlab.py's cluster: the one the app asks salloc
+for, the one it runs inside, one Slurm refuses), and where Slurm is not offered."""
 
 from __future__ import annotations
 
@@ -10,21 +11,31 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Static
 
+from tests import netns
 from tests.slurmlab import SlurmLab, slurm_fixture  # noqa: F401 (the `slurm` fixture)
-from tests.test_app import footer_keys, until
+from tests.test_app import footer_keys, text, until
 from wizard.app.app import Session, WizardApp
 from wizard.app.screens.hosts import HostsScreen
 from wizard.app.screens.start import StartScreen
+from wizard.app.screens.steps import StepsScreen
+from wizard.app.widgets.log_pane import LogPane
+from wizard.engine.hosts.hostlist import parse_hosts
 from wizard.host import LocalHost, load_snapshot
 
 ROOT = Path(__file__).resolve().parent
 H100 = ROOT.parent / "snapshots" / "h100-ubuntu2404.yaml"
+RENDEZVOUS = ROOT / "fixtures" / "recipes" / "rendezvous.yaml"
+needs_lab = pytest.mark.skipif(netns.available() is not None, reason=str(netns.available()))
+
+
+@pytest.fixture(autouse=True)
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
 
 
 @pytest.fixture
-def in_the_lab(slurm: SlurmLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SlurmLab:
+def in_the_lab(slurm: SlurmLab, monkeypatch: pytest.MonkeyPatch) -> SlurmLab:
     """This process's Slurm clients talk to the lab, from outside any allocation."""
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     for name in ("SLURM_CONF", "OMPI_MCA_btl"):
         monkeypatch.setenv(name, slurm.env[name])
     for name in ("SLURM_JOB_ID", "SLURM_JOBID", "SLURM_JOB_NODELIST", "SLURM_NODELIST"):
@@ -129,3 +140,88 @@ async def test_slurm_is_offered_only_where_it_is() -> None:
             await pilot.press("ctrl+s")
             await pilot.pause(0.1)
             assert isinstance(app.screen, StartScreen)
+
+
+@needs_lab
+async def test_the_hosts_screen_names_the_interface_each_host_reaches_the_next_through(
+    tmp_path: Path,
+) -> None:
+    """As `doctor --hosts` reads it: each host's route toward the next, over real SSH."""
+    (tmp_path / "lab").mkdir()
+    with netns.Lab(tmp_path / "lab", 2) as lab:
+        app = WizardApp(
+            Session(LocalHost, hosts=parse_hosts("node0,node1"), ssh_config=str(lab.config))
+        )
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.3)
+            await pilot.press("ctrl+o")
+            await until(pilot, lambda: "hosts reached" in status(app), seconds=180)
+            table = app.screen.query_one("#hosts", DataTable)
+            rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+            said = status(app)
+        bridge = lab.bridge
+    assert said == "2 of 2 hosts reached; not ready."  # no GPU here: each blocks FlagCX
+    assert [(row[0], row[4]) for row in rows] == [
+        ("node0", f"{bridge}p0"),
+        ("node1", f"{bridge}p1"),
+    ]
+
+
+@needs_lab
+async def test_a_run_across_hosts_from_the_app_meets_on_every_host(tmp_path: Path) -> None:
+    """The hosts named on the start screen: this machine's checks, then n runs the recipe
+    across them (an all-hosts step, a node a host, as torchrun's nodes meet); the run keeps
+    its hosts, for a resume."""
+    (tmp_path / "lab").mkdir()
+    with netns.Lab(tmp_path / "lab", 2) as lab:
+        for host in lab.hosts:
+            host.env = {"LAB_HOST": host.name}
+            lab.start(host)
+        first = lab.hosts[0].address
+        app = WizardApp(
+            Session(
+                LocalHost,
+                recipe_name=str(RENDEZVOUS),
+                answers={"script": str(RENDEZVOUS.with_suffix(".py"))},
+                hosts=parse_hosts("node0,node1"),
+                ssh_config=str(lab.config),
+            )
+        )
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.3)
+            await pilot.press("ctrl+n")
+            await until(pilot, lambda: app.session.report is not None, seconds=120)
+            await pilot.press("n")
+            assert isinstance(app.screen, StepsScreen)
+            await until(pilot, lambda: "All steps done" in text(app, "#stepstatus"), 180)
+            await pilot.pause(0.2)
+            log = " ".join(app.screen.query_one("#log", LogPane).lines)
+        run = app.session.run
+    assert run is not None and [h["host"] for h in run.cluster["hosts"]] == ["node0", "node1"]
+    assert f"[node0] node 0 on node0 heard nodes [1] at {first}:" in log, log
+    assert f"[node1] node 1 on node1 joined {first}:" in log, log
+
+
+@needs_lab
+async def test_a_run_across_an_unreachable_host_is_not_started(tmp_path: Path) -> None:
+    (tmp_path / "lab").mkdir()
+    with netns.Lab(tmp_path / "lab", 2) as lab:
+        lab.stop(lab.hosts[1])
+        app = WizardApp(
+            Session(
+                LocalHost,
+                recipe_name=str(RENDEZVOUS),
+                answers={"script": str(RENDEZVOUS.with_suffix(".py"))},
+                hosts=parse_hosts("node0,node1"),
+                ssh_config=str(lab.config),
+            )
+        )
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.3)
+            await pilot.press("ctrl+n")
+            await until(pilot, lambda: app.session.report is not None, seconds=120)
+            await pilot.press("n")
+            await until(pilot, lambda: "Not started" in text(app, "#stepstatus"), 180)
+            said = " ".join(text(app, "#stepstatus").split())
+    assert "node1 is unreachable: " in said and "Connection refused" in said, said
+    assert app.session.run is None  # nothing was saved: nothing ran

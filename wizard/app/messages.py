@@ -16,6 +16,7 @@ from textual.message import Message
 from checks.base import Finding
 from wizard.engine.doctor.diagnosis import Diagnosis
 from wizard.engine.hosts.doctor_all import Difference, HostResult
+from wizard.engine.hosts.run_across import Across, Verdict
 from wizard.engine.recipes import state as st
 from wizard.engine.recipes.recipe import Step
 from wizard.engine.recipes.runner import Outcome
@@ -94,6 +95,16 @@ class HostsFailed(Message):
 
 
 # -- a recipe's run -------------------------------------------------------------------------
+
+
+@dataclass
+class HostsJudged(Message):
+    """The run's hosts, each one's doctor judged for the recipe: the run across them, or
+    None with the verdict (or `why`, when no host was tried) saying what stops it."""
+
+    verdict: Verdict | None
+    across: Across | None
+    why: str = ""
 
 
 @dataclass

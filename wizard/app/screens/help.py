@@ -27,7 +27,10 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
         "Start",
         (
-            ("ctrl+n", "check this machine"),
+            (
+                "ctrl+n",
+                "check this machine; its steps then run here, or across the Other hosts named",
+            ),
             ("ctrl+o", "check the hosts named under Other hosts (a,b,user@c:8010)"),
             (
                 "ctrl+s",

@@ -21,6 +21,7 @@ from wizard.app.app import latest_unfinished
 from wizard.app.messages import Detected
 from wizard.app.screens.base import WizardScreen
 from wizard.engine.doctor.targets import TARGETS
+from wizard.engine.hosts.across import Cluster
 from wizard.engine.hosts.hostlist import HostListError, parse_hosts
 from wizard.engine.hosts.slurm import Request
 from wizard.engine.recipes import recipe as recipes
@@ -267,14 +268,21 @@ class StartScreen(WizardScreen):
         return answers
 
     def action_go(self) -> None:
+        """This machine's checks; the steps then run here, or across the other hosts named."""
         answers = self._answers()
         if answers is None:
+            return
+        text = self.query_one("#hosts-input", Input).value
+        try:
+            hosts = parse_hosts(text) if text.strip() else []
+        except HostListError as exc:
+            self.notify(str(exc), severity="error", title="Hosts")
             return
         session = self.wizard.session
         session.answers = answers
         session.target = self._target()
+        session.hosts = hosts
         session.run = None
-
         self.wizard.open("checks")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -298,6 +306,10 @@ class StartScreen(WizardScreen):
         session = self.wizard.session
         session.run = self.saved
         session.answers = dict(self.saved.answers)
+        cluster = self.saved.cluster  # a run across hosts continues on its hosts
+        session.hosts = Cluster.specs_from(cluster) if cluster else []
+        if cluster:
+            session.ssh_config = cluster.get("ssh_config")
         session.recipe_name = self.saved.recipe_path
         self.wizard.show_recipe()
         session.target = self._target()

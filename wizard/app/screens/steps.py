@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Stati
 
 from wizard.app.app import describe
 from wizard.app.messages import (
+    HostsJudged,
     RunEnded,
     StepFinished,
     StepSkipped,
@@ -30,6 +31,10 @@ from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.commands import command_block
 from wizard.app.widgets.log_pane import LogPane
 from wizard.engine.doctor.diagnosis import Diagnosis
+from wizard.engine.hosts.across import ClusterError
+from wizard.engine.hosts.hostlist import HostSpec
+from wizard.engine.hosts.run_across import Across, Verdict, over_ssh
+from wizard.engine.hosts.ssh import SshConfigMissing
 from wizard.engine.recipes import recipe as recipes
 from wizard.engine.recipes import state as st
 from wizard.engine.recipes.hints import likely_cause
@@ -67,6 +72,19 @@ def clock(seconds: float | None) -> str:
     if seconds is None:
         return ""
     return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+
+
+def verdict_lines(verdict: Verdict) -> list[str]:
+    """What stops a run across the hosts (as `wizard run --hosts` says it)."""
+    lines = []
+    for host in verdict.hosts:
+        if host.error is not None:
+            lines.append(f"{host.label} is unreachable: {host.error}")
+        lines += [f"{host.label}: {f.id}: {f.summary}" for f in host.failing]
+    for diff in verdict.blocking:
+        shown = ", ".join(f"{k}={v}" for k, v in diff.values.items())
+        lines.append(f"{diff.fact} differs: {shown} ({diff.why})")
+    return [*lines, "The start screen's ctrl+o shows every host's checks."]
 
 
 class Posting:
@@ -110,6 +128,7 @@ class StepsScreen(WizardScreen):
         self.recipe: recipes.Recipe | None = None
         self.values: dict[str, Any] = {}
         self.runner: StepRunner | None = None
+        self.across: Across | None = None  # a run across the session's hosts
         self.running = False
         self.current: str | None = None
         self.started_at = 0.0
@@ -139,11 +158,55 @@ class StepsScreen(WizardScreen):
 
     def on_mount(self) -> None:
         self.set_interval(0.5, self.tick)
+        session = self.wizard.session
+        if not self.load():
+            self._no_bar()
+        elif session.hosts:  # across them: every host's doctor first, as `run --hosts`
+            assert self.recipe is not None
+            self.status(f"Checking {len(session.hosts)} hosts over SSH for a run across them…")
+            answers = dict(session.answers)
+            self.judge_hosts(self.recipe, session.hosts, session.ssh_config, answers)
+        else:
+            self.begin(None)
+
+    def begin(self, across: Across | None) -> None:
+        """Show the run's steps and start it, on this machine or across the hosts."""
+        self.across = across
         if self.prepare():
             self.query_one("#steps-table", DataTable).focus()
             self.maybe_run(None)
-        elif self.wizard.session.run is None:  # nothing will run: no busy-looking bar
-            self.query_one("#progress", ProgressBar).display = False
+        elif self.wizard.session.run is None:
+            self._no_bar()
+
+    def _no_bar(self) -> None:
+        """Nothing will run: no busy-looking bar."""
+        self.query_one("#progress", ProgressBar).display = False
+
+    @work(thread=True, exclusive=True, group="hosts")
+    def judge_hosts(
+        self,
+        recipe: recipes.Recipe,
+        specs: list[HostSpec],
+        ssh_config: str | None,
+        answers: dict[str, str],
+    ) -> None:
+        try:
+            verdict, across = over_ssh(
+                recipe, specs, ssh_config=ssh_config, answers=answers, run_dir=UNSAVED_RUN,
+                force=False,
+            )  # fmt: skip
+        except SshConfigMissing as exc:
+            self.post_message(HostsJudged(None, None, str(exc)))
+            return
+        self.post_message(HostsJudged(verdict, across))
+
+    def on_hosts_judged(self, message: HostsJudged) -> None:
+        if message.across is not None:
+            self.begin(message.across)
+            return
+        self._no_bar()
+        said = verdict_lines(message.verdict) if message.verdict else [message.why]
+        self.status(Text("\n".join(["Not started:", *said]), style="red"))
 
     def on_unmount(self) -> None:
         # Leaving the app by any way (ctrl+q, a closed terminal) stops the running step; its
@@ -156,23 +219,35 @@ class StepsScreen(WizardScreen):
     def status(self, text: str | Text) -> None:
         self.query_one("#stepstatus", Static).update(text if isinstance(text, Text) else Text(text))
 
-    def prepare(self) -> bool:
+    def load(self) -> bool:
+        """The recipe, when it loads and is to run here (a replay shows its plan)."""
         session = self.wizard.session
         try:
             self.recipe = recipes.load(session.recipe_name)
         except recipes.RecipeError as exc:
             self.status(f"Cannot load the recipe: {exc}")
             return False
-        report = session.report
-        assert report is not None
+        assert session.report is not None
         if session.replay:
-            self.show_plan(report)
+            self.show_plan(session.report)
             return False
+        return True
+
+    def prepare(self) -> bool:
+        session, across = self.wizard.session, self.across
+        report = session.report
+        assert self.recipe is not None and report is not None
         new = session.run is None or session.run.recipe != self.recipe.id
         folder = UNSAVED_RUN if new or session.run is None else session.run.folder
         try:
-            self.values = resolve(self.recipe, recipe_facts(report), session.answers, folder)
-        except ParamError as exc:
+            self.values = resolve(
+                self.recipe, recipe_facts(report), session.answers, folder,
+                cluster=across.cluster if across else None,
+            )  # fmt: skip
+            if across:  # every host's values, now: not halfway through a build
+                across.local = self.values
+                across.check_values(session.answers)
+        except (ParamError, ClusterError) as exc:
             self.status(f"{exc}. Go back (escape twice) and add it under More parameters.")
             return False
         if new:  # saved only now that it starts: a parameter error above saves nothing
@@ -184,6 +259,8 @@ class StepsScreen(WizardScreen):
         run = session.run
         assert run is not None
         run.answers = dict(session.answers)
+        if across:
+            across.run_dir = run.folder
         table = self.steps_table()
         for step in self.recipe.steps:
             table.add_row(*self._cells(step), key=step.id)
@@ -192,7 +269,8 @@ class StepsScreen(WizardScreen):
         shown = " ".join(
             f"{k}={describe(v)}" for k, v in self.values.items() if k in self.recipe.params
         )
-        self.status(f"Run {run.run_id}: {shown}")
+        where = f" across {', '.join(h.label for h in across.cluster.hosts)}" if across else ""
+        self.status(f"Run {run.run_id}{where}: {shown}")
         return True
 
     def steps_table(self) -> DataTable[Any]:
@@ -293,7 +371,9 @@ class StepsScreen(WizardScreen):
         self.status(f"Run {run.run_id}: running{where}… (c cancels)")
         self.refresh_bindings()
         listener = Posting(self, self.query_one("#log", LogPane).feed)
-        self.execute_steps(self.recipe, run, dict(self.values), listener, self.runner, start)
+        self.execute_steps(
+            self.recipe, run, dict(self.values), listener, self.runner, start, self.across
+        )
 
     @work(thread=True, exclusive=True, group="steps")
     def execute_steps(
@@ -304,9 +384,14 @@ class StepsScreen(WizardScreen):
         listener: Posting,
         runner: StepRunner,
         start: str | None,
+        across: Across | None,
     ) -> None:
         try:
-            ok = execute(recipe, run, values, listener, start=start, runner=runner)
+            if across:  # the hosts kept with the run, so that a resume continues on them
+                run.cluster = across.cluster.to_dict()
+                run.save()
+                listener.lines(across.source_notes())
+            ok = execute(recipe, run, values, listener, start=start, runner=runner, across=across)
             said = (
                 "All steps done. Press n for the results."
                 if ok
