@@ -198,6 +198,7 @@ async def test_a_run_across_hosts_from_the_app_meets_on_every_host(tmp_path: Pat
             log = " ".join(app.screen.query_one("#log", LogPane).lines)
         run = app.session.run
     assert run is not None and [h["host"] for h in run.cluster["hosts"]] == ["node0", "node1"]
+    assert "node0: 1 rank(s), flagcx-nvidia node1: 1 rank(s), flagcx-nvidia" in log, log
     assert f"[node0] node 0 on node0 heard nodes [1] at {first}:" in log, log
     assert f"[node1] node 1 on node1 joined {first}:" in log, log
 

@@ -87,6 +87,16 @@ def verdict_lines(verdict: Verdict) -> list[str]:
     return [*lines, "The start screen's ctrl+o shows every host's checks."]
 
 
+def ranks_lines(verdict: Verdict) -> list[str]:
+    """The ranks each host takes, and what a host with one GPU means for the run."""
+    lines = [f"{h.label}: {h.slots} rank(s), {h.target}" for h in verdict.hosts]
+    return lines + [
+        f"note: {label} has one GPU: FlagCX falls back to host-based communication between "
+        "hosts (correct, much slower; GPU utilisation stays near 0%)."
+        for label in verdict.one_gpu
+    ]
+
+
 class Posting:
     """The run's listener, called from the worker thread: each event a message to the
     screen; the log's lines straight into the log pane's buffer (`feed`, which any thread
@@ -201,7 +211,8 @@ class StepsScreen(WizardScreen):
         self.post_message(HostsJudged(verdict, across))
 
     def on_hosts_judged(self, message: HostsJudged) -> None:
-        if message.across is not None:
+        if message.across is not None and message.verdict is not None:
+            self.query_one("#log", LogPane).feed(ranks_lines(message.verdict))
             self.begin(message.across)
             return
         self._no_bar()
