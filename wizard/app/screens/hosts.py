@@ -115,7 +115,9 @@ class HostsScreen(WizardScreen):
         except SlurmError as exc:
             self.post_message(HostsFailed(str(exc)))
             return
-        self.post_message(HostsChecked(results, differences(results)))
+        self.post_message(
+            HostsChecked(results, differences(results) + interface_difference(results))
+        )
 
     def on_hosts_found(self, message: HostsFound) -> None:
         self.source = message.note
