@@ -1,4 +1,5 @@
-"""WizardApp: the screens share one session (host, target, doctor report, recipe, run)."""
+"""WizardApp: the screens share one session (host, target, doctor report, recipe, run) and
+open each other by name; what runs tells the app through messages (wizard.app.messages)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from wizard.app.messages import WorkDone, Working
 from wizard.engine.doctor.diagnosis import Diagnosis
 from wizard.engine.hosts.hostlist import HostSpec
+from wizard.engine.hosts.slurm import DEFAULT_WAIT_S
 from wizard.engine.recipes import state as st
 from wizard.engine.recipes.recipe import Recipe
 from wizard.engine.recipes.saved import Unfinished, unfinished_runs
@@ -54,9 +57,12 @@ class Session:
     report: Diagnosis | None = None
     recipe: Recipe | None = None
     run: st.RunState | None = None
-    stale: bool = False  # checks must run again (a fix was applied)
-    hosts: list[HostSpec] = field(default_factory=list)  # other hosts, for the hosts screen
+    # Set by fixes.py until its rewrite (issue 20) dismisses with whether a fix ran, which
+    # the checks screen hears through `open("fixes", done=...)`; remove it then.
+    stale: bool = False
+    hosts: list[HostSpec] = field(default_factory=list)  # the host list the start offers
     ssh_config: str | None = None
+    slurm_wait: float = DEFAULT_WAIT_S  # how long salloc may pend for the app's request
     connect: Callable[[HostSpec], Host] | None = None  # how to reach a host (default: ssh)
 
     def connect_host(self, spec: HostSpec) -> Host:
@@ -68,6 +74,7 @@ class Session:
 
 
 ASK_AFTER_S = 3.0  # q stops a step at once before this; after it, q asks first
+STOP_WAIT_S = 10.0  # how long quitting waits for what it stopped to save its state
 
 
 class WizardApp(App[int]):
@@ -86,9 +93,32 @@ class WizardApp(App[int]):
         self.session = session
         self.show_recipe()
         self.local = LocalHost()
-        self.busy: Callable[[], bool] = lambda: False  # set by a screen that runs something
-        self.busy_since = 0.0  # when what runs now started (time.monotonic)
+        self.work: Working | None = None  # what runs now, as its screen said (Working)
+        # fixes.py, until its rewrite (issue 20) posts Working and WorkDone, assigns these
+        # itself (`busy` through its setter below); remove them then.
+        self._fixes_running: Callable[[], bool] = lambda: False
+        self.busy_since = 0.0
         self.stop: Callable[[], None] = lambda: None
+
+    @property
+    def busy(self) -> Callable[[], bool]:
+        """`app.busy()`: whether something runs that quitting must stop first."""
+        return lambda: self._current_work() is not None
+
+    @busy.setter
+    def busy(self, running: Callable[[], bool]) -> None:
+        self._fixes_running = running
+
+    def _current_work(self) -> Working | None:
+        if self.work is None and self._fixes_running():
+            return Working(self.stop, self.busy_since)
+        return self.work
+
+    def on_working(self, message: Working) -> None:
+        self.work = message
+
+    def on_work_done(self, message: WorkDone) -> None:
+        self.work = None
 
     def show_recipe(self) -> None:
         """The header names the recipe, and the snapshot when replaying one."""
@@ -101,7 +131,8 @@ class WizardApp(App[int]):
 
     def from_thread(self, callback: Callable[..., Any], *args: Any) -> None:
         """call_from_thread for workers that may outlive the app (a check still running when
-        the user quits): once the app is gone there is nothing left to update."""
+        the user quits): once the app is gone there is nothing left to update. (fixes.py's
+        way; the other screens' workers post messages, which a closed screen drops.)"""
         with contextlib.suppress(RuntimeError):
             self.call_from_thread(callback, *args)
 
@@ -117,9 +148,10 @@ class WizardApp(App[int]):
         # which over SSH or in tmux leaves no file the user can find.
         yield from (c for c in super().get_system_commands(screen) if c.title != "Screenshot")
 
-    def open(self, name: str) -> None:
-        """Show a new screen of the named kind on top of this one."""
-        self.push_screen(screen_class(name)())
+    def open(self, name: str, *args: Any, done: Callable[[Any], None] | None = None) -> None:
+        """Show a new screen of the named kind on top of this one, made with `args`; `done`
+        hears what it is dismissed with."""
+        self.push_screen(screen_class(name)(*args), done)
 
     def confirm(
         self, question: str, body: Any, answered: Callable[[bool | None], None], **yes: str
@@ -135,10 +167,11 @@ class WizardApp(App[int]):
         if not isinstance(self.screen, screen_class("help")):
             self.open("help")
 
-    async def action_quit(self) -> None:
+    def action_quit(self) -> None:
         """Leave; what runs is stopped first, after asking when it has run a while (y, or q
         again, confirms)."""
-        if self.busy() and time.monotonic() - self.busy_since > ASK_AFTER_S:
+        running = self._current_work()
+        if running is not None and time.monotonic() - running.since > ASK_AFTER_S:
 
             def answered(yes: bool | None) -> None:
                 if yes:
@@ -148,24 +181,27 @@ class WizardApp(App[int]):
             question = "A step is running. Stop it and quit?"
             self.confirm(question, body, answered, yes="Stop and quit (y, q)", yes_key="q")
             return
-        await self._stop_and_exit()
+        self._stop_and_exit()
 
-    async def _stop_and_exit(self) -> None:
-        """Stop what runs (its state is saved as cancelled), then leave."""
-        if self.busy():
-            self.stop()
-            self.notify("Stopping the running step; its state is saved…")
-            for _ in range(100):
-                if not self.busy():
-                    break
-                await self._sleep(0.1)
-        run = self.session.run
-        self.exit(0, message=_resume_hint(run))
+    def _stop_and_exit(self) -> None:
+        """Stop what runs (its state is saved as cancelled), then leave once it has ended."""
+        running = self._current_work()
+        if running is None:
+            self._leave()
+            return
+        running.cancel()
+        self.notify("Stopping the running step; its state is saved…")
+        deadline = time.monotonic() + STOP_WAIT_S
 
-    async def _sleep(self, seconds: float) -> None:
-        import asyncio
+        def leave_once_stopped() -> None:
+            if not self.busy() or time.monotonic() > deadline:
+                timer.stop()
+                self._leave()
 
-        await asyncio.sleep(seconds)
+        timer = self.set_interval(0.1, leave_once_stopped)
+
+    def _leave(self) -> None:
+        self.exit(0, message=_resume_hint(self.session.run))
 
 
 def _resume_hint(run: st.RunState | None) -> str | None:

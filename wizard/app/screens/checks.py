@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.console import Group
@@ -15,20 +16,26 @@ from textual.widgets import Footer, Header, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from checks.base import Finding, Status
+from wizard.app.messages import DoctorDone, FindingResolved
 from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.commands import command_block
-from wizard.engine.doctor.diagnosis import Diagnosis, ordered_checks, run_doctor
+from wizard.engine.doctor.diagnosis import checks_by_group, run_doctor
 from wizard.engine.marks import FINDING
 from wizard.engine.recipes import recipe as recipes
+from wizard.host import Host
 
-GROUPS = {
-    "System": ("os", "build.tools", "python.env", "limits"),
-    "Accelerator": ("gpu.nvidia", "gpu.others", "cuda.toolkit", "cudnn", "torch", "deepspeed"),
-    "Communication": ("nccl.header", "nccl.library", "mpi", "rdma"),
-    "Tests": ("gtest", "flagcx", "flagcx.env"),
-}
 MARKS = {status: (mark.sign, mark.colour) for status, mark in FINDING.items()}
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+def check_groups() -> dict[str, list[tuple[str, str]]]:
+    """The checks as the tree shows them: each group's (id, title), in the engine's order
+    (every check declares its group, so none is left out)."""
+    return {
+        group.value: [(c.id, c.title) for c in entries]
+        for group, entries in checks_by_group().items()
+        if entries
+    }
 
 
 def label(title: str, finding: Finding | None, frame: int = 0, blocking: bool = False) -> Text:
@@ -97,46 +104,44 @@ class ChecksScreen(WizardScreen):
 
     def on_mount(self) -> None:
         tree = self.query_one("#checks", Tree)
-        self.titles = {c.id: c.title for c in ordered_checks()}
-        for group, ids in GROUPS.items():
+        for group, entries in check_groups().items():
             branch = tree.root.add(group, expand=True)
-            for check_id in ids:
-                if check_id in self.titles:
-                    self.nodes[check_id] = branch.add_leaf(
-                        label(self.titles[check_id], None), data=check_id
-                    )
+            for check_id, title in entries:
+                self.titles[check_id] = title
+                self.nodes[check_id] = branch.add_leaf(label(title, None), data=check_id)
         self.set_interval(0.1, self.spin)
         tree.focus()
         self.start()
 
     def on_screen_resume(self) -> None:
-        if self.wizard.session.stale:
+        if self.wizard.session.stale:  # fixes.py's way, until it dismisses (see Session)
             self.wizard.session.stale = False
             self.start()
 
     def start(self) -> None:
+        """Run the doctor (again): the diagnosis it replaces no longer stands meanwhile."""
         self.found.clear()
+        self.wizard.session.report = None
         for check_id, node in self.nodes.items():
             node.set_label(label(self.titles[check_id], None))
         self.query_one("#summary", Static).update(Text("Checking this machine…"))
-        self.check()
+        session = self.wizard.session
+        self.check(session.host_factory, session.target, session.recipe_name)
 
     @work(thread=True, exclusive=True, group="doctor")
-    def check(self) -> None:
-        app = self.wizard  # the doctor's own threads have no active app to look up
-        session = app.session
+    def check(self, host_factory: Callable[[], Host], target: str | None, recipe: str) -> None:
+        """Each finding posted as it comes (from the doctor's own threads), then the whole
+        diagnosis, judged by the recipe's own requirements."""
         report = run_doctor(
-            session.host_factory(),
-            session.target,
-            on_finding=lambda f: app.from_thread(self.resolved, f),
+            host_factory(), target, on_finding=lambda f: self.post_message(FindingResolved(f))
         )
         try:
-            recipe = recipes.load(session.recipe_name)
+            loaded = recipes.load(recipe)
         except recipes.RecipeError:
             pass  # the steps screen says why; the target's checks judge meanwhile
         else:
-            report.aim_at(f"the {recipe.id} recipe", recipe.requires)
-        app.from_thread(self.finished, report)
+            report.aim_at(f"the {loaded.id} recipe", loaded.requires)
+        self.post_message(DoctorDone(report))
 
     def spin(self) -> None:
         self.frame += 1
@@ -149,16 +154,18 @@ class ChecksScreen(WizardScreen):
         """The doctor's threads may still report while the app is closing this screen."""
         return not self.query("#checks")
 
-    def resolved(self, finding: Finding) -> None:
+    def on_finding_resolved(self, message: FindingResolved) -> None:
         if self.torn_down:
             return
+        finding = message.finding
         self.found[finding.id] = finding
         node = self.nodes.get(finding.id)
         if node is not None:
             node.set_label(label(finding.title, finding))
         self._show_selected()
 
-    def finished(self, report: Diagnosis) -> None:
+    def on_doctor_done(self, message: DoctorDone) -> None:
+        report = message.report
         self.wizard.session.report = report
         if self.torn_down:
             return
@@ -217,12 +224,15 @@ class ChecksScreen(WizardScreen):
         if self.wizard.session.report is None:
             self.notify("The checks are still running.")
             return
+        self.wizard.open("fixes", done=self._fixes_closed)
 
-        self.wizard.open("fixes")
+    def _fixes_closed(self, applied: bool | None) -> None:
+        """The fixes screen is dismissed with whether a fix ran: then the checks run again."""
+        if applied:
+            self.start()
 
     def action_steps(self) -> None:
         if self.wizard.session.report is None:
             self.notify("The checks are still running.")
             return
-
         self.wizard.open("steps")

@@ -27,8 +27,16 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
         "Start",
         (
-            ("ctrl+n", "check this machine"),
+            (
+                "ctrl+n",
+                "check this machine; its steps then run here, or across the Other hosts named",
+            ),
             ("ctrl+o", "check the hosts named under Other hosts (a,b,user@c:8010)"),
+            (
+                "ctrl+s",
+                "where Slurm is: check the nodes of the allocation the wizard runs in, "
+                "else of one salloc asks for (given back after)",
+            ),
             ("ctrl+r", "resume the saved run"),
         ),
     ),
@@ -69,7 +77,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
         "Hosts",
         (
-            ("r", "check every host again (SSH, each host's doctor, what differs)"),
+            ("r", "check every host again (SSH or srun, each host's doctor, what differs)"),
             ("escape", "back"),
         ),
     ),

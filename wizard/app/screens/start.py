@@ -1,4 +1,6 @@
-"""Start: choose the target, the source folder and options; offer to resume a saved run."""
+"""Start: choose the target, the source folder and options, and where to check: this
+machine, a host list or, where Slurm is, a Slurm allocation's nodes; offer to resume a
+saved run."""
 
 from __future__ import annotations
 
@@ -16,11 +18,15 @@ from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
 from checks.vendors import default_vendor
 from wizard.app.app import latest_unfinished
+from wizard.app.messages import Detected
 from wizard.app.screens.base import WizardScreen
 from wizard.engine.doctor.targets import TARGETS
+from wizard.engine.hosts.across import Cluster
 from wizard.engine.hosts.hostlist import HostListError, parse_hosts
+from wizard.engine.hosts.slurm import Request
 from wizard.engine.recipes import recipe as recipes
 from wizard.engine.recipes.run import ParamError, check_answers, parse_sets
+from wizard.host import Host
 from wizard.paths import recipe_ids
 
 INTRO = (
@@ -52,6 +58,8 @@ class StartScreen(WizardScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "go", "Check this machine", priority=True),
         Binding("ctrl+o", "hosts", "Check the hosts", priority=True),
+        # In the footer only where Slurm is (its tools, or the allocation this runs in).
+        Binding("ctrl+s", "slurm", "Check the Slurm nodes", priority=True),
         # In the footer only when there is a saved run; without one, the key says so.
         Binding("ctrl+r", "resume", "Resume the saved run", priority=True),
         Binding("ctrl+r", "no_saved_run", show=False, priority=True),
@@ -64,6 +72,8 @@ class StartScreen(WizardScreen):
         self.saved, self.stuck = (None, []) if self.replay else latest_unfinished()
         self.picked = False
         self.takes_src = True
+        self.slurm = False  # Slurm is here: offered once the detection says so
+        self.job: str | None = None  # the Slurm job the wizard runs inside
 
     def compose(self) -> ComposeResult:
         session = self.wizard.session
@@ -96,6 +106,11 @@ class StartScreen(WizardScreen):
                 if self.saved:
                     yield Button("Resume the saved run", id="resume")
                 yield Button("Check the hosts", id="check-hosts")
+            # A row of its own, shown where Slurm is: the first row fills 80 columns.
+            with Horizontal(id="slurm-actions", classes="hidden"):
+                yield Button("Check the Slurm nodes", id="check-slurm")
+                yield Label("nodes to ask salloc for (-N)", id="slurm-label")
+                yield Input(value="2", id="slurm-nodes", type="integer")
             yield Label("What to build and test")
             yield Select(
                 self.recipe_choices(), value=session.recipe_name, allow_blank=False, id="recipe"
@@ -148,10 +163,19 @@ class StartScreen(WizardScreen):
         for widget in (self.query_one("#src-label"), self.query_one("#src")):
             widget.display = self.takes_src
 
-    @work(thread=True, exclusive=True)
     def detect(self) -> None:
-        vendor = default_vendor(self.wizard.session.host_factory())
-        self.wizard.from_thread(self._detected, f"flagcx-{vendor}")
+        session = self.wizard.session
+        self._detect(session.host_factory, bool(session.replay))
+
+    @work(thread=True, exclusive=True)
+    def _detect(self, host_factory: Callable[[], Host], replay: bool) -> None:
+        """The vendor, and Slurm as checks/slurm.py finds it first (srun on PATH), or the
+        allocation the wizard runs in; a replay shows the snapshot's world: no Slurm here."""
+        host = host_factory()
+        vendor = default_vendor(host)
+        job = None if replay else host.getenv("SLURM_JOB_ID") or host.getenv("SLURM_JOBID")
+        slurm = not replay and bool(job or host.which("srun"))
+        self.post_message(Detected(f"flagcx-{vendor}", slurm, job))
 
     def _target(self) -> str | None:
         """The target the user picked, or the one given on the command line; None leaves it
@@ -161,9 +185,14 @@ class StartScreen(WizardScreen):
             return str(self.query_one("#target", Select).value)
         return self.wizard.session.target  # `wizard --target T`, else None
 
-    def _detected(self, target: str) -> None:
+    def on_detected(self, message: Detected) -> None:
         if not self.picked and self.wizard.session.target is None:
-            self.query_one("#target", Select).value = target
+            self.query_one("#target", Select).value = message.target
+        self.slurm, self.job = message.slurm, message.job
+        self.query_one("#slurm-actions").set_class(not self.slurm, "hidden")
+        for widget in (self.query_one("#slurm-label"), self.query_one("#slurm-nodes")):
+            widget.display = self.job is None  # outside an allocation salloc asks for one
+        self.refresh_bindings()
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "recipe":
@@ -186,6 +215,8 @@ class StartScreen(WizardScreen):
             self.action_resume()
         elif event.button.id == "check-hosts":
             self.action_hosts()
+        elif event.button.id == "check-slurm":
+            self.action_slurm()
 
     def action_hosts(self) -> None:
         text = self.query_one("#hosts-input", Input).value
@@ -194,12 +225,25 @@ class StartScreen(WizardScreen):
             self.query_one("#hosts-input", Input).focus()
             return
         try:
-            self.wizard.session.hosts = parse_hosts(text)
+            specs = parse_hosts(text)
         except HostListError as exc:
             self.notify(str(exc), severity="error", title="Hosts")
             return
         self.wizard.session.target = self._target()
-        self.wizard.open("hosts")
+        self.wizard.open("hosts", specs)
+
+    def action_slurm(self) -> None:
+        """The nodes of the allocation the wizard runs in, else of one salloc asks for."""
+        nodes = None
+        if self.job is None:
+            text = self.query_one("#slurm-nodes", Input).value.strip()
+            if not text.isdigit() or int(text) < 1:
+                self.notify("Name how many nodes to ask for (1 or more).", title="Slurm")
+                self.query_one("#slurm-nodes", Input).focus()
+                return
+            nodes = int(text)
+        self.wizard.session.target = self._target()
+        self.wizard.open("hosts", Request(nodes=nodes))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "sets":
@@ -224,17 +268,26 @@ class StartScreen(WizardScreen):
         return answers
 
     def action_go(self) -> None:
+        """This machine's checks; the steps then run here, or across the other hosts named."""
         answers = self._answers()
         if answers is None:
+            return
+        text = self.query_one("#hosts-input", Input).value
+        try:
+            hosts = parse_hosts(text) if text.strip() else []
+        except HostListError as exc:
+            self.notify(str(exc), severity="error", title="Hosts")
             return
         session = self.wizard.session
         session.answers = answers
         session.target = self._target()
+        session.hosts = hosts
         session.run = None
-
         self.wizard.open("checks")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "slurm":
+            return self.slurm
         if action == "resume":
             return self.saved is not None
         if action == "no_saved_run":
@@ -253,6 +306,10 @@ class StartScreen(WizardScreen):
         session = self.wizard.session
         session.run = self.saved
         session.answers = dict(self.saved.answers)
+        cluster = self.saved.cluster  # a run across hosts continues on its hosts
+        session.hosts = Cluster.specs_from(cluster) if cluster else []
+        if cluster:
+            session.ssh_config = cluster.get("ssh_config")
         session.recipe_name = self.saved.recipe_path
         self.wizard.show_recipe()
         session.target = self._target()

@@ -4,6 +4,7 @@ follows the output; cancel, retry, skip and run from here."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,10 +18,23 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Static
 
 from wizard.app.app import describe
+from wizard.app.messages import (
+    HostsJudged,
+    RunEnded,
+    StepFinished,
+    StepSkipped,
+    StepStarted,
+    WorkDone,
+    Working,
+)
 from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.commands import command_block
 from wizard.app.widgets.log_pane import LogPane
 from wizard.engine.doctor.diagnosis import Diagnosis
+from wizard.engine.hosts.across import ClusterError
+from wizard.engine.hosts.hostlist import HostSpec
+from wizard.engine.hosts.run_across import Across, Verdict, over_ssh
+from wizard.engine.hosts.ssh import SshConfigMissing
 from wizard.engine.marks import STEP
 from wizard.engine.recipes import recipe as recipes
 from wizard.engine.recipes import state as st
@@ -54,6 +68,49 @@ def clock(seconds: float | None) -> str:
     return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
 
 
+def verdict_lines(verdict: Verdict) -> list[str]:
+    """What stops a run across the hosts (as `wizard run --hosts` says it)."""
+    lines = []
+    for host in verdict.hosts:
+        if host.error is not None:
+            lines.append(f"{host.label} is unreachable: {host.error}")
+        lines += [f"{host.label}: {f.id}: {f.summary}" for f in host.failing]
+    for diff in verdict.blocking:
+        shown = ", ".join(f"{k}={v}" for k, v in diff.values.items())
+        lines.append(f"{diff.fact} differs: {shown} ({diff.why})")
+    return [*lines, "The start screen's ctrl+o shows every host's checks."]
+
+
+def ranks_lines(verdict: Verdict) -> list[str]:
+    """The ranks each host takes, and what a host with one GPU means for the run."""
+    lines = [f"{h.label}: {h.slots} rank(s), {h.target}" for h in verdict.hosts]
+    return lines + [
+        f"note: {label} has one GPU: FlagCX falls back to host-based communication between "
+        "hosts (correct, much slower; GPU utilisation stays near 0%)."
+        for label in verdict.one_gpu
+    ]
+
+
+class Posting:
+    """The run's listener, called from the worker thread: each event a message to the
+    screen; the log's lines straight into the log pane's buffer (`feed`, which any thread
+    may call), a message a line being too slow for a build's flood."""
+
+    def __init__(self, screen: StepsScreen, feed: Callable[[list[str]], None]) -> None:
+        self.screen, self.lines = screen, feed
+
+    def step_started(self, index: int, total: int, step: Step, command: str) -> None:
+        # Into the log here, before the step's first line (a message would come after it).
+        self.lines([f"── {step.title} ({step.id})", *(f"$ {c}" for c in command.splitlines())])
+        self.screen.post_message(StepStarted(step))
+
+    def step_skipped(self, index: int, total: int, step: Step, reason: str) -> None:
+        self.screen.post_message(StepSkipped(step))
+
+    def step_finished(self, step: Step, result: st.StepState, outcome: Outcome) -> None:
+        self.screen.post_message(StepFinished(step, result, outcome))
+
+
 class StepsScreen(WizardScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "cancel", "Cancel"),
@@ -75,6 +132,7 @@ class StepsScreen(WizardScreen):
         self.recipe: recipes.Recipe | None = None
         self.values: dict[str, Any] = {}
         self.runner: StepRunner | None = None
+        self.across: Across | None = None  # a run across the session's hosts
         self.running = False
         self.current: str | None = None
         self.started_at = 0.0
@@ -104,11 +162,56 @@ class StepsScreen(WizardScreen):
 
     def on_mount(self) -> None:
         self.set_interval(0.5, self.tick)
+        session = self.wizard.session
+        if not self.load():
+            self._no_bar()
+        elif session.hosts:  # across them: every host's doctor first, as `run --hosts`
+            assert self.recipe is not None
+            self.status(f"Checking {len(session.hosts)} hosts over SSH for a run across them…")
+            answers = dict(session.answers)
+            self.judge_hosts(self.recipe, session.hosts, session.ssh_config, answers)
+        else:
+            self.begin(None)
+
+    def begin(self, across: Across | None) -> None:
+        """Show the run's steps and start it, on this machine or across the hosts."""
+        self.across = across
         if self.prepare():
             self.query_one("#steps-table", DataTable).focus()
             self.maybe_run(None)
-        elif self.wizard.session.run is None:  # nothing will run: no busy-looking bar
-            self.query_one("#progress", ProgressBar).display = False
+        elif self.wizard.session.run is None:
+            self._no_bar()
+
+    def _no_bar(self) -> None:
+        """Nothing will run: no busy-looking bar."""
+        self.query_one("#progress", ProgressBar).display = False
+
+    @work(thread=True, exclusive=True, group="hosts")
+    def judge_hosts(
+        self,
+        recipe: recipes.Recipe,
+        specs: list[HostSpec],
+        ssh_config: str | None,
+        answers: dict[str, str],
+    ) -> None:
+        try:
+            verdict, across = over_ssh(
+                recipe, specs, ssh_config=ssh_config, answers=answers, run_dir=UNSAVED_RUN,
+                force=False,
+            )  # fmt: skip
+        except SshConfigMissing as exc:
+            self.post_message(HostsJudged(None, None, str(exc)))
+            return
+        self.post_message(HostsJudged(verdict, across))
+
+    def on_hosts_judged(self, message: HostsJudged) -> None:
+        if message.across is not None and message.verdict is not None:
+            self.query_one("#log", LogPane).feed(ranks_lines(message.verdict))
+            self.begin(message.across)
+            return
+        self._no_bar()
+        said = verdict_lines(message.verdict) if message.verdict else [message.why]
+        self.status(Text("\n".join(["Not started:", *said]), style="red"))
 
     def on_unmount(self) -> None:
         # Leaving the app by any way (ctrl+q, a closed terminal) stops the running step; its
@@ -121,23 +224,35 @@ class StepsScreen(WizardScreen):
     def status(self, text: str | Text) -> None:
         self.query_one("#stepstatus", Static).update(text if isinstance(text, Text) else Text(text))
 
-    def prepare(self) -> bool:
+    def load(self) -> bool:
+        """The recipe, when it loads and is to run here (a replay shows its plan)."""
         session = self.wizard.session
         try:
             self.recipe = recipes.load(session.recipe_name)
         except recipes.RecipeError as exc:
             self.status(f"Cannot load the recipe: {exc}")
             return False
-        report = session.report
-        assert report is not None
+        assert session.report is not None
         if session.replay:
-            self.show_plan(report)
+            self.show_plan(session.report)
             return False
+        return True
+
+    def prepare(self) -> bool:
+        session, across = self.wizard.session, self.across
+        report = session.report
+        assert self.recipe is not None and report is not None
         new = session.run is None or session.run.recipe != self.recipe.id
         folder = UNSAVED_RUN if new or session.run is None else session.run.folder
         try:
-            self.values = resolve(self.recipe, recipe_facts(report), session.answers, folder)
-        except ParamError as exc:
+            self.values = resolve(
+                self.recipe, recipe_facts(report), session.answers, folder,
+                cluster=across.cluster if across else None,
+            )  # fmt: skip
+            if across:  # every host's values, now: not halfway through a build
+                across.local = self.values
+                across.check_values(session.answers)
+        except (ParamError, ClusterError) as exc:
             self.status(f"{exc}. Go back (escape twice) and add it under More parameters.")
             return False
         if new:  # saved only now that it starts: a parameter error above saves nothing
@@ -149,6 +264,8 @@ class StepsScreen(WizardScreen):
         run = session.run
         assert run is not None
         run.answers = dict(session.answers)
+        if across:
+            across.run_dir = run.folder
         table = self.steps_table()
         for step in self.recipe.steps:
             table.add_row(*self._cells(step), key=step.id)
@@ -157,7 +274,8 @@ class StepsScreen(WizardScreen):
         shown = " ".join(
             f"{k}={describe(v)}" for k, v in self.values.items() if k in self.recipe.params
         )
-        self.status(f"Run {run.run_id}: {shown}")
+        where = f" across {', '.join(h.label for h in across.cluster.hosts)}" if across else ""
+        self.status(f"Run {run.run_id}{where}: {shown}")
         return True
 
     def steps_table(self) -> DataTable[Any]:
@@ -248,65 +366,69 @@ class StepsScreen(WizardScreen):
     def go(self, start: str | None) -> None:
         if self.running or self.recipe is None or self.wizard.session.replay:
             return
+        run = self.wizard.session.run
+        assert run is not None
         self.runner = StepRunner(self.wizard.local)
         self.running = True
-        self.wizard.busy = lambda: self.running
-        self.wizard.stop = self.runner.cancel
+        self.app.post_message(Working(self.runner.cancel, time.monotonic()))
         self.query_one("#failure", Static).add_class("hidden")
-        run = self.wizard.session.run
         where = f" from {start}" if start else ""
-        self.status(f"Run {run.run_id if run else ''}: running{where}… (c cancels)")
+        self.status(f"Run {run.run_id}: running{where}… (c cancels)")
         self.refresh_bindings()
-        self.execute_steps(start)
+        listener = Posting(self, self.query_one("#log", LogPane).feed)
+        self.execute_steps(
+            self.recipe, run, dict(self.values), listener, self.runner, start, self.across
+        )
 
     @work(thread=True, exclusive=True, group="steps")
-    def execute_steps(self, start: str | None) -> None:
-        run = self.wizard.session.run
-        assert self.recipe is not None and run is not None and self.runner is not None
+    def execute_steps(
+        self,
+        recipe: recipes.Recipe,
+        run: st.RunState,
+        values: dict[str, Any],
+        listener: Posting,
+        runner: StepRunner,
+        start: str | None,
+        across: Across | None,
+    ) -> None:
         try:
-            ok = execute(self.recipe, run, self.values, self, start=start, runner=self.runner)
-            message = (
+            if across:  # the hosts kept with the run, so that a resume continues on them
+                run.cluster = across.cluster.to_dict()
+                run.save()
+                listener.lines(across.source_notes())
+            ok = execute(recipe, run, values, listener, start=start, runner=runner, across=across)
+            said = (
                 "All steps done. Press n for the results."
                 if ok
                 else "A step failed: r runs it again, s skips it, h runs from the highlighted step."
             )
         except Cancelled as stopped:
-            message = f"Cancelled during {stopped}; its processes were ended. r resumes."
+            said = f"Cancelled during {stopped}; its processes were ended. r resumes."
         except st.RunBusy as exc:
-            message = str(exc)
-        finally:
-            self.running = False
-        self.wizard.from_thread(self._ended, message)
+            said = str(exc)
+        self.post_message(RunEnded(said))
 
-    def _ended(self, message: str) -> None:
-        self.status(message)
+    def on_run_ended(self, message: RunEnded) -> None:
+        self.running = False
+        self.app.post_message(WorkDone())
+        self.status(message.said)
         self.refresh_bindings()  # c goes, r and s come as they apply
 
-    # Listener, called from the worker thread.
+    def on_step_skipped(self, message: StepSkipped) -> None:
+        self._row(message.step)
 
-    def step_started(self, index: int, total: int, step: Step, command: str) -> None:
-        self.wizard.from_thread(self._started, step, command)
-
-    def lines(self, texts: list[str]) -> None:
-        self.query_one("#log", LogPane).feed(texts)
-
-    def step_skipped(self, index: int, total: int, step: Step, reason: str) -> None:
-        self.wizard.from_thread(self._row, step)
-
-    def step_finished(self, step: Step, result: st.StepState, outcome: Outcome) -> None:
-        self.wizard.from_thread(self._finished, step, result, outcome)
-
-    def _started(self, step: Step, command: str) -> None:
+    def on_step_started(self, message: StepStarted) -> None:
+        step = message.step
         self.current, self.started_at = step.id, time.monotonic()
-        self.wizard.busy_since = self.started_at
+        if self.runner is not None:  # q asks first once this step has run a while
+            self.app.post_message(Working(self.runner.cancel, self.started_at))
         self._row(step)
-        log = self.query_one("#log", LogPane)
-        log.feed([f"── {step.title} ({step.id})", *(f"$ {c}" for c in command.splitlines())])
         self.query_one("#steps-table", DataTable).move_cursor(
             row=self.query_one("#steps-table", DataTable).get_row_index(step.id)
         )
 
-    def _finished(self, step: Step, result: st.StepState, outcome: Outcome) -> None:
+    def on_step_finished(self, message: StepFinished) -> None:
+        step, result, outcome = message.step, message.result, message.outcome
         self.current = None
         self._row(step)
         if result.status in (st.DONE, st.SKIPPED):
