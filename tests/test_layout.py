@@ -144,3 +144,18 @@ def test_imports_follow_the_direction(package: str, forbidden: tuple[str, ...]) 
 def test_the_known_exceptions_are_still_there() -> None:
     """An exception that is fixed leaves this list, so it cannot come back unseen."""
     assert all(imported in GRAPH[name] for name, imported in KNOWN)
+
+
+def test_the_readme_layout_names_every_module() -> None:
+    """README.md's Layout section is how a newcomer finds a module: each module of wizard/
+    is named there (the app's screens and widgets by their folders, one a file)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = text[text.index("## Layout") : text.index("## Not built yet")]
+    unnamed = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "wizard").rglob("*.py"))
+        if path.name not in ("__init__.py", "__main__.py")
+        and path.parent.name not in ("screens", "widgets")
+        and path.name not in layout
+    ]
+    assert unnamed == [], "name them in README.md's Layout section"
