@@ -558,7 +558,7 @@ def test_torchruns_nodes_start_one_a_node_through_srun_and_meet_at_the_first(
     _stand_in_torch(site)
     with _netns_lab(tmp_path, 3) as lab:
         env = {**lab.env, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
-        env["PYTHONPATH"] = f"{site}:{env['PYTHONPATH']}"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
         done = run_wizard(env, "run", str(recipe), "--yes", "--slurm", "-N3", timeout=300)
         first = lab.addresses["n1"]
         assert lab.idle(), lab.jobs()
@@ -638,7 +638,7 @@ def test_deepspeed_with_its_slurm_launcher_starts_every_rank_through_one_srun(
     _stand_in_deepspeed(site)
     with _netns_lab(tmp_path, 2) as lab:
         env = {**lab.env, "XDG_STATE_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
-        env["PYTHONPATH"] = f"{site}:{env['PYTHONPATH']}"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
         done = run_wizard(
             env, "run", "deepspeed", "--force", "--yes", "--slurm", "-N2",
             "--gpus-per-node=2", timeout=300,
