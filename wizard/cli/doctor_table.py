@@ -8,7 +8,7 @@ import sys
 from typing import Any, TextIO
 
 from checks.base import Finding, Status
-from wizard.engine.doctor.diagnosis import Diagnosis
+from wizard.engine.doctor.diagnosis import Diagnosis, group_of
 from wizard.engine.marks import FINDING
 
 SCHEMA = 1
@@ -96,7 +96,12 @@ class TextRenderer:
         self.write(f"wizard doctor on {report.host}, target {target.id} ({target.title})")
         self.write()
         width = max(len(f.title) for f in report.findings)
+        heading = None
         for finding in report.findings:
+            group = group_of(finding.id)
+            if group is not None and group != heading:
+                self.write(self.paint(group.value, "1"))
+                heading = group
             self.finding(finding, width, report.is_blocking(finding))
         self.write()
         self.summary(report)

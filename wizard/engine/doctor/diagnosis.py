@@ -88,6 +88,12 @@ def ordered_checks(only: Iterable[str] | None = None) -> list[Check]:
     return [c for c in every if wanted is None or c.id in wanted]
 
 
+def group_of(check_id: str) -> Group | None:
+    """Where a finding is shown; None for an id no check of this wizard has."""
+    entry = checks.REGISTRY.get(check_id)
+    return entry.group if entry else None
+
+
 def checks_by_group() -> dict[Group, list[Check]]:
     """The checks under their groups, for a front end that shows the groups."""
     grouped: dict[Group, list[Check]] = {g: [] for g in Group}
