@@ -108,7 +108,12 @@ def others(ctx: Context) -> Finding:
     details = []
     for found in surveys:
         details.append(f"{describe(found)} [{found.sighting.evidence}]")
-        details += [f"  {d.index}: {d.model}, {d.bus_id}" for d in found.shown]
+        details += [  # as the NVIDIA GPUs' lines: model, memory, PCI address
+            f"  {d.index}: {d.model}"
+            + (f", {d.memory_mib} MiB" if d.memory_mib else "")
+            + f", PCI {d.bus_id}"
+            for d in found.shown
+        ]
         details += [
             f"  {note}"
             for note in found.notes + list(found.listing.problems if found.listing else ())

@@ -125,12 +125,16 @@ def driver(ctx: Context, device: str) -> str:
 
 
 def describe(ctx: Context, port: Port, mtu: dict[str, int] | None = None) -> list[str]:
+    """A port in short lines, each a few facts, so a narrow pane wraps none mid-way: state and
+    link layer, physical state and rate, MTU, the GID NCCL would use."""
     lines = [f"{port.device} port {port.number}: {port.state} ({port.layer})"]
-    extra = [port.files.get("phys_state", ""), port.files.get("rate", "")]
+    link = [port.files.get("phys_state", ""), port.files.get("rate", "")]
+    if any(link):
+        lines.append("  " + ", ".join(e for e in link if e))
     if mtu and "active_mtu" in mtu:  # ibv_devinfo's, for InfiniBand ports
         most = mtu.get("max_mtu")
-        extra.append(
-            f"active MTU {mtu['active_mtu']}"
+        lines.append(
+            f"  active MTU {mtu['active_mtu']}"
             + (
                 f" (max {most}: the subnet manager's partition MTU)"
                 if most != mtu["active_mtu"]
@@ -139,11 +143,13 @@ def describe(ctx: Context, port: Port, mtu: dict[str, int] | None = None) -> lis
         )
     gid = port.gid_index()
     if gid is not None:
-        extra.append(f"GID {gid.index} {gid.address}" + (f" {gid.kind}" if gid.kind else ""))
         if gid.netdev:
-            mtu = (ctx.host.read_text(f"/sys/class/net/{gid.netdev}/mtu") or "").strip()
-            extra.append(f"netdev {gid.netdev}" + (f" MTU {mtu}" if mtu else ""))
-    lines.append("  " + ", ".join(e for e in extra if e))
+            netdev_mtu = (ctx.host.read_text(f"/sys/class/net/{gid.netdev}/mtu") or "").strip()
+            netdev = f"netdev {gid.netdev}"
+            lines.append(f"  MTU {netdev_mtu} ({netdev})" if netdev_mtu else f"  {netdev}")
+        lines.append(
+            f"  GID {gid.index}" + (f" ({gid.kind})" if gid.kind else "") + f" {gid.address}"
+        )
     return lines
 
 

@@ -60,10 +60,12 @@ def test_a_roce_port_gets_its_rate_mtu_and_the_gid_index_nccl_would_use(tree: Tr
         100.0,
     )
     assert facts["rdma.link_layers"] == "Ethernet" and facts["rdma.perftest"] is True
-    assert (
-        "  5: LinkUp, 100 Gb/sec (4X EDR), GID 3 0000:0000:0000:0000:0000:ffff:c0a8:640c RoCE v2,"
-        " netdev enp1s0f0np0 MTU 9000"
-    ) in found.details
+    port = found.details.index("mlx5_0 port 1: 4: ACTIVE (Ethernet)")
+    assert found.details[port + 1 : port + 4] == [
+        "  5: LinkUp, 100 Gb/sec (4X EDR)",
+        "  MTU 9000 (netdev enp1s0f0np0)",
+        "  GID 3 (RoCE v2) 0000:0000:0000:0000:0000:ffff:c0a8:640c",
+    ]
     assert not found.fixes
 
 
@@ -172,7 +174,8 @@ def test_ibv_devinfo_output_is_parsed_per_device_and_port() -> None:
 def test_an_infiniband_ports_mtu_comes_from_ibv_devinfo(tree: TreeHost) -> None:
     found = rdma(devinfo_host(tree))
     assert found.status is Status.OK, found.summary
-    assert any(line.endswith("active MTU 4096") for line in found.details), found.details
+    port = found.details.index("mlx5_2 port 1: 4: ACTIVE (InfiniBand)")
+    assert found.details[port + 1] == "  active MTU 4096", found.details
     assert found.facts["rdma.mtu"] == "4096"  # the RoCE port's MTU is its netdev's, not this
     assert found.facts["rdma.link_layers"] == "Ethernet,InfiniBand"
 

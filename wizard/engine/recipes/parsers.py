@@ -321,7 +321,11 @@ def megatron_summary(results: dict[str, Any]) -> str:
 # perftest (ib_write_bw, ib_send_bw, ... with --report_gbits): its banner (" Mtu : 4096[B]",
 # " Link type : Ethernet", " GID index : 3", " Device : mlx5_0"), then under
 # " #bytes #iterations BW peak[Gb/sec] BW average[Gb/sec] MsgRate[Mpps]" one row per size.
-# The rdma-bw recipe prints "[wizard] port rate: 100 Gb/s" first, to set the result against.
+# The rdma-bw recipe measures each device pair in one step: it announces each with
+# "==> perftest pair: mlx5_0:mlx5_1" (this host's device, the server's), then prints
+# "[wizard] port rate: 100 Gb/s" to set the pair's result against, then perftest's output.
+PERFTEST_PAIR = "==> perftest pair: "
+_PERFTEST_PAIR = re.compile("^" + re.escape(PERFTEST_PAIR) + r"(.*?)[ \t]*$", re.M)
 _PERFTEST_ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$", re.M)
 _PERFTEST_FIELD = re.compile(
     r"(Mtu|Link type|GID index|Device|Number of qps)\s*:\s*(\S+?)(?:\[B\])?(?:\s{2,}|\s*$)", re.M
@@ -332,16 +336,15 @@ _PORT_RATE = re.compile(r"^\[wizard\] port rate: ([\d.]+) Gb/s", re.M)
 PERFTEST_FAIR_SHARE = 0.8
 
 
-class Perftest:
-    """perftest's bandwidth rows (Gb/s, as --report_gbits prints them) and its banner."""
+class _PerftestRun:
+    """One perftest run's bandwidth rows (Gb/s, as --report_gbits prints them) and banner."""
 
     def __init__(self) -> None:
         self.rows: list[dict[str, float]] = []
         self.banner: dict[str, Any] = {}
         self.unit_ok = True
 
-    def feed(self, lines: list[str]) -> None:
-        text = plain("\n".join(lines))
+    def feed(self, text: str) -> None:
         if "BW peak[MB/sec]" in text:
             self.unit_ok = False  # run without --report_gbits: MB/s, not what is set against
         for name, value in _PERFTEST_FIELD.findall(text):
@@ -362,26 +365,53 @@ class Perftest:
                 }
             )
 
+    def results(self) -> dict[str, Any] | None:
+        return {**self.banner, "rows": self.rows} if self.rows and self.unit_ok else None
+
+
+class Perftest:
+    """perftest's results per device pair, as `{"perftest": {"mlx5_0:mlx5_1": run}}`; output
+    no PERFTEST_PAIR line announced (perftest run by hand) is keyed by its banner's device."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, _PerftestRun] = {}
+        self.pair = ""
+
+    def feed(self, lines: list[str]) -> None:
+        pieces = _PERFTEST_PAIR.split(plain("\n".join(lines)))  # text, pair, text, pair, ...
+        self.runs.setdefault(self.pair, _PerftestRun()).feed(pieces[0])
+        for pair, text in zip(pieces[1::2], pieces[2::2], strict=True):
+            self.pair = pair
+            self.runs.setdefault(pair, _PerftestRun()).feed(text)
+
     def results(self) -> dict[str, Any]:
-        if not self.rows or not self.unit_ok:
-            return {}
-        return {"perftest": {**self.banner, "rows": self.rows}}
+        found = {}
+        for pair, run in self.runs.items():
+            if (shown := run.results()) is not None:
+                found[pair or str(shown.get("device", "?"))] = shown
+        return {"perftest": found} if found else {}
 
 
-def perftest_summary(results: dict[str, Any]) -> str:
+def _best(run: dict[str, Any]) -> tuple[dict[str, float], float | None]:
+    """A run's fastest row, and its share of the port's rate (None: the rate is unknown)."""
+    best = max(run["rows"], key=lambda r: r["average_gbps"])
+    rate = run.get("port_rate_gbps")
+    return best, best["average_gbps"] / rate if rate else None
+
+
+def perftest_pair_summary(pair: str, run: dict[str, Any]) -> str:
     """ "RDMA_Write BW Test on mlx5_0: 98.03 Gb/s (98% of the port's 100 Gb/s)", and below
     80% of the rate the usual suspects, with what this run showed of them."""
-    run = results["perftest"]
-    best = max(run["rows"], key=lambda r: r["average_gbps"])
+    here, _, there = pair.partition(":")
+    where = here + (f" to the server's {there}" if there and there != here else "")
+    best, share = _best(run)
     text = (
-        f"{run.get('test', 'perftest')} on {run.get('device', '?')}: "
+        f"{run.get('test', 'perftest')} on {where}: "
         f"{best['average_gbps']:.2f} Gb/s at {best['size_bytes']} B"
     )
-    rate = run.get("port_rate_gbps")
-    if not rate:
+    if share is None:
         return text + " (the port's rate is unknown: nothing to set it against)"
-    share = best["average_gbps"] / rate
-    text += f" ({share:.0%} of the port's {rate:g} Gb/s)"
+    text += f" ({share:.0%} of the port's {run['port_rate_gbps']:g} Gb/s)"
     if share >= PERFTEST_FAIR_SHARE:
         return text
     mtu = run.get("mtu", "?")
@@ -393,6 +423,30 @@ def perftest_summary(results: dict[str, Any]) -> str:
         "a NIC on another NUMA node than the cores the test ran on (`numactl -N <node>`)",
     ]
     return text + f"; below {PERFTEST_FAIR_SHARE:.0%}: check " + "; ".join(suspects)
+
+
+def perftest_summary(results: dict[str, Any]) -> str:
+    """One pair's summary; for several, each pair's Gb/s and share (perftest_details has
+    each pair's whole summary)."""
+    runs: dict[str, dict[str, Any]] = results["perftest"]
+    if len(runs) == 1:
+        return perftest_pair_summary(*next(iter(runs.items())))
+    parts = []
+    for pair, run in runs.items():
+        best, share = _best(run)
+        said = "rate unknown" if share is None else f"{share:.0%} of {run['port_rate_gbps']:g} Gb/s"
+        low = share is not None and share < PERFTEST_FAIR_SHARE
+        parts.append(
+            f"{pair} {best['average_gbps']:.2f} Gb/s ({said}"
+            + (f": below {PERFTEST_FAIR_SHARE:.0%})" if low else ")")
+        )
+    test = next(iter(runs.values())).get("test", "perftest")
+    return f"{test} on {len(runs)} device pairs: " + ", ".join(parts)
+
+
+def perftest_details(results: dict[str, Any]) -> list[str]:
+    runs: dict[str, dict[str, Any]] = results["perftest"]
+    return [perftest_pair_summary(p, r) for p, r in runs.items()] if len(runs) > 1 else []
 
 
 PARSERS: dict[str, type[Parser]] = {
@@ -447,7 +501,7 @@ _SUMMARIES: list[tuple[str, Callable[[Results], str], Callable[[Results], list[s
     ("ops", ds_report_summary, ds_report_details),
     ("flexflow", flexflow_summary, None),
     ("iterations", megatron_summary, None),
-    ("perftest", perftest_summary, None),
+    ("perftest", perftest_summary, perftest_details),
 ]
 
 
