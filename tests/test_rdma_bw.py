@@ -13,7 +13,13 @@ import pytest
 
 from tests import netns
 from tests.cli import run_wizard
-from wizard.engine.recipes.parsers import PERFTEST_PAIR, Perftest, perftest_summary, summary
+from wizard.engine.recipes.parsers import (
+    PERFTEST_PAIR,
+    Perftest,
+    Summary,
+    perftest_summary,
+    summary,
+)
 
 DATA = Path(__file__).parent / "data"
 WRITE = DATA / "ib_write_bw-roce-100g.txt"
@@ -232,3 +238,23 @@ def test_the_server_runs_on_another_host_over_real_ssh(tmp_path: Path, bin_dir: 
     servers = [c for c in calls if not c.endswith("peer-roce")]
     assert len(servers) == 2 and all(f"-d {odd} -p 18515" in c for c in servers)
     assert "98% of the port's 100 Gb/s" in done.stdout
+
+
+def test_a_run_saved_before_device_pairs_is_still_described() -> None:
+    """`wizard status` on a run of the one-device recipe: its results held one run's banner
+    and rows, not a table of pairs, and are read as the pair of the device they name."""
+    saved = {
+        "perftest": {
+            "test": "RDMA_Write BW Test",
+            "device": "mlx5_0",
+            "port_rate_gbps": 100.0,
+            "rows": [
+                {"size_bytes": 65536, "iterations": 5000, "peak_gbps": 98.1,
+                 "average_gbps": 98.03, "msg_rate_mpps": 0.187},
+            ],
+        }
+    }  # fmt: skip
+    line = perftest_summary(saved)
+    assert line.startswith("RDMA_Write BW Test on mlx5_0: 98.03 Gb/s"), line
+    assert "98% of the port's 100 Gb/s" in line
+    assert summary(saved) == Summary(line, [])

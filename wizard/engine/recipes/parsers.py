@@ -425,10 +425,19 @@ def perftest_pair_summary(pair: str, run: dict[str, Any]) -> str:
     return text + f"; below {PERFTEST_FAIR_SHARE:.0%}: check " + "; ".join(suspects)
 
 
+def _pairs(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The results per device pair; a run saved before there were pairs held one run's
+    banner and rows, keyed by nothing: it is the pair of the device its banner names."""
+    runs: dict[str, Any] = results["perftest"]
+    if "rows" in runs:
+        return {str(runs.get("device", "?")): runs}
+    return runs
+
+
 def perftest_summary(results: dict[str, Any]) -> str:
     """One pair's summary; for several, each pair's Gb/s and share (perftest_details has
     each pair's whole summary)."""
-    runs: dict[str, dict[str, Any]] = results["perftest"]
+    runs = _pairs(results)
     if len(runs) == 1:
         return perftest_pair_summary(*next(iter(runs.items())))
     parts = []
@@ -445,7 +454,7 @@ def perftest_summary(results: dict[str, Any]) -> str:
 
 
 def perftest_details(results: dict[str, Any]) -> list[str]:
-    runs: dict[str, dict[str, Any]] = results["perftest"]
+    runs = _pairs(results)
     return [perftest_pair_summary(p, r) for p, r in runs.items()] if len(runs) > 1 else []
 
 
