@@ -100,7 +100,7 @@ async def test_whole_flow_cancel_quit_and_resume(tmp_path: Path) -> None:
         await pilot.pause(0.1)
         tree = app.screen.query_one("#checks", Tree)
         leaves = [leaf for group in tree.root.children for leaf in group.children]
-        assert len(leaves) == 17 and all("checking" not in str(leaf.label) for leaf in leaves)
+        assert len(leaves) == 18 and all("checking" not in str(leaf.label) for leaf in leaves)
         assert "Nothing blocks the demo recipe" in text(app, "#summary")  # it requires none
         assert app.session.report.target.id == "flagcx-nvidia"  # the H100 was detected
 
