@@ -3,15 +3,18 @@ recipe that really runs here; a fix applied through the Fixes screen."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from pathlib import Path
 
+import psutil
 import pytest
 from rich.console import Console
 from textual.widgets import DataTable, SelectionList, Static, Tree
 
 import checks
+from checks.base import Fix, Status
 from tests.perf_runs import record_four_gpu_runs
 from tests.treehost import SYSTEM_GTEST, HidingHost
 from wizard.app.app import Session, WizardApp
@@ -211,13 +214,91 @@ async def test_apply_a_fix_from_the_fixes_screen(
         await until(pilot, lambda: "gtest is ok now" in text(app, "#fixstatus"), seconds=180)
         await pilot.press("escape")
         assert isinstance(app.screen, ChecksScreen)
-        await until(pilot, lambda: app.session.report is not None and not app.session.stale)
         await until(
             pilot,
             lambda: any(
                 f.id == "gtest" and f.status.value == "ok" for f in app.screen.found.values()
             ),
         )
+
+
+def offer_fix(app: WizardApp, fix: Fix) -> None:
+    """The recorded machine's googletest (found) as if it warned, with `fix` as its one fix:
+    a fix that really runs here, whose check the doctor then runs again."""
+    report = app.session.report
+    assert report is not None
+    report.findings = [
+        dataclasses.replace(f, status=Status.WARN, fixes=[fix]) if f.id == "gtest" else f
+        for f in report.findings
+    ]
+
+
+async def apply_ticked(pilot, app: WizardApp, key: str) -> None:  # type: ignore[no-untyped-def]
+    """On the Fixes screen, tick only `key`, press a, and say yes."""
+    fixlist = app.screen.query_one("#fixlist", SelectionList)
+    fixlist.deselect_all()
+    fixlist.select(key)
+    await pilot.press("a")
+    await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+    await pilot.press("y")
+
+
+async def test_the_checks_look_again_only_after_a_fix_ran(tmp_path: Path) -> None:
+    """Back from the Fixes screen without running one, the checks stand; after a fix ran
+    (its outcome said as the worker posted it), the doctor runs again."""
+    marker = tmp_path / "fixed"
+    app = WizardApp(session(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await check_machine(pilot, app)
+        offer_fix(app, Fix("Mark it fixed", [f"touch {marker}"]))
+        before = app.session.report
+        await pilot.press("f")
+        assert isinstance(app.screen, FixesScreen)
+        await pilot.press("escape")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, ChecksScreen) and app.session.report is before
+
+        await pilot.press("f")
+        await apply_ticked(pilot, app, "gtest:0")
+        await until(pilot, lambda: "Press escape" in text(app, "#fixstatus"))
+        assert marker.exists() and app.work is None
+        assert "gtest is ok now" in text(app, "#fixstatus")  # the recorded check, run again
+        await pilot.press("escape")
+        assert isinstance(app.screen, ChecksScreen)
+        await until(pilot, lambda: app.session.report not in (None, before))
+
+
+def sleeping(seconds: str) -> list[psutil.Process]:
+    """The live `sleep SECONDS` processes of this machine (a zombie has ended)."""
+    return [
+        p
+        for p in psutil.process_iter(["cmdline", "status"])
+        if p.info["cmdline"] == ["sleep", seconds] and p.info["status"] != psutil.STATUS_ZOMBIE
+    ]
+
+
+async def test_quitting_while_a_fix_runs_stops_it_first(tmp_path: Path) -> None:
+    """A fix that has run a while: q asks, q again stops it and quits; by the time the app
+    has gone, so has the fix's process."""
+    from wizard.app.app import ASK_AFTER_S
+
+    app = WizardApp(session(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await check_machine(pilot, app)
+        offer_fix(app, Fix("Wait a while", ["sleep 47.375"]))
+        await pilot.press("f")
+        await apply_ticked(pilot, app, "gtest:0")
+        await until(pilot, lambda: bool(sleeping("47.375")))
+        await pilot.press("escape")  # refused while it runs
+        assert isinstance(app.screen, FixesScreen)
+        await pilot.pause(ASK_AFTER_S + 0.2)
+        await pilot.press("q")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ConfirmScreen) and app.work is not None
+        await pilot.press("q")
+        await until(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 0
+    assert not sleeping("47.375")
 
 
 async def test_the_command_palette_offers_the_screens_actions(tmp_path: Path) -> None:
@@ -499,10 +580,10 @@ async def test_q_asks_before_stopping_a_step_that_has_run_a_while(tmp_path: Path
         await pilot.pause(ASK_AFTER_S + 0.2)
         await pilot.press("q")
         await pilot.pause(0.2)
-        assert isinstance(app.screen, ConfirmScreen) and app.busy()
+        assert isinstance(app.screen, ConfirmScreen) and app.work is not None
         await pilot.press("n")
         await pilot.pause(0.2)
-        assert isinstance(app.screen, StepsScreen) and app.busy()
+        assert isinstance(app.screen, StepsScreen) and app.work is not None
         await pilot.press("q")
         await pilot.pause(0.2)
         await pilot.press("q")
@@ -620,7 +701,7 @@ async def test_80x24_steps_keep_their_essential_keys_and_whole_titles(tmp_path: 
         assert "Retry" not in keys and "Skip" not in keys
         assert "running" in text(app, "#stepstatus")
         await pilot.press("c")
-        await until(pilot, lambda: not app.busy())
+        await until(pilot, lambda: app.work is None)
         await pilot.pause(0.1)
         keys = footer_keys(app)
         assert {"Retry", "Skip", "Results", "Back", "Help", "Quit"} <= set(keys)
@@ -825,7 +906,7 @@ async def test_the_log_follows_a_flood_to_its_last_line(tmp_path: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await check_machine(pilot, app)
         await pilot.press("n")
-        await until(pilot, lambda: app.session.run is not None and not app.busy(), 120)
+        await until(pilot, lambda: app.session.run is not None and app.work is None, 120)
         await pilot.pause(0.5)
         log = app.screen.query_one("#log", LogPane)
         assert log.lines[-1] == "300000"

@@ -79,7 +79,7 @@ async def ran(pilot) -> None:  # type: ignore[no-untyped-def]
     await pilot.press("n")
     for _ in range(400):
         run = pilot.app.session.run
-        if run is not None and run.first_unfinished() is None and not pilot.app.busy():
+        if run is not None and run.first_unfinished() is None and pilot.app.work is None:
             break
         await pilot.pause(0.05)
     await settle(pilot)

@@ -3,7 +3,6 @@ open each other by name; what runs tells the app through messages (wizard.app.me
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import time
 from collections.abc import Callable, Iterable
@@ -57,9 +56,6 @@ class Session:
     report: Diagnosis | None = None
     recipe: Recipe | None = None
     run: st.RunState | None = None
-    # Set by fixes.py until its rewrite (issue 20) dismisses with whether a fix ran, which
-    # the checks screen hears through `open("fixes", done=...)`; remove it then.
-    stale: bool = False
     hosts: list[HostSpec] = field(default_factory=list)  # the host list the start offers
     ssh_config: str | None = None
     slurm_wait: float = DEFAULT_WAIT_S  # how long salloc may pend for the app's request
@@ -94,25 +90,6 @@ class WizardApp(App[int]):
         self.show_recipe()
         self.local = LocalHost()
         self.work: Working | None = None  # what runs now, as its screen said (Working)
-        # fixes.py, until its rewrite (issue 20) posts Working and WorkDone, assigns these
-        # itself (`busy` through its setter below); remove them then.
-        self._fixes_running: Callable[[], bool] = lambda: False
-        self.busy_since = 0.0
-        self.stop: Callable[[], None] = lambda: None
-
-    @property
-    def busy(self) -> Callable[[], bool]:
-        """`app.busy()`: whether something runs that quitting must stop first."""
-        return lambda: self._current_work() is not None
-
-    @busy.setter
-    def busy(self, running: Callable[[], bool]) -> None:
-        self._fixes_running = running
-
-    def _current_work(self) -> Working | None:
-        if self.work is None and self._fixes_running():
-            return Working(self.stop, self.busy_since)
-        return self.work
 
     def on_working(self, message: Working) -> None:
         self.work = message
@@ -128,13 +105,6 @@ class WizardApp(App[int]):
         self.sub_title = (
             f"{recipe}, replaying {Path(replay).name}" if replay else f"{recipe} on this machine"
         )
-
-    def from_thread(self, callback: Callable[..., Any], *args: Any) -> None:
-        """call_from_thread for workers that may outlive the app (a check still running when
-        the user quits): once the app is gone there is nothing left to update. (fixes.py's
-        way; the other screens' workers post messages, which a closed screen drops.)"""
-        with contextlib.suppress(RuntimeError):
-            self.call_from_thread(callback, *args)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The palette (ctrl+p) offers what this screen's keys do, then Textual's own."""
@@ -170,7 +140,7 @@ class WizardApp(App[int]):
     def action_quit(self) -> None:
         """Leave; what runs is stopped first, after asking when it has run a while (y, or q
         again, confirms)."""
-        running = self._current_work()
+        running = self.work
         if running is not None and time.monotonic() - running.since > ASK_AFTER_S:
 
             def answered(yes: bool | None) -> None:
@@ -185,7 +155,7 @@ class WizardApp(App[int]):
 
     def _stop_and_exit(self) -> None:
         """Stop what runs (its state is saved as cancelled), then leave once it has ended."""
-        running = self._current_work()
+        running = self.work
         if running is None:
             self._leave()
             return
@@ -194,7 +164,7 @@ class WizardApp(App[int]):
         deadline = time.monotonic() + STOP_WAIT_S
 
         def leave_once_stopped() -> None:
-            if not self.busy() or time.monotonic() > deadline:
+            if self.work is None or time.monotonic() > deadline:
                 timer.stop()
                 self._leave()
 

@@ -15,6 +15,7 @@ from textual.message import Message
 
 from checks.base import Finding
 from wizard.engine.doctor.diagnosis import Diagnosis
+from wizard.engine.doctor.walk import Walked
 from wizard.engine.hosts.doctor_all import Difference, HostResult
 from wizard.engine.hosts.run_across import Across, Verdict
 from wizard.engine.recipes import state as st
@@ -62,6 +63,22 @@ class FindingResolved(Message):
 @dataclass
 class DoctorDone(Message):
     report: Diagnosis
+
+
+# -- fixes ----------------------------------------------------------------------------------
+
+
+@dataclass
+class FixWalked(Message):
+    """What became of one offered fix: applied (and its check run again), or found fixed
+    already by an earlier one."""
+
+    walked: Walked
+
+
+@dataclass
+class FixesEnded(Message):
+    """The fixes' worker has stopped: every ticked fix tried, or one cancelled."""
 
 
 # -- the doctor on many hosts ---------------------------------------------------------------

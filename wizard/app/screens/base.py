@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from textual.screen import Screen
+from textual.screen import Screen, ScreenResultType
 
 from wizard.app.app import WizardApp
 
 
-class WizardScreen(Screen[None]):
+class WizardScreen(Screen[ScreenResultType]):
+    """Its type parameter is what it is dismissed with, which `app.open(..., done=)` hears
+    (the fixes screen: whether a fix ran); the others are dismissed with nothing."""
+
     @property
     def wizard(self) -> WizardApp:
         """The app, typed: its session is what the screens share."""

@@ -113,11 +113,6 @@ class ChecksScreen(WizardScreen):
         tree.focus()
         self.start()
 
-    def on_screen_resume(self) -> None:
-        if self.wizard.session.stale:  # fixes.py's way, until it dismisses (see Session)
-            self.wizard.session.stale = False
-            self.start()
-
     def start(self) -> None:
         """Run the doctor (again): the diagnosis it replaces no longer stands meanwhile."""
         self.found.clear()

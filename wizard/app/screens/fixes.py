@@ -4,6 +4,7 @@ their checks run again."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
@@ -15,13 +16,14 @@ from textual.widgets import Footer, Header, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from checks.base import Finding, Fix, Status
+from wizard.app.messages import FixesEnded, FixWalked, WorkDone, Working
 from wizard.app.screens.base import WizardScreen
 from wizard.app.widgets.commands import command_block
 from wizard.app.widgets.log_pane import LogPane
 from wizard.app.widgets.tick_list import TickList
 from wizard.engine import marks
 from wizard.engine.doctor import walk
-from wizard.engine.doctor.fixes import Applied, apply, doctor_again, sudo_path
+from wizard.engine.doctor.fixes import Applied, Recheck, apply, doctor_again, sudo_path
 from wizard.engine.recipes.runner import StepRunner
 
 
@@ -65,7 +67,9 @@ def said(walked: walk.Walked) -> Text:
     return Text.assemble((failed.sign, failed.colour), f" {finding.id}: {why}")
 
 
-class FixesScreen(WizardScreen):
+class FixesScreen(WizardScreen[bool]):
+    """Dismissed with whether a fix ran (the checks screen then runs the doctor again)."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "apply", "Apply ticked"),
         Binding("c", "copy", "Copy commands"),
@@ -77,7 +81,10 @@ class FixesScreen(WizardScreen):
         self.offers: dict[str, walk.Offer] = {}  # by finding id
         self.entries: dict[str, tuple[Finding, Fix]] = {}
         self.why_not: dict[str, str] = {}  # why a fix cannot run here, by entry
-        self.runner: StepRunner | None = None
+        self.runner: StepRunner | None = None  # while fixes run
+        self.ran = False  # a fix ran: the checks must look again
+        self.said: list[Text] = []  # what became of each fix, as the worker posted it
+        self.fixed: set[str] = set()  # the findings said to be fixed
         self.shown: Fix | None = None  # the fix whose commands are on the right
 
     def compose(self) -> ComposeResult:
@@ -192,18 +199,29 @@ class FixesScreen(WizardScreen):
         self.wizard.confirm(question, body, answered)
 
     def run_fixes(self, chosen: list[tuple[Finding, Fix]]) -> None:
-        self.query_one("#fixlog", LogPane).remove_class("hidden")
+        self.ran = True
+        self.said, self.fixed = [], set()  # this run's
+        self.runner = StepRunner(self.wizard.local)
+        # Said before the worker starts: a q pressed at once stops the fixes, too.
+        self.app.post_message(Working(self.runner.cancel, time.monotonic()))
+        log = self.query_one("#fixlog", LogPane)
+        log.remove_class("hidden")
         self.query_one("#fixstatus", Static).update(Text("Running… (q stops and quits)"))
-        self.apply_in_thread(chosen)
+        session = self.wizard.session
+        recheck = doctor_again(session.host_factory, session.target)
+        self.apply_in_thread(chosen, self.runner, recheck, log.feed)
 
     @work(thread=True, exclusive=True, group="fixes")
-    def apply_in_thread(self, chosen: list[tuple[Finding, Fix]]) -> None:
-        log = self.query_one("#fixlog", LogPane)
-        self.runner = runner = StepRunner(self.wizard.local)
-        self.wizard.busy = lambda: self.runner is not None
-        self.wizard.busy_since = time.monotonic()
-        self.wizard.stop = runner.cancel
-        session = self.wizard.session
+    def apply_in_thread(
+        self,
+        chosen: list[tuple[Finding, Fix]],
+        runner: StepRunner,
+        recheck: Recheck,
+        feed: Callable[[list[str]], None],
+    ) -> None:
+        """The ticked fixes through the engine's walker, each one's outcome posted; the app
+        hears when they have ended (WorkDone), however they end. `feed` is the log pane's
+        buffer, which any thread may fill."""
         # A finding with several fixes ticked: each is tried in turn until one fixes it.
         picks: dict[str, list[Fix]] = {}
         for finding, fix in chosen:
@@ -212,33 +230,30 @@ class FixesScreen(WizardScreen):
 
         def decide(offer: walk.Offer) -> walk.Decision:
             fix = picks[offer.finding.id].pop(0)
-            log.feed([f"── {offer.finding.id}: {fix.title}", *(f"$ {c}" for c in fix.commands)])
+            feed([f"── {offer.finding.id}: {fix.title}", *(f"$ {c}" for c in fix.commands)])
             return fix
 
         def apply_fix(finding: Finding, fix: Fix) -> Applied:
-            return apply(
-                finding,
-                fix,
-                on_lines=log.feed,
-                runner=runner,
-                recheck=doctor_again(session.host_factory, session.target),
-            )
+            return apply(finding, fix, on_lines=feed, runner=runner, recheck=recheck)
 
-        lines: list[Text] = []
-        fixed: set[str] = set()  # told so already
         try:
             for walked in walk.walk(lambda: queue, decide, apply_fix):
-                if walked.offer.finding.id not in fixed:
-                    lines.append(said(walked))
-                if walked.fixed:
-                    fixed.add(walked.offer.finding.id)
+                self.post_message(FixWalked(walked))
         finally:
-            self.runner = None
-            session.stale = True
-            self.wizard.from_thread(self._finished, lines)
+            self.post_message(FixesEnded())
+            self.app.post_message(WorkDone())
 
-    def _finished(self, lines: list[Text]) -> None:
-        text = Text("\n").join([*lines, Text("Press escape: the checks run again.")])
+    def on_fix_walked(self, message: FixWalked) -> None:
+        walked = message.walked
+        finding_id = walked.offer.finding.id
+        if finding_id not in self.fixed:  # told so already
+            self.said.append(said(walked))
+        if walked.fixed:
+            self.fixed.add(finding_id)
+
+    def on_fixes_ended(self, message: FixesEnded) -> None:
+        self.runner = None
+        text = Text("\n").join([*self.said, Text("Press escape: the checks run again.")])
         self.query_one("#fixstatus", Static).update(text)
 
     def on_unmount(self) -> None:
@@ -246,7 +261,8 @@ class FixesScreen(WizardScreen):
             self.runner.cancel()
 
     def action_back(self) -> None:
+        """Back to the checks, which run again when a fix ran."""
         if self.runner is not None:
             self.notify("A fix is running: wait for it, or press q to stop it and quit.")
             return
-        self.app.pop_screen()
+        self.dismiss(self.ran)
