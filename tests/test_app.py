@@ -295,6 +295,7 @@ async def test_quitting_while_a_fix_runs_stops_it_first(tmp_path: Path) -> None:
         await pilot.press("q")
         await pilot.pause(0.2)
         assert isinstance(app.screen, ConfirmScreen) and app.work is not None
+        assert text(app, "#question") == "A fix is running. Stop it and quit?"
         await pilot.press("q")
         await until(pilot, lambda: app.return_code is not None)
     assert app.return_code == 0

@@ -147,8 +147,12 @@ class WizardApp(App[int]):
                 if yes:
                     self.call_later(self._stop_and_exit)
 
-            body = Text("Its state is saved as cancelled; `wizard resume` runs it again.")
-            question = "A step is running. Stop it and quit?"
+            body = Text(
+                "Its state is saved as cancelled; `wizard resume` runs it again."
+                if running.what == "step"
+                else "Its log is kept; `wizard doctor` shows what it changed."
+            )
+            question = f"A {running.what} is running. Stop it and quit?"
             self.confirm(question, body, answered, yes="Stop and quit (y, q)", yes_key="q")
             return
         self._stop_and_exit()
@@ -160,7 +164,7 @@ class WizardApp(App[int]):
             self._leave()
             return
         running.cancel()
-        self.notify("Stopping the running step; its state is saved…")
+        self.notify(f"Stopping the running {running.what}…")
         deadline = time.monotonic() + STOP_WAIT_S
 
         def leave_once_stopped() -> None:

@@ -28,10 +28,12 @@ from wizard.engine.recipes.runner import Outcome
 @dataclass
 class Working(Message):
     """Something runs that quitting must stop first (`cancel` ends it, its state saved);
-    `since` (time.monotonic) is when what runs now began: q asks first past a few seconds."""
+    `since` (time.monotonic) is when what runs now began: q asks first past a few seconds.
+    `what` names it in that question: a step (which `wizard resume` runs again) or a fix."""
 
     cancel: Callable[[], None]
     since: float
+    what: str = "step"
 
 
 @dataclass

@@ -203,7 +203,7 @@ class FixesScreen(WizardScreen[bool]):
         self.said, self.fixed = [], set()  # this run's
         self.runner = StepRunner(self.wizard.local)
         # Said before the worker starts: a q pressed at once stops the fixes, too.
-        self.app.post_message(Working(self.runner.cancel, time.monotonic()))
+        self.app.post_message(Working(self.runner.cancel, time.monotonic(), what="fix"))
         log = self.query_one("#fixlog", LogPane)
         log.remove_class("hidden")
         self.query_one("#fixstatus", Static).update(Text("Running… (q stops and quits)"))
