@@ -1,13 +1,14 @@
 """The app's host sources, driven with Pilot against real engines: hosts over SSH
 (tests/netns.py's sshd hosts: the interface each reaches the next through, a run across
 them), a Slurm allocation's nodes (tests/slurmlab.py's cluster: the one the app asks salloc
-for, the one it runs inside, one Slurm refuses; a run on them, and quitting during it), and
-where Slurm is not offered."""
+for, the one it runs inside, one Slurm refuses; a run on them, quitting during it and while
+salloc waits), and where Slurm is not offered."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -208,6 +209,32 @@ async def test_quitting_during_a_run_on_slurm_leaves_nothing_running_on_the_node
     assert app.session.run is not None
     build = st.load(app.session.run.run_id).steps["build"]
     assert {h["status"] for h in build.hosts.values()} == {st.CANCELLED}
+
+
+async def test_quitting_while_salloc_waits_takes_the_request_back_at_once(
+    in_the_lab: SlurmLab,
+) -> None:
+    """Every node is taken by another job: the app's request pends (it may wait 300 s);
+    quitting withdraws it then, and the app is gone within seconds."""
+    held = in_the_lab.run("salloc", "--no-shell", "-N3", "--exclusive")
+    holder = re.search(r"Granted job allocation (\d+)", held.stderr)
+    assert holder, held.stderr
+    try:
+        app = WizardApp(Session(LocalHost, recipe_name="flagcx"))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await slurm_offered(pilot, app)
+            app.screen.query_one("#slurm-nodes", Input).value = "1"
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: any("PENDING" in j for j in in_the_lab.jobs()), 30)
+            await pilot.press("ctrl+q")
+            quit_at = time.monotonic()
+            await until(pilot, lambda: app.return_code is not None, seconds=10)
+        while len(in_the_lab.jobs()) > 1 and time.monotonic() - quit_at < 15:
+            time.sleep(0.2)
+        assert in_the_lab.jobs() == [f"{holder[1]} RUNNING"]  # withdrawn, not left pending
+    finally:
+        in_the_lab.run("scancel", holder[1])
+    assert in_the_lab.idle(), in_the_lab.jobs()
 
 
 async def test_slurm_is_offered_only_where_it_is() -> None:
