@@ -211,20 +211,24 @@ async def test_quitting_during_a_run_on_slurm_leaves_nothing_running_on_the_node
     assert {h["status"] for h in build.hosts.values()} == {st.CANCELLED}
 
 
+@pytest.mark.parametrize("where", ["hosts", "steps"])
 async def test_quitting_while_salloc_waits_takes_the_request_back_at_once(
-    in_the_lab: SlurmLab,
+    in_the_lab: SlurmLab, where: str
 ) -> None:
-    """Every node is taken by another job: the app's request pends (it may wait 300 s);
-    quitting withdraws it then, and the app is gone within seconds."""
+    """Every node is taken by another job: the app's request pends (it may wait 300 s),
+    for the hosts screen's check or for a run; quitting withdraws it then, within seconds."""
     held = in_the_lab.run("salloc", "--no-shell", "-N3", "--exclusive")
     holder = re.search(r"Granted job allocation (\d+)", held.stderr)
     assert holder, held.stderr
     try:
         app = WizardApp(Session(LocalHost, recipe_name="flagcx"))
         async with app.run_test(size=(120, 40)) as pilot:
-            await slurm_offered(pilot, app)
-            app.screen.query_one("#slurm-nodes", Input).value = "1"
-            await pilot.press("ctrl+s")
+            if where == "hosts":
+                await slurm_offered(pilot, app)
+                app.screen.query_one("#slurm-nodes", Input).value = "1"
+                await pilot.press("ctrl+s")
+            else:
+                await run_on_slurm(pilot, app, "1")
             await until(pilot, lambda: any("PENDING" in j for j in in_the_lab.jobs()), 30)
             await pilot.press("ctrl+q")
             quit_at = time.monotonic()

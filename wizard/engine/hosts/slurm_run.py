@@ -64,10 +64,6 @@ class Hold:
             self.job = job
         return job
 
-    @property
-    def holding(self) -> bool:
-        return self.job is not None
-
     def close(self) -> Released:
         """Cancel the job steps the run left (a stopped srun's step may outlive it for a
         moment), then give the allocation back if the wizard asked for it."""
