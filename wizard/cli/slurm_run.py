@@ -55,10 +55,10 @@ def run_on_slurm(
     try:
         if getattr(args, "batch", False):
             return run_batch(recipe, args, state, answers, wanted, out)
-        with Hold(wanted, wait_s) as hold:
-            assert hold.job is not None
-            out.write(hold.job.describe())
-            out.write(f"Checking {len(hold.job.nodes)} nodes through srun ...")
+        hold = Hold(wanted, wait_s)
+        with hold as job:
+            out.write(job.describe())
+            out.write(f"Checking {len(job.nodes)} nodes through srun ...")
             verdict, across = over_slurm(
                 recipe, hold, answers=answers, run_dir=state.folder, force=args.force
             )
@@ -75,7 +75,7 @@ def run_on_slurm(
             out.write(launch.describe())
             try:
                 code = go(recipe, state, values, out, start, across)
-                if code and (note := why_it_failed(hold.job.job_id, state)):
+                if code and (note := why_it_failed(job.job_id, state)):
                     out.write(note)
                 return code
             finally:

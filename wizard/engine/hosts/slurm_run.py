@@ -76,9 +76,8 @@ class Hold:
             self._held.close()
         return Released(steps, given)
 
-    def __enter__(self) -> Hold:
-        self.open()
-        return self
+    def __enter__(self) -> Allocation:
+        return self.open()
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
