@@ -273,7 +273,8 @@ def test_without_pmi_plugins_mpirun_runs_inside_the_allocation(tmp_path: Path) -
     assert "--mca ras '^slurm' --host n1:1,n2:1" in run["steps"]["allreduce"]["command"]
 
 
-def _sleepers() -> list[int]:
+def sleepers() -> list[int]:
+    """The `sleep 4242` processes the slow recipes' builds run, wherever they run."""
     found = []
     for proc in Path("/proc").iterdir():
         with contextlib.suppress(OSError):
@@ -299,7 +300,7 @@ def test_ctrl_c_cancels_the_job_steps_and_resume_finishes_on_every_node(
         env=state_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 60
-    while len(_sleepers()) < 2:
+    while len(sleepers()) < 2:
         assert time.monotonic() < deadline and wizard.poll() is None, "builds never started"
         time.sleep(0.1)
     assert len(slurm.steps()) == 2, slurm.steps()
@@ -308,7 +309,7 @@ def test_ctrl_c_cancels_the_job_steps_and_resume_finishes_on_every_node(
     assert wizard.returncode == 130, out
     assert "Stopped during build" in out and "Giving back Slurm job" in out
     assert slurm.idle(), slurm.jobs()
-    assert slurm.steps() == [] and _sleepers() == []
+    assert slurm.steps() == [] and sleepers() == []
     build = _saved(state_env)["steps"]["build"]
     assert {h["status"] for h in build["hosts"].values()} == {"cancelled"}
 
@@ -404,8 +405,8 @@ def test_a_job_ended_by_its_time_limit_names_the_step_and_time(
 ) -> None:
     """scontrol's real answer for a job past its limit (tests/data), from a stand-in that
     prints it: the message names the job, its limit, the step it stopped and --time."""
-    from wizard.cli.slurm_run import time_limit_note
     from wizard.engine.hosts.sbatch import Ended, ended
+    from wizard.engine.hosts.slurm_run import why_it_failed
     from wizard.engine.recipes import state as st
 
     recorded = DATA / "slurm-22.05-scontrol-show-job-timeout.txt"
@@ -418,7 +419,7 @@ def test_a_job_ended_by_its_time_limit_names_the_step_and_time(
     assert ended("1") == Ended("TIMEOUT", 0, "00:01:00")
     state = st.new_run("flagcx", "flagcx.yaml", ["build", "allreduce"], {})
     state.step("build").status, state.step("allreduce").status = st.DONE, st.FAILED
-    note = time_limit_note("1", state)
+    note = why_it_failed("1", state)
     assert note == (
         "Slurm job 1 reached its time limit (00:01:00) during allreduce: ask for more with "
         "--time (e.g. --time=2:00:00), then `wizard resume --run "

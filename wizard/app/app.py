@@ -19,7 +19,7 @@ from textual.screen import Screen
 from wizard.app.messages import WorkDone, Working
 from wizard.engine.doctor.diagnosis import Diagnosis
 from wizard.engine.hosts.hostlist import HostSpec
-from wizard.engine.hosts.slurm import DEFAULT_WAIT_S
+from wizard.engine.hosts.slurm import DEFAULT_WAIT_S, Request
 from wizard.engine.recipes import state as st
 from wizard.engine.recipes.recipe import Recipe
 from wizard.engine.recipes.saved import Unfinished, unfinished_runs
@@ -59,6 +59,7 @@ class Session:
     hosts: list[HostSpec] = field(default_factory=list)  # the host list the start offers
     ssh_config: str | None = None
     slurm_wait: float = DEFAULT_WAIT_S  # how long salloc may pend for the app's request
+    slurm: Request | None = None  # the steps run on a Slurm allocation: what to ask for
     connect: Callable[[HostSpec], Host] | None = None  # how to reach a host (default: ssh)
 
     def connect_host(self, spec: HostSpec) -> Host:

@@ -28,7 +28,7 @@ from wizard.engine.hosts.doctor_all import (
 )
 from wizard.engine.hosts.hostlist import HostSpec
 from wizard.engine.hosts.network import route_probe
-from wizard.engine.hosts.slurm import Request, SlurmError, allocation, doctor_nodes
+from wizard.engine.hosts.slurm import Request, SlurmError, Stop, allocation, doctor_nodes
 from wizard.host import Host
 
 
@@ -43,6 +43,7 @@ class HostsScreen(WizardScreen):
         super().__init__()
         self.hosts = hosts
         self.source = ""  # where the hosts came from, when that is worth saying
+        self.stop = Stop()  # ends a Slurm check (salloc pending, the nodes' doctor) early
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -76,7 +77,8 @@ class HostsScreen(WizardScreen):
                 if asked
                 else "Reading the allocation's nodes from Slurm…"
             )
-            self.check_slurm(self.hosts, session.target, session.slurm_wait)
+            self.stop = Stop()
+            self.check_slurm(self.hosts, session.target, session.slurm_wait, self.stop)
             return
         self._add_rows([spec.label for spec in self.hosts])
         self._status(f"Checking {len(self.hosts)} hosts over SSH, all at once…")
@@ -105,19 +107,25 @@ class HostsScreen(WizardScreen):
         )
 
     @work(thread=True, exclusive=True)
-    def check_slurm(self, request: Request, target: str | None, wait_s: float) -> None:
+    def check_slurm(self, request: Request, target: str | None, wait_s: float, stop: Stop) -> None:
         """The allocation's nodes, each node's doctor as one job step; an allocation the
-        wizard asked for is given back once they have answered."""
+        wizard asked for is given back once they have answered, or once `stop` ended the
+        wait for it or for them."""
         try:
-            with allocation(request, wait_s) as job:
+            with allocation(request, wait_s, stop) as job:
                 self.post_message(HostsFound(job.nodes, job.describe()))
-                results = doctor_nodes(job, target=target)
+                results = doctor_nodes(job, target=target, stop=stop)
         except SlurmError as exc:
             self.post_message(HostsFailed(str(exc)))
             return
         self.post_message(
             HostsChecked(results, differences(results) + interface_difference(results))
         )
+
+    def on_unmount(self) -> None:
+        # Leaving (escape, quitting): a Slurm check still waiting is ended, not waited for
+        # (up to salloc's wait, or the nodes' doctor's timeout) before the app can exit.
+        self.stop()
 
     def on_hosts_found(self, message: HostsFound) -> None:
         self.source = message.note

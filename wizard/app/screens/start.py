@@ -1,6 +1,6 @@
 """Start: choose the target, the source folder and options, and where to check: this
-machine, a host list or, where Slurm is, a Slurm allocation's nodes; offer to resume a
-saved run."""
+machine, a host list or, where Slurm is, a Slurm allocation's nodes; where the steps run:
+here, across the host list, or on a Slurm allocation; offer to resume a saved run."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.validation import ValidationResult, Validator
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
 
 from checks.vendors import default_vendor
 from wizard.app.app import latest_unfinished
@@ -24,6 +24,7 @@ from wizard.engine.doctor.targets import TARGETS
 from wizard.engine.hosts.across import Cluster
 from wizard.engine.hosts.hostlist import HostListError, parse_hosts
 from wizard.engine.hosts.slurm import Request
+from wizard.engine.hosts.slurm_run import resume_request
 from wizard.engine.recipes import recipe as recipes
 from wizard.engine.recipes.run import ParamError, check_answers, parse_sets
 from wizard.host import Host
@@ -111,6 +112,11 @@ class StartScreen(WizardScreen):
                 yield Button("Check the Slurm nodes", id="check-slurm")
                 yield Label("nodes to ask salloc for (-N)", id="slurm-label")
                 yield Input(value="2", id="slurm-nodes", type="integer")
+            run_there = Checkbox(
+                "Run the steps on the Slurm nodes", session.slurm is not None, id="slurm-run"
+            )
+            run_there.display = False  # shown with the row above
+            yield run_there
             yield Label("What to build and test")
             yield Select(
                 self.recipe_choices(), value=session.recipe_name, allow_blank=False, id="recipe"
@@ -190,6 +196,7 @@ class StartScreen(WizardScreen):
             self.query_one("#target", Select).value = message.target
         self.slurm, self.job = message.slurm, message.job
         self.query_one("#slurm-actions").set_class(not self.slurm, "hidden")
+        self.query_one("#slurm-run").display = self.slurm
         for widget in (self.query_one("#slurm-label"), self.query_one("#slurm-nodes")):
             widget.display = self.job is None  # outside an allocation salloc asks for one
         self.refresh_bindings()
@@ -234,16 +241,22 @@ class StartScreen(WizardScreen):
 
     def action_slurm(self) -> None:
         """The nodes of the allocation the wizard runs in, else of one salloc asks for."""
-        nodes = None
-        if self.job is None:
-            text = self.query_one("#slurm-nodes", Input).value.strip()
-            if not text.isdigit() or int(text) < 1:
-                self.notify("Name how many nodes to ask for (1 or more).", title="Slurm")
-                self.query_one("#slurm-nodes", Input).focus()
-                return
-            nodes = int(text)
-        self.wizard.session.target = self._target()
-        self.wizard.open("hosts", Request(nodes=nodes))
+        request = self._slurm_request()
+        if request is not None:
+            self.wizard.session.target = self._target()
+            self.wizard.open("hosts", request)
+
+    def _slurm_request(self) -> Request | None:
+        """What to ask Slurm for: nothing inside an allocation (its nodes), else the nodes
+        typed; None, said, when they are not a count."""
+        if self.job is not None:
+            return Request()
+        text = self.query_one("#slurm-nodes", Input).value.strip()
+        if not text.isdigit() or int(text) < 1:
+            self.notify("Name how many nodes to ask for (1 or more).", title="Slurm")
+            self.query_one("#slurm-nodes", Input).focus()
+            return None
+        return Request(nodes=int(text))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "sets":
@@ -268,7 +281,8 @@ class StartScreen(WizardScreen):
         return answers
 
     def action_go(self) -> None:
-        """This machine's checks; the steps then run here, or across the other hosts named."""
+        """This machine's checks; the steps then run here, across the other hosts named, or
+        on the Slurm nodes."""
         answers = self._answers()
         if answers is None:
             return
@@ -278,10 +292,23 @@ class StartScreen(WizardScreen):
         except HostListError as exc:
             self.notify(str(exc), severity="error", title="Hosts")
             return
+        slurm = None
+        if self.slurm and self.query_one("#slurm-run", Checkbox).value:
+            if hosts:
+                self.notify(
+                    "Slurm gives the hosts: empty the host list, or untick the Slurm run.",
+                    severity="error",
+                    title="Slurm",
+                )
+                return
+            slurm = self._slurm_request()
+            if slurm is None:
+                return
         session = self.wizard.session
         session.answers = answers
         session.target = self._target()
         session.hosts = hosts
+        session.slurm = slurm
         session.run = None
         self.wizard.open("checks")
 
@@ -307,7 +334,9 @@ class StartScreen(WizardScreen):
         session.run = self.saved
         session.answers = dict(self.saved.answers)
         cluster = self.saved.cluster  # a run across hosts continues on its hosts
-        session.hosts = Cluster.specs_from(cluster) if cluster else []
+        slurm = cluster.get("slurm") if cluster else None  # a Slurm run on a new allocation
+        session.slurm = resume_request(slurm["request"]) if slurm else None
+        session.hosts = Cluster.specs_from(cluster) if cluster and not slurm else []
         if cluster:
             session.ssh_config = cluster.get("ssh_config")
         session.recipe_name = self.saved.recipe_path

@@ -1,10 +1,13 @@
 """Steps: the recipe's steps with status, elapsed time and progress, and a live log that
-follows the output; cancel, retry, skip and run from here."""
+follows the output; cancel, retry, skip and run from here. The run is on this machine,
+across the session's hosts over SSH, or on a Slurm allocation: held for each run (asked for
+again by a retry), its nodes checked first, given back when the run ends or the app quits."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,6 +22,7 @@ from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Stati
 
 from wizard.app.app import describe
 from wizard.app.messages import (
+    HostsFound,
     HostsJudged,
     RunEnded,
     StepFinished,
@@ -34,6 +38,8 @@ from wizard.engine.doctor.diagnosis import Diagnosis
 from wizard.engine.hosts.across import ClusterError
 from wizard.engine.hosts.hostlist import HostSpec
 from wizard.engine.hosts.run_across import Across, Verdict, over_ssh
+from wizard.engine.hosts.slurm import SlurmError
+from wizard.engine.hosts.slurm_run import Hold, Released, launch_on, over_slurm, why_it_failed
 from wizard.engine.hosts.ssh import SshConfigMissing
 from wizard.engine.marks import STEP
 from wizard.engine.recipes import recipe as recipes
@@ -69,7 +75,8 @@ def clock(seconds: float | None) -> str:
 
 
 def verdict_lines(verdict: Verdict) -> list[str]:
-    """What stops a run across the hosts (as `wizard run --hosts` says it)."""
+    """What stops a run across the hosts, or would without force (as `wizard run --hosts`
+    says it)."""
     lines = []
     for host in verdict.hosts:
         if host.error is not None:
@@ -78,7 +85,17 @@ def verdict_lines(verdict: Verdict) -> list[str]:
     for diff in verdict.blocking:
         shown = ", ".join(f"{k}={v}" for k, v in diff.values.items())
         lines.append(f"{diff.fact} differs: {shown} ({diff.why})")
-    return [*lines, "The start screen's ctrl+o shows every host's checks."]
+    return lines
+
+
+def released_lines(released: Released) -> list[str]:
+    """What giving back a Slurm allocation did (as `wizard run --slurm` says it)."""
+    lines = []
+    if released.steps:
+        lines.append(f"Cancelled the job steps left running: {', '.join(released.steps)}")
+    if released.job_id:
+        lines.append(f"Gave back Slurm job {released.job_id}.")
+    return lines
 
 
 def ranks_lines(verdict: Verdict) -> list[str]:
@@ -133,6 +150,11 @@ class StepsScreen(WizardScreen):
         self.values: dict[str, Any] = {}
         self.runner: StepRunner | None = None
         self.across: Across | None = None  # a run across the session's hosts
+        self.hold: Hold | None = None  # the Slurm allocation, while asked for or held
+        self.judging = False  # the hosts' doctor runs, for a run across them
+        self.pending: str | None = None  # where a run waiting for its nodes starts
+        self.unforced: list[str] = []  # what the hosts fail that the recipe requires
+        self.prepared = False  # the run is saved and its table shown
         self.running = False
         self.current: str | None = None
         self.started_at = 0.0
@@ -165,10 +187,13 @@ class StepsScreen(WizardScreen):
         session = self.wizard.session
         if not self.load():
             self._no_bar()
+        elif session.slurm is not None:  # on its nodes: each node's doctor first
+            self.hold_nodes(None)
         elif session.hosts:  # across them: every host's doctor first, as `run --hosts`
             assert self.recipe is not None
             self.status(f"Checking {len(session.hosts)} hosts over SSH for a run across them…")
             answers = dict(session.answers)
+            self.judging = True
             self.judge_hosts(self.recipe, session.hosts, session.ssh_config, answers)
         else:
             self.begin(None)
@@ -179,8 +204,10 @@ class StepsScreen(WizardScreen):
         if self.prepare():
             self.query_one("#steps-table", DataTable).focus()
             self.maybe_run(None)
-        elif self.wizard.session.run is None:
+            return
+        if self.wizard.session.run is None:
             self._no_bar()
+        self.give_back()
 
     def _no_bar(self) -> None:
         """Nothing will run: no busy-looking bar."""
@@ -197,27 +224,100 @@ class StepsScreen(WizardScreen):
         try:
             verdict, across = over_ssh(
                 recipe, specs, ssh_config=ssh_config, answers=answers, run_dir=UNSAVED_RUN,
-                force=False,
+                force=True,
             )  # fmt: skip
         except SshConfigMissing as exc:
             self.post_message(HostsJudged(None, None, str(exc)))
             return
         self.post_message(HostsJudged(verdict, across))
 
+    def hold_nodes(self, start: str | None) -> None:
+        """A run on Slurm: the allocation asked for (or the one the app runs inside), its
+        nodes checked; the run then starts from `start`."""
+        session = self.wizard.session
+        assert self.recipe is not None and session.slurm is not None
+        self.hold, self.judging, self.pending = Hold(session.slurm, session.slurm_wait), True, start
+        asked = session.slurm.nodes
+        self.status(
+            f"Asking salloc for {asked} node(s) (it may wait {session.slurm_wait:g} s; c stops)…"
+            if asked
+            else "Reading the allocation's nodes from Slurm…"
+        )
+        self.refresh_bindings()
+        self.judge_slurm(self.recipe, self.hold, dict(session.answers))
+
+    @work(thread=True, exclusive=True, group="hosts")
+    def judge_slurm(self, recipe: recipes.Recipe, hold: Hold, answers: dict[str, str]) -> None:
+        """The allocation and its nodes' doctor; given back at once unless a run can start."""
+        verdict, across, why = None, None, ""
+        try:
+            job = hold.open()
+            self.post_message(HostsFound(job.nodes, job.describe()))
+            verdict, across = over_slurm(
+                recipe, hold, answers=answers, run_dir=UNSAVED_RUN, force=True
+            )
+        except SlurmError as exc:  # refused, pending too long, or stopped by quitting
+            why = str(exc)
+        finally:
+            if across is None:
+                hold.close()
+        self.post_message(HostsJudged(verdict, across, why))
+
+    def on_hosts_found(self, message: HostsFound) -> None:
+        self.query_one("#log", LogPane).feed([message.note])
+        self.status(f"{message.note}: the doctor on every node through srun…")
+
     def on_hosts_judged(self, message: HostsJudged) -> None:
-        if message.across is not None and message.verdict is not None:
-            self.query_one("#log", LogPane).feed(ranks_lines(message.verdict))
-            self.begin(message.across)
+        self.judging = False
+        self.refresh_bindings()
+        verdict, across = message.verdict, message.across
+        if across is None or verdict is None:  # unreachable, or no host was tried
+            self.hold = None
+            if not self.prepared:
+                self._no_bar()
+            said = [message.why]
+            if verdict is not None:
+                key = "ctrl+s" if self.wizard.session.slurm else "ctrl+o"
+                hint = f"The start screen's {key} shows every host's checks."
+                said = [*verdict_lines(verdict), hint]
+            self.status(Text("\n".join(["Not started:", *said]), style="red"))
             return
-        self._no_bar()
-        said = verdict_lines(message.verdict) if message.verdict else [message.why]
-        self.status(Text("\n".join(["Not started:", *said]), style="red"))
+        self.query_one("#log", LogPane).feed(ranks_lines(verdict))
+        if not self.prepared:  # the first run: asked first what the hosts fail
+            stops = replace(verdict, force=False).stops
+            self.unforced = verdict_lines(verdict) if stops else []
+            self.begin(across)
+            return
+        run = self.wizard.session.run  # a run again, on a new allocation's nodes
+        assert run is not None
+        self.across = across
+        if self.resolve_values(run.folder):
+            across.run_dir = run.folder
+            self.go(self.pending)
+        else:
+            self.give_back()
+
+    def give_back(self) -> None:
+        """The allocation held for a run that does not start now; a run asks again."""
+        if self.hold is not None:
+            self.release(self.hold, self.query_one("#log", LogPane).feed)
+            self.hold = None
+
+    @work(thread=True, group="slurm")
+    def release(self, hold: Hold, feed: Callable[[list[str]], None]) -> None:
+        feed(released_lines(hold.close()))
 
     def on_unmount(self) -> None:
         # Leaving the app by any way (ctrl+q, a closed terminal) stops the running step; its
-        # state is saved as cancelled, and its processes end with it.
+        # state is saved as cancelled, and its processes end with it. A Slurm allocation
+        # being asked for or checked is stopped (its worker gives it back); one held
+        # between runs is given back here.
         if self.running and self.runner is not None:
             self.runner.cancel()
+        elif self.hold is not None:
+            self.hold.stop()
+            if not self.judging:
+                self.hold.close()
 
     # -- preparation ------------------------------------------------------------------------
 
@@ -238,15 +338,16 @@ class StepsScreen(WizardScreen):
             return False
         return True
 
-    def prepare(self) -> bool:
+    def resolve_values(self, folder: Path) -> bool:
+        """The run's values, every host's too; on Slurm, with the launch chosen (and said
+        in the log). False, said, when one is missing."""
         session, across = self.wizard.session, self.across
         report = session.report
         assert self.recipe is not None and report is not None
-        new = session.run is None or session.run.recipe != self.recipe.id
-        folder = UNSAVED_RUN if new or session.run is None else session.run.folder
+        facts = recipe_facts(report)
         try:
             self.values = resolve(
-                self.recipe, recipe_facts(report), session.answers, folder,
+                self.recipe, facts, session.answers, folder,
                 cluster=across.cluster if across else None,
             )  # fmt: skip
             if across:  # every host's values, now: not halfway through a build
@@ -254,6 +355,18 @@ class StepsScreen(WizardScreen):
                 across.check_values(session.answers)
         except (ParamError, ClusterError) as exc:
             self.status(f"{exc}. Go back (escape twice) and add it under More parameters.")
+            return False
+        if across and self.hold is not None:
+            launch = launch_on(self.recipe, across, self.values, session.answers, facts)
+            self.query_one("#log", LogPane).feed([launch.describe()])
+        return True
+
+    def prepare(self) -> bool:
+        session, across = self.wizard.session, self.across
+        assert self.recipe is not None
+        new = session.run is None or session.run.recipe != self.recipe.id
+        folder = UNSAVED_RUN if new or session.run is None else session.run.folder
+        if not self.resolve_values(folder):
             return False
         if new:  # saved only now that it starts: a parameter error above saves nothing
             try:
@@ -276,6 +389,7 @@ class StepsScreen(WizardScreen):
         )
         where = f" across {', '.join(h.label for h in across.cluster.hosts)}" if across else ""
         self.status(f"Run {run.run_id}{where}: {shown}")
+        self.prepared = True
         return True
 
     def steps_table(self) -> DataTable[Any]:
@@ -349,22 +463,27 @@ class StepsScreen(WizardScreen):
     def maybe_run(self, start: str | None) -> None:
         report = self.wizard.session.report
         assert self.recipe is not None and report is not None
-        failing = failing_requirements(self.recipe, report)
+        failing = [f"{f.id}: {f.summary}" for f in failing_requirements(self.recipe, report)]
+        failing += self.unforced  # the hosts', for a run across them
         if not failing:
             self.go(start)
             return
-        body = Text("\n".join(f"{f.id}: {f.summary}" for f in failing))
+        body = Text("\n".join(failing))
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self.go(start)
             else:
                 self.status("Not started. Press r to start anyway, or escape for the checks.")
+                self.give_back()
 
         self.wizard.confirm("These checks fail; run the steps anyway?", body, answered)
 
     def go(self, start: str | None) -> None:
-        if self.running or self.recipe is None or self.wizard.session.replay:
+        if self.running or self.judging or self.recipe is None or self.wizard.session.replay:
+            return
+        if self.wizard.session.slurm is not None and self.hold is None:
+            self.hold_nodes(start)  # each run on an allocation of its own, as `resume` does
             return
         run = self.wizard.session.run
         assert run is not None
@@ -377,8 +496,9 @@ class StepsScreen(WizardScreen):
         self.refresh_bindings()
         listener = Posting(self, self.query_one("#log", LogPane).feed)
         self.execute_steps(
-            self.recipe, run, dict(self.values), listener, self.runner, start, self.across
-        )
+            self.recipe, run, dict(self.values), listener, self.runner, start, self.across,
+            self.hold,
+        )  # fmt: skip
 
     @work(thread=True, exclusive=True, group="steps")
     def execute_steps(
@@ -390,7 +510,11 @@ class StepsScreen(WizardScreen):
         runner: StepRunner,
         start: str | None,
         across: Across | None,
+        hold: Hold | None,
     ) -> None:
+        """The steps; on Slurm, then the job steps left cancelled and the allocation given
+        back, however the run ended."""
+        ok = False
         try:
             if across:  # the hosts kept with the run, so that a resume continues on them
                 run.cluster = across.cluster.to_dict()
@@ -406,10 +530,15 @@ class StepsScreen(WizardScreen):
             said = f"Cancelled during {stopped}; its processes were ended. r resumes."
         except st.RunBusy as exc:
             said = str(exc)
+        finally:
+            if hold is not None and hold.job is not None:
+                note = None if ok else why_it_failed(hold.job.job_id, run)
+                listener.lines([*([note] if note else []), *released_lines(hold.close())])
         self.post_message(RunEnded(said))
 
     def on_run_ended(self, message: RunEnded) -> None:
         self.running = False
+        self.hold = None  # given back by the run's worker
         self.app.post_message(WorkDone())
         self.status(message.said)
         self.refresh_bindings()  # c goes, r and s come as they apply
@@ -456,6 +585,9 @@ class StepsScreen(WizardScreen):
         if self.running and self.runner is not None:
             self.runner.cancel()
             self.status("Cancelling…")
+        elif self.judging and self.hold is not None:  # salloc waiting, the nodes' doctor
+            self.hold.stop()
+            self.status("Stopping the wait for the Slurm nodes…")
 
     def action_retry(self) -> None:
         if not self.running and self.recipe is not None:
@@ -497,7 +629,9 @@ class StepsScreen(WizardScreen):
         run = self.wizard.session.run
         left = run.first_unfinished() if run is not None else None
         if action == "cancel":
-            return self.running
+            return self.running or (self.judging and self.hold is not None)
+        if action in RUN_KEYS and self.judging:  # the run waits for its hosts' doctor
+            return False
         if action == "retry":  # also starts a run that was not started
             return not self.running and self.recipe is not None and left is not None
         if action == "skip":

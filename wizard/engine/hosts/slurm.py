@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,51 @@ _GPUS = re.compile(r"gres[:/]gpu(?::[^:,=\s]+)?[:=](\d+)")
 
 class SlurmError(Exception):
     """Slurm could not give what was asked; the message says why and what to type next."""
+
+
+class SlurmStopped(SlurmError):
+    """What waited on Slurm was stopped by the wizard itself (Stop: the app quitting)."""
+
+
+class Stop:
+    """Ends, from another thread, what waits on Slurm: an salloc pending (it takes its
+    request back) and a job step running (srun passes SIGTERM on to its tasks and ends).
+    Once called, what would start next is refused (SlurmStopped)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: dict[subprocess.Popen[str], signal.Signals] = {}
+        self.called = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            self.called = True
+            for proc, signum in self._waiting.items():
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signum)
+
+    def check(self, what: str) -> None:
+        if self.called:
+            raise SlurmStopped(f"stopped {what}")
+
+    @contextlib.contextmanager
+    def watching(self, proc: subprocess.Popen[str], signum: signal.Signals) -> Iterator[None]:
+        """While the block runs, a call ends `proc` with `signum`."""
+        with self._lock:
+            self._waiting[proc] = signum
+            if self.called:
+                proc.send_signal(signum)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiting.pop(proc, None)
+
+
+def _watching(
+    stop: Stop | None, proc: subprocess.Popen[str], signum: signal.Signals
+) -> contextlib.AbstractContextManager[None]:
+    return stop.watching(proc, signum) if stop is not None else contextlib.nullcontext()
 
 
 def missing_tools() -> list[str]:
@@ -174,26 +220,40 @@ def from_environment(env: Mapping[str, str]) -> Allocation | None:
     return Allocation(job_id, nodes, int(gpus), tasks, owned=False)
 
 
-def request(wanted: Request, wait_s: float = DEFAULT_WAIT_S) -> Allocation:
-    """salloc --no-shell: an allocation of the wizard's own, granted within `wait_s`."""
+def request(
+    wanted: Request, wait_s: float = DEFAULT_WAIT_S, stop: Stop | None = None
+) -> Allocation:
+    """salloc --no-shell: an allocation of the wizard's own, granted within `wait_s`;
+    SlurmStopped when `stop` ends the wait (the request taken back)."""
     argv = ["salloc", "--no-shell", f"--immediate={max(1, int(wait_s))}", *wanted.salloc_args()]
+    if stop is not None:
+        stop.check("before salloc asked for the nodes")
     proc = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        _, err = proc.communicate()
+        with _watching(stop, proc, signal.SIGINT):
+            _, err = proc.communicate()
     except BaseException:  # Ctrl-C while pending: salloc takes the request back itself
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGINT)
         _, err = proc.communicate()
-        if match := _JOB.search(err or ""):
-            capture(["scancel", match[1]], 30)
+        _take_back(err)
         raise
     job = _JOB.search(err)
+    if stop is not None and stop.called:
+        _take_back(err)  # granted as it was stopped: given back at once
+        raise SlurmStopped(f"stopped while salloc waited for {' '.join(argv[3:]) or 'one node'}")
     if proc.returncode or not job or "Granted" not in err:
         raise SlurmError(_refused(argv, err, wait_s))
     fields = job_fields(job[1])
     return Allocation(job[1], expand(fields.get("NodeList", "")), gpus_of(fields), owned=True)
+
+
+def _take_back(said: str) -> None:
+    """scancel the job salloc's words name, if any: a request withdrawn or just granted."""
+    if match := _JOB.search(said or ""):
+        capture(["scancel", match[1]], 30)
 
 
 def _refused(argv: list[str], said: str, wait_s: float) -> str:
@@ -213,9 +273,11 @@ def _refused(argv: list[str], said: str, wait_s: float) -> str:
 
 
 @contextlib.contextmanager
-def allocation(wanted: Request, wait_s: float = DEFAULT_WAIT_S) -> Iterator[Allocation]:
+def allocation(
+    wanted: Request, wait_s: float = DEFAULT_WAIT_S, stop: Stop | None = None
+) -> Iterator[Allocation]:
     """The allocation to work in: the one the wizard runs inside, else one asked for now
-    and given back on the way out (an exception or Ctrl-C included)."""
+    and given back on the way out (an exception, Ctrl-C or `stop` included)."""
     require_tools()
     inside = from_environment(os.environ)
     if inside is not None:
@@ -227,7 +289,7 @@ def allocation(wanted: Request, wait_s: float = DEFAULT_WAIT_S) -> Iterator[Allo
             )
         yield inside
         return
-    granted = request(wanted, wait_s)
+    granted = request(wanted, wait_s, stop)
     try:
         yield granted
     finally:
@@ -248,10 +310,12 @@ def doctor_nodes(
     target: str | None = None,
     deep: bool = False,
     timeout: float = NODE_DOCTOR_TIMEOUT_S,
+    stop: Stop | None = None,
 ) -> list[HostResult]:
     """The doctor on every node at once, as one job step (one task a node); each node's
     observations are replayed here into the same results `doctor --hosts` gives. A node
-    whose task gave none is a result with srun's words for it."""
+    whose task gave none is a result with srun's words for it. SlurmStopped when `stop`
+    ends the step."""
     from wizard.engine.hosts.doctor_all import doctor_hosts
     from wizard.engine.hosts.slurm_node import decode
     from wizard.host.snapshot import SnapshotHost
@@ -265,7 +329,9 @@ def doctor_nodes(
         "--label", "--kill-on-bad-exit=0", sys.executable, "-m", "wizard.engine.hosts.slurm_node",
         *flags,
     )  # fmt: skip
-    out, err = _step(argv, timeout)
+    out, err = _step(argv, timeout, stop)
+    if stop is not None:
+        stop.check("while the nodes' doctor ran")
     seen = decode(out.splitlines())
     printed: dict[str, list[str]] = {node: [] for node in allocation.nodes}  # the task's own
     srun_said: dict[str, list[str]] = {}  # srun's: `srun: error: n2: task 1: Exited ...`
@@ -336,14 +402,17 @@ def peers(nodes: list[str], addresses: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _step(argv: list[str], timeout: float) -> tuple[str, str]:
+def _step(argv: list[str], timeout: float, stop: Stop | None = None) -> tuple[str, str]:
     """A job step's stdout and stderr; past `timeout` it is ended as Ctrl-C would (srun
     passes the signal on to every task and ends the step), its output so far kept."""
+    if stop is not None:
+        stop.check("before the job step started")
     proc = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        return proc.communicate(timeout=timeout)
+        with _watching(stop, proc, signal.SIGTERM):
+            return proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGINT)
         try:
@@ -454,12 +523,13 @@ def discover(
     *,
     target: str | None = None,
     ranks_per_host: int | None = None,
+    stop: Stop | None = None,
 ) -> tuple[list[HostResult], SlurmCluster]:
     """Every node's doctor (one step), and the cluster of the nodes. Slots: `ranks_per_host`,
     else the allocation's GPUs a node, else the node's GPU count, else its tasks, else 1."""
     from wizard.engine.recipes.run import recipe_facts
 
-    results = doctor_nodes(allocation, target=target)
+    results = doctor_nodes(allocation, target=target, stop=stop)
     hosts = []
     for index, result in enumerate(results):
         facts = recipe_facts(result.report) if result.report else {}
