@@ -23,6 +23,7 @@ from wizard.engine.recipes import state as st
 from wizard.engine.recipes.run import (
     UNSAVED_RUN,
     ParamError,
+    check_answers,
     drop_lost_steps,
     failing_requirements,
     parse_sets,
@@ -141,7 +142,7 @@ def _after(recipe: recipes.Recipe, out: Console, *, blocking: bool) -> bool:
 def run(args: RunRequest) -> int:
     out = Console()
     recipe = _load(args.recipe)
-    answers = _sets(args.sets)
+    answers = _sets(args.sets, recipe)
     check_slurm_args(args)
     if args.start:
         _check_step(recipe, args.start)
@@ -221,10 +222,11 @@ def resume(args: argparse.Namespace) -> int:
     leftovers = stop_leftovers(state.run_id)
     if leftovers:
         out.write(f"Stopped {len(leftovers)} process(es) left running by the interrupted wizard.")
+    sets = _sets(args.sets, recipe)
     facts = _doctor(recipe, args.force, out)
     if facts is None:
         return EXIT_FAILED
-    answers = {**state.answers, **_sets(args.sets)}
+    answers = {**state.answers, **sets}
     state.answers = answers
     across = None
     if state.cluster and "slurm" in state.cluster:  # a new allocation, as the run asked
@@ -260,10 +262,11 @@ def steps(args: argparse.Namespace) -> int:
     recipe = _load(args.recipe)
     if args.start:
         _check_step(recipe, args.start)
+    answers = _sets(args.sets, recipe)
     facts = recipe_facts(run_doctor(LocalHost()))
     missing: list[str] = []
     try:
-        values = resolve(recipe, facts, _sets(args.sets), UNSAVED_RUN, missing=missing)
+        values = resolve(recipe, facts, answers, UNSAVED_RUN, missing=missing)
     except ParamError as exc:
         raise UsageError(str(exc)) from None
     out.write(f"{recipe.title} ({recipe.path})")
@@ -292,11 +295,15 @@ def steps(args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
-def _sets(pairs: list[str]) -> dict[str, str]:
+def _sets(pairs: list[str], recipe: recipes.Recipe) -> dict[str, str]:
+    """The --set answers, each naming one of the recipe's parameters: said before the
+    doctor runs, so a typo is not hidden behind what the doctor finds."""
     try:
-        return parse_sets(pairs)
+        answers = parse_sets(pairs)
+        check_answers(recipe, answers)
     except ParamError as exc:
         raise UsageError(str(exc)) from None
+    return answers
 
 
 def _check_step(recipe: recipes.Recipe, step_id: str) -> None:
