@@ -437,6 +437,18 @@ def test_slurm_tools_without_a_cluster_skip_the_slurm_finding() -> None:
     assert finding["summary"].startswith("Slurm's client tools (version unknown), but no cluster")
 
 
+def test_doctor_slurm_without_a_cluster_says_so_not_sinfo() -> None:
+    """Real salloc with no slurm.conf: its 'fatal: Could not establish a configuration
+    source' is a missing cluster, which `sinfo` cannot show either."""
+    if why := available():
+        pytest.skip(why)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    done = run_wizard(env, "doctor", "--slurm", timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "no Slurm cluster is configured here (no slurm.conf" in done.stderr
+    assert "sinfo" not in done.stderr
+
+
 def test_a_controller_that_does_not_answer_is_a_warning(tmp_path: Path) -> None:
     """The lab's configuration after the lab has stopped: sinfo names what failed."""
     if why := available():

@@ -267,6 +267,12 @@ def _refused(argv: list[str], said: str, wait_s: float) -> str:
             "withdrawn. Ask for less (-N, --gpus-per-node, a shorter --time) or another "
             "partition (-p; `sinfo` shows them), or wait longer with --slurm-wait SECONDS"
         )
+    if any("Could not establish a configuration source" in line for line in lines):
+        return (
+            f"salloc {asked}: no Slurm cluster is configured here (no slurm.conf, and no "
+            "configless controller found through DNS). Run the wizard on a login node of the "
+            "cluster (or set SLURM_CONF to its slurm.conf), or use --hosts"
+        )
     error = next((line for line in reversed(lines) if line.startswith("error:")), "")
     words = error.removeprefix("error: ") or (lines[-1] if lines else "no answer")
     return f"salloc {asked} was refused: {words}. `sinfo` shows the partitions and their nodes"
