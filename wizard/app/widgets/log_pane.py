@@ -82,12 +82,6 @@ class LogPane(Log):
         self.auto_scroll = True
         self._keep_end()
 
-    def reset(self) -> None:
-        with self._lock:
-            self._pending.clear()
-        self.clear()
-        self._search_from = 0
-
     def toggle_follow(self) -> bool:
         self.auto_scroll = not self.auto_scroll
         if self.auto_scroll:
