@@ -12,8 +12,8 @@ import pytest
 from checks.base import Status
 from tests.cli import run_wizard
 from tests.treehost import TreeHost, recorded_nvml
+from wizard import main as cli
 from wizard.cli import doctor as doctor_command
-from wizard.cli import main as cli
 from wizard.engine.doctor import fixes
 from wizard.engine.doctor.diagnosis import run_doctor
 

@@ -1,3 +1,3 @@
-from wizard.cli.main import main
+from wizard.main import main
 
 raise SystemExit(main())

@@ -1,5 +1,6 @@
-"""Command line: the guided app, `wizard doctor`, `snapshot`, `run`, `resume`, `status`,
-`steps` and `report`.
+"""`wizard`, the entry point of both front ends: with no command the guided app (or the
+plain prompts), else the command line's commands (doctor, snapshot, hosts, run, resume,
+status, steps, report). The one module that imports both wizard.app and wizard.cli.
 
 Kept light at import time so `wizard --help` answers at once: the engine and checks are
 imported by the command that needs them.
