@@ -12,7 +12,7 @@ import pytest
 from checks.base import Status
 from tests.cli import run_wizard
 from tests.treehost import TreeHost, recorded_nvml
-from wizard import main as cli
+from wizard import main as entry
 from wizard.cli import doctor as doctor_command
 from wizard.engine.doctor import fixes
 from wizard.engine.doctor.diagnosis import run_doctor
@@ -85,7 +85,7 @@ def test_an_internal_error_names_its_log_and_exits_70(
 
     monkeypatch.setattr(doctor_command, "doctor", broken)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    assert cli.main(["doctor"]) == 70
+    assert entry.main(["doctor"]) == 70
     log = tmp_path / "state" / "wizard" / "crash.log"
     assert f"the traceback is in {log}" in capsys.readouterr().err
     assert "RuntimeError: a bug" in log.read_text()
@@ -93,7 +93,7 @@ def test_an_internal_error_names_its_log_and_exits_70(
     monkeypatch.delenv("XDG_STATE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "nonexistent"))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    assert cli.main(["doctor"]) == 70
+    assert entry.main(["doctor"]) == 70
     err = capsys.readouterr().err
     crash = next(tmp_path.glob("wizard-crash-*.log"))
     assert f"the traceback is in {crash}" in err and "RuntimeError" in crash.read_text()
