@@ -90,7 +90,7 @@ async def flood(lines: int) -> dict[str, float]:
         pressed = time.perf_counter()
         await pilot.press("f")
         started = time.perf_counter()
-        while app.busy() or log.received < lines:
+        while app.work is not None or log.received < lines:
             await pilot.pause(0.01)
         step = app.session.run.steps["flood"]  # type: ignore[union-attr]
         await pilot.pause(0.2)
