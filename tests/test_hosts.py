@@ -1028,3 +1028,21 @@ def test_deepspeed_across_hosts_starts_one_launcher_a_host_from_one_hostfile(
         ) in out
         assert f"--no_ssh --node_rank {rank} --master_addr {first} --master_port " in out
         assert f"[{name}] {name} hostfile ['node0', 'slots=2', 'node1', 'slots=2']" in out
+
+
+def test_the_link_to_one_flagcx_path_is_a_command_to_type_for_any_host() -> None:
+    """A host given as name:port is reached with -p, and paths with spaces stay one word
+    each, on this machine's shell and on the host's."""
+    from wizard.engine.hosts.doctor_all import _link_one_path
+
+    specs = {s.label: s for s in map(parse_host, ("a", "b:2222", "c"))}
+    paths = {"a": "/opt/FlagCX", "b:2222": "/home/me/Flag CX", "c": "/opt/FlagCX"}
+    (command,) = _link_one_path(paths, specs)
+    assert shlex.split(command) == [
+        "ssh",
+        "-p",
+        "2222",
+        "b",
+        "ln -s '/home/me/Flag CX' /opt/FlagCX",
+    ]
+    assert shlex.split(shlex.split(command)[-1]) == ["ln", "-s", "/home/me/Flag CX", "/opt/FlagCX"]

@@ -231,7 +231,8 @@ def differences(results: list[HostResult]) -> list[Difference]:
         values = {r.spec.label: _value(r.report, compared.fact) for r in reached}  # type: ignore[arg-type]
         present = {repr(v) for v in values.values() if v not in (None, "")}
         if len(present) > 1:
-            fixes = _link_one_path(values) if compared.fact == "flagcx.path" else ()
+            specs = {r.spec.label: r.spec for r in reached}
+            fixes = _link_one_path(values, specs) if compared.fact == "flagcx.path" else ()
             found.append(Difference(compared.fact, values, compared.blocking, compared.why, fixes))
     return found
 
@@ -279,18 +280,22 @@ def unreachable_advice(result: HostResult) -> list[str]:
     return [f"{ssh}   # see where the connection stops"]
 
 
-def _link_one_path(paths: dict[str, Any]) -> tuple[str, ...]:
+def _link_one_path(paths: dict[str, Any], specs: dict[str, HostSpec]) -> tuple[str, ...]:
     """FlagCX's guide: one path on every host, each linked to its own (vendor's) checkout.
-    The path most hosts use is kept; each other host gets a link there to its own."""
+    The path most hosts use is kept; each other host gets a link there to its own, as a
+    command to type (its port as -p: a label's name:port is no ssh destination)."""
     used = [p for p in paths.values() if p]
     if not used:
         return ()
     keep = max(used, key=lambda p: (used.count(p), -used.index(p)))  # ties: the first host's
-    return tuple(
-        f"ssh {host} {shlex.quote(f'ln -s {path} {keep}')}"
-        for host, path in paths.items()
-        if path and path != keep
-    )
+    commands = []
+    for label, path in paths.items():
+        if path and path != keep:
+            spec = specs[label]
+            port = ["-p", str(spec.port)] if spec.port else []
+            link = shlex.join(["ln", "-s", str(path), str(keep)])
+            commands.append(shlex.join(["ssh", *port, spec.destination, link]))
+    return tuple(commands)
 
 
 def _value(report: Diagnosis, fact: str) -> Any:
