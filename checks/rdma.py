@@ -124,7 +124,7 @@ def driver(ctx: Context, device: str) -> str:
     return os.path.basename(target) if target != link else ""
 
 
-def describe(ctx: Context, port: Port, mtu: dict[str, int] | None = None) -> list[str]:
+def describe(port: Port, gid: Gid | None, netdev_mtu: str, mtu: dict[str, int] | None) -> list[str]:
     """A port in short lines, each a few facts, so a narrow pane wraps none mid-way: state and
     link layer, physical state and rate, MTU, the GID NCCL would use."""
     lines = [f"{port.device} port {port.number}: {port.state} ({port.layer})"]
@@ -141,10 +141,8 @@ def describe(ctx: Context, port: Port, mtu: dict[str, int] | None = None) -> lis
                 else ""
             )
         )
-    gid = port.gid_index()
     if gid is not None:
         if gid.netdev:
-            netdev_mtu = (ctx.host.read_text(f"/sys/class/net/{gid.netdev}/mtu") or "").strip()
             netdev = f"netdev {gid.netdev}"
             lines.append(f"  MTU {netdev_mtu} ({netdev})" if netdev_mtu else f"  {netdev}")
         lines.append(
@@ -233,22 +231,20 @@ def _ports_and_mtus(ctx: Context, ports: list[Port]) -> tuple[list[str], set[int
         ib_mtus, trouble = rdma_stack.devinfo_mtus(ctx, host.which("ibv_devinfo"))
         if trouble:
             lines.append(trouble)
+    mtus: set[int] = set()
     for port in ports:
-        mtu = ib_mtus.get((port.device, port.number)) if port.layer == "InfiniBand" else None
-        lines += describe(ctx, port, mtu)
-    mtus = {
-        int(m)
-        for p in active
-        if p.layer == "Ethernet"
-        and (g := p.gid_index())
-        and g.netdev
-        and (m := (host.read_text(f"/sys/class/net/{g.netdev}/mtu") or "").strip()).isdigit()
-    }
-    mtus |= {
-        m["active_mtu"]
-        for p in active
-        if p.layer == "InfiniBand" and "active_mtu" in (m := ib_mtus.get((p.device, p.number), {}))
-    }
+        gid = port.gid_index()
+        netdev_mtu = (
+            (host.read_text(f"/sys/class/net/{gid.netdev}/mtu") or "").strip()
+            if gid and gid.netdev
+            else ""
+        )
+        ib = ib_mtus.get((port.device, port.number)) if port.layer == "InfiniBand" else None
+        lines += describe(port, gid, netdev_mtu, ib)
+        if port.active and port.layer == "Ethernet" and netdev_mtu.isdigit():
+            mtus.add(int(netdev_mtu))
+        if port.active and ib and "active_mtu" in ib:
+            mtus.add(ib["active_mtu"])
     return lines, mtus
 
 
