@@ -284,6 +284,27 @@ async def test_the_hosts_screen_names_the_interface_each_host_reaches_the_next_t
     ]
 
 
+def _rendezvous_on(lab: netns.Lab) -> WizardApp:
+    """The app with the rendezvous recipe and the lab's two hosts named."""
+    return WizardApp(
+        Session(
+            LocalHost,
+            recipe_name=str(RENDEZVOUS),
+            answers={"script": str(RENDEZVOUS.with_suffix(".py"))},
+            hosts=parse_hosts("node0,node1"),
+            ssh_config=str(lab.config),
+        )
+    )
+
+
+async def _run_across(pilot, app: WizardApp) -> None:  # type: ignore[no-untyped-def]
+    """Check this machine (ctrl+n), then n: the steps across the named hosts."""
+    await pilot.pause(0.3)
+    await pilot.press("ctrl+n")
+    await until(pilot, lambda: app.session.report is not None, seconds=120)
+    await pilot.press("n")
+
+
 @needs_lab
 async def test_a_run_across_hosts_from_the_app_meets_on_every_host(tmp_path: Path) -> None:
     """The hosts named on the start screen: this machine's checks, then n runs the recipe
@@ -295,20 +316,9 @@ async def test_a_run_across_hosts_from_the_app_meets_on_every_host(tmp_path: Pat
             host.env = {"LAB_HOST": host.name}
             lab.start(host)
         first = lab.hosts[0].address
-        app = WizardApp(
-            Session(
-                LocalHost,
-                recipe_name=str(RENDEZVOUS),
-                answers={"script": str(RENDEZVOUS.with_suffix(".py"))},
-                hosts=parse_hosts("node0,node1"),
-                ssh_config=str(lab.config),
-            )
-        )
+        app = _rendezvous_on(lab)
         async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause(0.3)
-            await pilot.press("ctrl+n")
-            await until(pilot, lambda: app.session.report is not None, seconds=120)
-            await pilot.press("n")
+            await _run_across(pilot, app)
             assert isinstance(app.screen, StepsScreen)
             await until(pilot, lambda: "All steps done" in text(app, "#stepstatus"), 180)
             await pilot.pause(0.2)
@@ -325,20 +335,9 @@ async def test_a_run_across_an_unreachable_host_is_not_started(tmp_path: Path) -
     (tmp_path / "lab").mkdir()
     with netns.Lab(tmp_path / "lab", 2) as lab:
         lab.stop(lab.hosts[1])
-        app = WizardApp(
-            Session(
-                LocalHost,
-                recipe_name=str(RENDEZVOUS),
-                answers={"script": str(RENDEZVOUS.with_suffix(".py"))},
-                hosts=parse_hosts("node0,node1"),
-                ssh_config=str(lab.config),
-            )
-        )
+        app = _rendezvous_on(lab)
         async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause(0.3)
-            await pilot.press("ctrl+n")
-            await until(pilot, lambda: app.session.report is not None, seconds=120)
-            await pilot.press("n")
+            await _run_across(pilot, app)
             await until(pilot, lambda: "Not started" in text(app, "#stepstatus"), 180)
             said = " ".join(text(app, "#stepstatus").split())
     assert "node1 is unreachable: " in said and "Connection refused" in said, said
