@@ -21,6 +21,9 @@ _PMIX_COMPONENT = re.compile(r"^mca:pmix:(\w+):version:", re.M)
 # doctor says so sooner, as a warning.
 SINFO_TIMEOUT_S = 6
 NO_PMIX = {"isolated", "flux", "s1", "s2", "cray"}  # pmix components that are not PMIx
+# What Slurm's clients end with where no slurm.conf (nor a configless controller found
+# through DNS) names a cluster.
+NO_CLUSTER = "Could not establish a configuration source"
 
 
 def client_version(ctx: Context, srun: str) -> tuple[str, str]:
@@ -105,7 +108,7 @@ def slurm(ctx: Context) -> Finding:
     info = host.run(["sinfo", "-h", "-o", "%P|%a|%D|%G"], timeout=SINFO_TIMEOUT_S)
     if not info.ok:
         words = info.error or (info.output.strip().splitlines() or ["no answer"])[-1]
-        if "Could not establish a configuration source" in words:  # no slurm.conf, no DNS SRV
+        if NO_CLUSTER in words:
             tools = (
                 f"{named}'s client tools" if version else "Slurm's client tools (version unknown)"
             )

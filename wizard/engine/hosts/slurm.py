@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from checks.slurm import NO_CLUSTER
 from wizard.engine.hosts.across import Cluster, RunHost
 from wizard.engine.hosts.hostlist import HostSpec
 from wizard.host.local import capture
@@ -267,7 +268,7 @@ def _refused(argv: list[str], said: str, wait_s: float) -> str:
             "withdrawn. Ask for less (-N, --gpus-per-node, a shorter --time) or another "
             "partition (-p; `sinfo` shows them), or wait longer with --slurm-wait SECONDS"
         )
-    if any("Could not establish a configuration source" in line for line in lines):
+    if any(NO_CLUSTER in line for line in lines):
         return (
             f"salloc {asked}: no Slurm cluster is configured here (no slurm.conf, and no "
             "configless controller found through DNS). Run the wizard on a login node of the "
