@@ -57,6 +57,7 @@ steps:
             "uses {{ scr }}, which is not a parameter (did you mean 'src'?)",
         ),
         (GOOD + "    parse: bandwidth\n", 8, "unknown parser 'bandwidth'"),
+        (GOOD + "    parse: []\n", 8, "unknown parser []"),  # found by hypothesis
         (GOOD + "  - id: one\n    run: true\n", 8, "step id 'one' is used twice"),
         (
             GOOD + "  - id: two\n    run: echo 2\n    needs: [three]\n",

@@ -439,7 +439,7 @@ class _Validator:
         if parse is not None:
             from wizard.engine.recipes.parsers import PARSERS
 
-            if parse not in PARSERS:
+            if not isinstance(parse, str) or parse not in PARSERS:
                 raise self.fail(
                     entry,
                     f"step {step_id!r}: unknown parser {parse!r}; known: {', '.join(PARSERS)}",
